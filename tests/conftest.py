@@ -1,0 +1,27 @@
+"""Shared fixtures: the real data beside the checkout, and tiny models built offline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path:
+    """``../shared/data`` beside the checkout, or $ULTRA_SHARED_DATA."""
+    override = os.environ.get("ULTRA_SHARED_DATA")
+    return Path(override) if override else REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real public data (SLAKE, VQA-RAD, BUSI, DICOM, laparoscopy, PromptCBLUE)."""
+    root = shared_data_root()
+    if not (root / "SOURCES.md").is_file():
+        pytest.skip(
+            f"real data not found at {root} (set ULTRA_SHARED_DATA or place shared/data beside the repo)"
+        )
+    return root

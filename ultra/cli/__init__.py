@@ -1,0 +1,1 @@
+"""The ``ultra`` command line: thin commands over library functions."""

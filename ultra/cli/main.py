@@ -1,0 +1,30 @@
+"""Entry point of the ``ultra`` console script.
+
+Each command lives in its own module of ``ultra.cli`` and is registered here once it works.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ultra.cli.info import info
+from ultra.logs import configure_logging
+
+app = typer.Typer(
+    name="ultra",
+    help="Chinese ultrasound VQA toolkit (仅供研究，非临床诊断 — research use only).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings and errors only."),
+) -> None:
+    configure_logging(verbose=verbose, quiet=quiet)
+
+
+app.command("info")(info)
+# Command registrations (one line each) go below.

@@ -1,0 +1,52 @@
+"""Typed configuration loaded from YAML, with errors that name the bad field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be read or does not validate."""
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "<root>"
+        lines.append(f"  {field}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict, model: type[ConfigT], source: str = "<dict>") -> ConfigT:
+    """Validate a mapping against ``model``; the error lists every bad field by its dotted path."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: invalid configuration\n{_describe(error)}") from None
+
+
+def load_config(path: str | Path, model: type[ConfigT]) -> ConfigT:
+    """Read a YAML file into a typed config model."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return parse_config(data, model, source=str(path))
+
+
+def dump_config(config: BaseModel, path: str | Path) -> None:
+    """Write a config back to YAML (round-trips through ``load_config``)."""
+    Path(path).write_text(
+        yaml.safe_dump(config.model_dump(mode="json"), allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
