@@ -1,0 +1,189 @@
+"""Read DICOM files into RGB frames with pydicom's own decoders and pixel processing.
+
+Decoding plugins are chosen through pydicom's ``decoding_plugin`` option, so a caller (or a test)
+can restrict them, e.g. to ``("pydicom", "pillow")``, and see exactly the error a machine without
+the ``dicom`` extra would give.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pydicom import Dataset, dcmread
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import (
+    apply_color_lut,
+    apply_modality_lut,
+    apply_voi_lut,
+    convert_color_space,
+    get_decoder,
+)
+
+from ultra.dicom.errors import DicomReadError
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "install the dicom extra: pip install 'ultra[dicom]'"
+_YBR_TO_CONVERT = ("YBR_FULL", "YBR_FULL_422")
+_RGB_ALREADY = ("RGB", "YBR_ICT", "YBR_RCT")
+
+
+def read_dataset(path: str | Path, name: str | None = None) -> Dataset:
+    """Parse a DICOM Part 10 file, raising DicomReadError for anything that is not one."""
+    label = name or Path(path).name
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DicomReadError(label, f"cannot open file ({exc.strerror})") from None
+    if size == 0:
+        raise DicomReadError(label, "empty file")
+    try:
+        return dcmread(path)
+    except InvalidDicomError:
+        raise DicomReadError(label, "not a DICOM file (no DICM preamble)") from None
+    except Exception as exc:  # pydicom raises many types for corrupt headers
+        raise DicomReadError(label, f"unreadable DICOM header ({type(exc).__name__}: {exc})") from None
+
+
+def frame_count(ds: Dataset) -> int:
+    """Number of frames in the pixel data (1 for single-frame images)."""
+    try:
+        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _decode(ds: Dataset, index: int, plugins: Sequence[str] | None, label: str) -> tuple[np.ndarray, str]:
+    """Decode one frame, returning the array and the photometric interpretation it is really in."""
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise DicomReadError(label, "no pixel data")
+    tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if tsyntax is None:
+        raise DicomReadError(label, "no transfer syntax in the file meta information")
+    try:
+        decoder = get_decoder(tsyntax)
+    except NotImplementedError:
+        raise DicomReadError(label, f"unsupported transfer syntax {tsyntax.name} ({tsyntax})") from None
+    if decoder.is_native:
+        candidates = [""]
+    else:
+        available = decoder.available_plugins
+        candidates = list(available) if plugins is None else [p for p in plugins if p in available]
+        if not candidates:
+            raise DicomReadError(label, f"no decoder for {tsyntax.name} is installed; {INSTALL_HINT}")
+    last_error: Exception | None = None
+    for plugin in candidates:
+        try:
+            arr, meta = decoder.as_array(ds, index=index, as_rgb=False, decoding_plugin=plugin)
+            return arr, str(meta.get("photometric_interpretation", ds.PhotometricInterpretation))
+        except Exception as exc:  # corrupt or truncated data: try the next plugin, then report
+            last_error = exc
+            logger.debug("%s: plugin %r failed on frame %d: %s", label, plugin, index, exc)
+    raise DicomReadError(label, f"cannot decode frame {index} ({type(last_error).__name__}: {last_error})")
+
+
+def _to_uint8(arr: np.ndarray, low: float, high: float) -> np.ndarray:
+    scaled = (arr.astype(np.float64) - low) / max(high - low, 1e-9)
+    return np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
+
+
+def _voi_output_range(ds: Dataset) -> tuple[float, float] | None:
+    """The value range apply_voi_lut maps onto (PS3.3 C.11.2), or None when no VOI is defined."""
+    if "VOILUTSequence" in ds and ds.VOILUTSequence:
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+        return 0.0, float(2**bits - 1)
+    if "WindowCenter" not in ds or "WindowWidth" not in ds:
+        return None
+    bits = int(ds.BitsStored)
+    if ds.get("ModalityLUTSequence"):
+        low, high = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    elif int(ds.get("PixelRepresentation", 0)) == 0:
+        low, high = 0.0, float(2**bits - 1)
+    else:
+        low, high = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if slope is not None and intercept is not None:
+        low, high = low * float(slope) + float(intercept), high * float(slope) + float(intercept)
+    return low, high
+
+
+def _monochrome_to_rgb(arr: np.ndarray, ds: Dataset, index: int, photometric: str) -> np.ndarray:
+    values = apply_modality_lut(arr, ds)
+    out_range = _voi_output_range(ds)
+    if out_range is not None:
+        view = min(index, _window_count(ds) - 1)
+        values = apply_voi_lut(values, ds, index=view)
+        gray = _to_uint8(values, *out_range)
+    else:
+        gray = _to_uint8(values, float(values.min()), float(values.max()))
+    if photometric == "MONOCHROME1":
+        gray = 255 - gray
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def _window_count(ds: Dataset) -> int:
+    if "VOILUTSequence" in ds:
+        return max(1, len(ds.VOILUTSequence))
+    elem = ds["WindowCenter"]
+    return max(1, elem.VM)
+
+
+def _palette_to_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    rgb = apply_color_lut(arr, ds)[..., :3]
+    if rgb.dtype.itemsize > 1:
+        rgb = (rgb >> 8).astype(np.uint8) if int(rgb.max()) > 255 else rgb.astype(np.uint8)
+    return rgb
+
+
+def frame_to_rgb(arr: np.ndarray, photometric: str, ds: Dataset, index: int, label: str) -> np.ndarray:
+    """Convert one decoded frame to an (H, W, 3) uint8 RGB array, whatever its colour space."""
+    try:
+        if photometric in ("MONOCHROME1", "MONOCHROME2"):
+            return _monochrome_to_rgb(arr, ds, index, photometric)
+        if photometric == "PALETTE COLOR":
+            return _palette_to_rgb(arr, ds)
+        if photometric in _YBR_TO_CONVERT:
+            arr = convert_color_space(arr, photometric, "RGB")
+        elif photometric not in _RGB_ALREADY:
+            raise DicomReadError(label, f"unsupported photometric interpretation {photometric}")
+    except DicomReadError:
+        raise
+    except Exception as exc:
+        raise DicomReadError(
+            label, f"cannot convert {photometric} to RGB ({type(exc).__name__}: {exc})"
+        ) from None
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        raise DicomReadError(label, f"unexpected pixel array shape {arr.shape} for {photometric}")
+    arr = arr[..., :3]
+    if arr.dtype != np.uint8:
+        high = float(2 ** int(ds.get("BitsStored", 8)) - 1)
+        arr = _to_uint8(arr, 0.0, high)
+    return np.ascontiguousarray(arr)
+
+
+def decode_frame_rgb(
+    ds: Dataset, index: int = 0, *, plugins: Sequence[str] | None = None, name: str = "<dataset>"
+) -> np.ndarray:
+    """Decode frame ``index`` of a parsed dataset into an (H, W, 3) uint8 RGB array."""
+    total = frame_count(ds)
+    if not 0 <= index < total:
+        raise DicomReadError(name, f"frame {index} out of range (the file has {total} frames)")
+    arr, photometric = _decode(ds, index, plugins, name)
+    return frame_to_rgb(arr, photometric, ds, index, name)
+
+
+def load_dicom_image(
+    path: str | Path, frame: int = 0, *, plugins: Sequence[str] | None = None, name: str | None = None
+) -> Image.Image:
+    """Read one frame of a DICOM file as an RGB PIL image (colour conversion and VOI/windowing applied).
+
+    ``plugins`` restricts pydicom's decoding plugins (None = all installed); an error names the file.
+    """
+    label = name or Path(path).name
+    ds = read_dataset(path, label)
+    return Image.fromarray(decode_frame_rgb(ds, frame, plugins=plugins, name=label), mode="RGB")
