@@ -1,0 +1,216 @@
+"""Chinese instruction and evaluation data from BUSI labels only (no invented findings)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from data_zh.builders.phrasing import pick
+from data_zh.converters.busi import BUSI_LICENCE, LABEL_ZH, read_busi_labels
+from data_zh.schema import Labels, Media, Reasoning, Record, qa_turns
+from data_zh.splits import load_split
+
+logger = logging.getLogger(__name__)
+
+SITE_QUESTIONS = (
+    "这张超声图像的检查部位是哪里？",
+    "图中显示的是哪个部位的超声检查？",
+    "请问这是哪个器官的超声图像？",
+    "该超声检查的部位是什么？",
+)
+LESION_QUESTIONS = (
+    "图像中是否可见病灶？",
+    "这张乳腺超声图像中有没有病灶？",
+    "请判断图中是否存在局灶性病变。",
+    "该超声图像是否显示病灶？请回答是或否。",
+)
+MALIGNANCY_QUESTIONS = (
+    "该病灶是良性还是恶性？",
+    "图中病灶考虑良性还是恶性？",
+    "请判断这个乳腺病灶的良恶性。",
+    "从超声表现看，此病灶为良性还是恶性？",
+)
+IMPRESSION_QUESTIONS = (
+    "请用一句话给出这张乳腺超声图像的超声提示。",
+    "请为这张图像写一句简短的超声印象。",
+    "用一句话总结该乳腺超声检查的结论。",
+)
+QUESTION_GENERATION_PROMPTS = (
+    "请针对这张超声图像提出一个可以根据图像回答的问题，并给出答案。",
+    "看这张图像，提一个医生可能会问的问题，并回答它。",
+    "请根据图像内容生成一个问答对。",
+)
+SITE_ANSWER = "乳腺"
+IMPRESSIONS = {
+    "normal": ("乳腺超声未见明确病灶。", "乳腺未见明显异常回声。"),
+    "benign": ("乳腺可见病灶，考虑良性病变。", "乳腺内见局灶性病灶，倾向良性。"),
+    "malignant": ("乳腺可见病灶，考虑恶性可能。", "乳腺内见局灶性病灶，倾向恶性。"),
+}
+
+
+def lesion_answer(label: str) -> str:
+    """是 when BUSI labels the image benign or malignant, 否 for normal."""
+    return "否" if label == "normal" else "是"
+
+
+def _images_of(split: str, rows: dict[str, dict[str, str]], split_name: str) -> list[str]:
+    splits = load_split(split_name)
+    if split not in splits:
+        raise ValueError(f"unknown {split_name} split {split!r}; known: {sorted(splits)}")
+    wanted = splits[split]
+    missing = [path for path in wanted if path not in rows]
+    if missing:
+        logger.warning(
+            "%d image(s) of the %s %s split are not in labels.csv (e.g. %s)",
+            len(missing),
+            split_name,
+            split,
+            missing[0],
+        )
+    return [path for path in wanted if path in rows]
+
+
+def _record(
+    root: Path, path: str, label: str, split: str, kind: str, question: str, answer: str, **kw
+) -> Record:
+    stem = Path(path).with_suffix("").as_posix().removeprefix("images/").replace(" ", "_")
+    closed = kw.pop("answer_type", "closed")
+    return Record(
+        id=f"busi-zh-{kind}-{stem}",
+        source="busi",
+        licence=BUSI_LICENCE,
+        specialty="breast",
+        modality="US",
+        language="zh",
+        media=Media(root=str(root.resolve()), images=[path]),
+        conversations=qa_turns(question, answer),
+        answer_type=closed,
+        labels=Labels(classes=[label]),
+        split=split,
+        extra={"busi_label": label, "question_type": kind, **kw.pop("extra", {})},
+        **kw,
+    )
+
+
+def _generated_question(path: str, label: str) -> str:
+    options = [f"问题：{pick(SITE_QUESTIONS, path, 'qg-site')}答案：{SITE_ANSWER}。"]
+    options.append(f"问题：{pick(LESION_QUESTIONS, path, 'qg-lesion')}答案：{lesion_answer(label)}。")
+    if label != "normal":
+        options.append(f"问题：{pick(MALIGNANCY_QUESTIONS, path, 'qg-malig')}答案：{LABEL_ZH[label]}。")
+    return pick(options, path, "qg")
+
+
+def build_busi_instructions(
+    busi_root: str | Path, split: str = "train", split_name: str = "busi"
+) -> list[Record]:
+    """检查部位, 是否可见病灶, 良性还是恶性 (lesions only), a one-sentence impression and a
+    question-generation example per image of the committed split, phrasings varied per image."""
+    root = Path(busi_root)
+    rows = read_busi_labels(root)
+    records = []
+    for path in _images_of(split, rows, split_name):
+        label = rows[path]["label"]
+        records.append(
+            _record(
+                root, path, label, split, "site", pick(SITE_QUESTIONS, path), SITE_ANSWER, task="closed_vqa"
+            )
+        )
+        records.append(
+            _record(
+                root,
+                path,
+                label,
+                split,
+                "lesion",
+                pick(LESION_QUESTIONS, path),
+                lesion_answer(label),
+                task="closed_vqa",
+            )
+        )
+        if label != "normal":
+            records.append(
+                _record(
+                    root,
+                    path,
+                    label,
+                    split,
+                    "malignancy",
+                    pick(MALIGNANCY_QUESTIONS, path),
+                    LABEL_ZH[label],
+                    task="closed_vqa",
+                )
+            )
+        impression = pick(IMPRESSIONS[label], path)
+        records.append(
+            _record(
+                root,
+                path,
+                label,
+                split,
+                "impression",
+                pick(IMPRESSION_QUESTIONS, path),
+                impression,
+                task="report",
+                answer_type="open",
+                reasoning=Reasoning(
+                    perception="可见局灶性病灶" if label != "normal" else "未见明确局灶性病灶",
+                    inference=None if label == "normal" else f"病灶特征符合{LABEL_ZH[label]}病变",
+                    conclusion=impression,
+                ),
+            )
+        )
+        records.append(
+            _record(
+                root,
+                path,
+                label,
+                split,
+                "question_generation",
+                pick(QUESTION_GENERATION_PROMPTS, path),
+                _generated_question(path, label),
+                task="question_generation",
+                answer_type="open",
+            )
+        )
+    return records
+
+
+def build_busi_vqa(busi_root: str | Path, split: str = "val", split_name: str = "busi") -> list[Record]:
+    """The BUSI-zh evaluation set: closed questions with gold answers from labels.csv.
+
+    Fixed phrasings (the first of each list) so scores compare across runs and models.
+    """
+    root = Path(busi_root)
+    rows = read_busi_labels(root)
+    records = []
+    for path in _images_of(split, rows, split_name):
+        label = rows[path]["label"]
+        records.append(
+            _record(root, path, label, split, "site", SITE_QUESTIONS[0], SITE_ANSWER, task="closed_vqa")
+        )
+        records.append(
+            _record(
+                root,
+                path,
+                label,
+                split,
+                "lesion",
+                LESION_QUESTIONS[0],
+                lesion_answer(label),
+                task="closed_vqa",
+            )
+        )
+        if label != "normal":
+            records.append(
+                _record(
+                    root,
+                    path,
+                    label,
+                    split,
+                    "malignancy",
+                    MALIGNANCY_QUESTIONS[0],
+                    LABEL_ZH[label],
+                    task="closed_vqa",
+                )
+            )
+    return records

@@ -1,0 +1,12 @@
+"""Deterministic choice among several phrasings, so instruction data is varied yet reproducible."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+
+def pick(options: Sequence[str], *keys: object) -> str:
+    """One option chosen by a stable hash of the keys (same keys -> same phrasing on every run)."""
+    digest = hashlib.sha256("\x1f".join(str(key) for key in keys).encode("utf-8")).digest()
+    return options[int.from_bytes(digest[:8], "big") % len(options)]
