@@ -1,0 +1,60 @@
+"""Chinese tokenisation: characters, or jieba with a shipped medical (ultrasound) dictionary."""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Literal
+
+logger = logging.getLogger(__name__)
+
+MEDICAL_DICT = Path(__file__).resolve().parent / "medical_dict.txt"
+_CHAR_TOKENS = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-+%/]*|\S")
+
+
+class MedicalTokenizer:
+    """A jieba tokenizer of its own (no global jieba state) with the medical dictionary loaded once."""
+
+    def __init__(self, user_dicts: tuple[str | Path, ...] = (MEDICAL_DICT,)) -> None:
+        self.user_dicts = tuple(Path(path) for path in user_dicts)
+        for path in self.user_dicts:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: jieba user dictionary not found")
+
+    @cached_property
+    def _jieba(self):
+        import jieba
+
+        tokenizer = jieba.Tokenizer()
+        for path in self.user_dicts:
+            tokenizer.load_userdict(str(path))
+        logger.debug("jieba ready with %d user dictionar(ies)", len(self.user_dicts))
+        return tokenizer
+
+    def cut(self, text: str) -> list[str]:
+        """Words of the text, whitespace dropped."""
+        return [word for word in self._jieba.lcut(text, HMM=True) if word.strip()]
+
+
+@cache
+def medical_tokenizer() -> MedicalTokenizer:
+    """The shared default tokenizer, built on first use (a pure factory, so caching is safe)."""
+    return MedicalTokenizer()
+
+
+def char_tokens(text: str) -> list[str]:
+    """One token per Chinese character or punctuation mark; Latin words and numbers stay whole."""
+    return _CHAR_TOKENS.findall(text)
+
+
+def tokenize_zh(
+    text: str, mode: Literal["char", "jieba"] = "char", tokenizer: MedicalTokenizer | None = None
+) -> list[str]:
+    """Tokens for metrics and search; ``jieba`` keeps terms like 低回声 and BI-RADS whole."""
+    if mode == "char":
+        return char_tokens(text)
+    if mode == "jieba":
+        return (tokenizer or medical_tokenizer()).cut(text)
+    raise ValueError(f"unknown tokenisation mode {mode!r}; use 'char' or 'jieba'")
