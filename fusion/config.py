@@ -1,0 +1,63 @@
+"""FusionConfig: which encoders, how their tokens are aligned, projected and fused."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from fusion.encoders import EncoderSpec, resolve_spec
+from fusion.projectors import ProjectorKind
+
+FusionMode = Literal["weighted", "token_gate", "concat"]
+
+
+class FusionConfig(BaseModel):
+    """JSON-serialisable description of a ``VisionFusion`` (``model_dump()``/``model_validate()``).
+
+    ``encoders`` holds registry names or full specs; ``grid`` is the target token grid every
+    encoder's map is pooled to, so the fused sequence always has ``grid[0] * grid[1]`` tokens.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    encoders: list[EncoderSpec | str]
+    hidden_size: int
+    grid: tuple[int, int] = (8, 8)
+    mode: FusionMode = "weighted"
+    projector: ProjectorKind = "mlp2x_gelu"
+    freeze_encoders: bool = False
+
+    @field_validator("hidden_size")
+    @classmethod
+    def _positive_hidden(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError(f"hidden_size must be positive, got {value}")
+        return value
+
+    @field_validator("grid")
+    @classmethod
+    def _positive_grid(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) <= 0:
+            raise ValueError(f"grid must be two positive ints, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _encoders_resolve_and_unique(self) -> FusionConfig:
+        if not self.encoders:
+            raise ValueError("encoders: at least one encoder is needed")
+        try:
+            names = [spec.name for spec in self.resolved_encoders()]
+        except KeyError as error:
+            raise ValueError(f"encoders: {error.args[0]}") from None
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"encoders: names must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
+    def resolved_encoders(self) -> list[EncoderSpec]:
+        """Full specs (registry names looked up), so a saved config never depends on the registry."""
+        return [resolve_spec(spec) for spec in self.encoders]
+
+    def resolved(self) -> FusionConfig:
+        return self.model_copy(update={"encoders": self.resolved_encoders()})

@@ -1,0 +1,333 @@
+"""Vision encoders: a timm model name plus a small spec, giving a 2-D token map.
+
+Every encoder, ViT or CNN, is read through timm's ``forward_intermediates`` so one code path
+serves both: ``feature_layer`` indexes the model's intermediate list (transformer blocks for a
+ViT, stages for a CNN), the blocks after it are pruned away (they would cost time and never get a
+gradient), and the result is a ``[B, C, h, w]`` map plus, for ViTs that keep them, the prefix
+(CLS/register) tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+_PIL_INTERPOLATION = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+
+class EncoderSpec(BaseModel):
+    """How to build one vision encoder: which timm model, which layer, how it is loaded.
+
+    ``tiny_model_kwargs``/``tiny_input_size`` shrink the same architecture to a few thousand
+    parameters so tests can build every registered encoder offline in milliseconds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    timm_name: str
+    pretrained: bool = False
+    checkpoint_path: str | None = None
+    feature_layer: int = -2
+    drop_prefix_tokens: bool = True
+    input_size: int = 224
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    tiny_model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    tiny_input_size: int = 64
+
+    @field_validator("timm_name")
+    @classmethod
+    def _known_timm_model(cls, value: str) -> str:
+        if not timm.is_model(value):
+            raise ValueError(f"timm has no model named {value!r}")
+        return value
+
+    @field_validator("input_size", "tiny_input_size")
+    @classmethod
+    def _positive_size(cls, value: int) -> int:
+        if value < 8:
+            raise ValueError(f"input size must be at least 8 px, got {value}")
+        return value
+
+    def as_tiny(self) -> EncoderSpec:
+        """The same architecture shrunk for tests: random init, tiny widths and input."""
+        return self.model_copy(
+            update={
+                "name": f"{self.name}@tiny",
+                "pretrained": False,
+                "checkpoint_path": None,
+                "model_kwargs": {**self.model_kwargs, **self.tiny_model_kwargs},
+                "input_size": self.tiny_input_size,
+            }
+        )
+
+
+class EncoderRegistry:
+    """Named encoder specs; an object so tests and callers can hold their own copy."""
+
+    def __init__(self, specs: list[EncoderSpec] | None = None) -> None:
+        self._specs: dict[str, EncoderSpec] = {}
+        for spec in specs or []:
+            self.register(spec)
+
+    def register(self, spec: EncoderSpec, overwrite: bool = False) -> EncoderSpec:
+        if spec.name in self._specs and not overwrite and self._specs[spec.name] != spec:
+            raise ValueError(f"encoder {spec.name!r} is already registered with a different spec")
+        self._specs[spec.name] = spec
+        return spec
+
+    def get(self, name: str) -> EncoderSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown encoder {name!r}; registered: {', '.join(sorted(self._specs))}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+
+def _builtin_specs() -> list[EncoderSpec]:
+    vit_tiny = {"depth": 3, "embed_dim": 32, "num_heads": 2}
+    # zero_init_last=False: zero-initialised residual branches pass no gradient to their first
+    # layers on step one, which would hide a wiring bug in the gradient test.
+    cnn_tiny_resnet = {"channels": [8, 16, 32, 64], "zero_init_last": False}
+    return [
+        # The paper's pair: a semantic CLIP ViT and the fine-grained SAM image encoder.
+        EncoderSpec(
+            name="clip-vit-l-336",
+            timm_name="vit_large_patch14_clip_quickgelu_336.openai",
+            pretrained=True,
+            input_size=336,
+            tiny_model_kwargs={**vit_tiny, "img_size": 56},
+            tiny_input_size=56,
+        ),
+        EncoderSpec(
+            name="sam-vit-b",
+            timm_name="samvit_base_patch16.sa1b",
+            pretrained=True,
+            input_size=1024,
+            tiny_model_kwargs={**vit_tiny, "img_size": 64, "window_size": 2, "global_attn_indexes": [2]},
+            tiny_input_size=64,
+        ),
+        EncoderSpec(
+            name="convnext-tiny",
+            timm_name="convnext_tiny.fb_in22k_ft_in1k",
+            pretrained=True,
+            input_size=224,
+            tiny_model_kwargs={"dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1]},
+        ),
+        # Small CNNs trained from scratch: the only encoders that learn from a few hundred images.
+        EncoderSpec(
+            name="resnet10t",
+            timm_name="resnet10t",
+            pretrained=False,
+            input_size=160,
+            tiny_model_kwargs=cnn_tiny_resnet,
+        ),
+        EncoderSpec(
+            name="resnet10t-128",
+            timm_name="resnet10t",
+            pretrained=False,
+            input_size=128,
+            tiny_model_kwargs=cnn_tiny_resnet,
+            tiny_input_size=48,
+        ),
+        EncoderSpec(
+            name="convnext-atto",
+            timm_name="convnext_atto",
+            pretrained=False,
+            input_size=160,
+            tiny_model_kwargs={"dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1]},
+        ),
+        # Tiny random-init encoders for tests and the offline tiny presets.
+        EncoderSpec(
+            name="tiny-vit",
+            timm_name="vit_tiny_patch16_224",
+            input_size=32,
+            model_kwargs={"depth": 2, "embed_dim": 32, "num_heads": 2, "img_size": 32, "patch_size": 8},
+            tiny_input_size=32,
+        ),
+        EncoderSpec(
+            name="tiny-vit-cls",
+            timm_name="vit_tiny_patch16_224",
+            drop_prefix_tokens=False,
+            input_size=32,
+            model_kwargs={"depth": 2, "embed_dim": 24, "num_heads": 2, "img_size": 32, "patch_size": 8},
+            tiny_input_size=32,
+        ),
+        EncoderSpec(
+            name="tiny-cnn",
+            timm_name="resnet10t",
+            input_size=32,
+            model_kwargs=cnn_tiny_resnet,
+            tiny_input_size=32,
+        ),
+        EncoderSpec(
+            name="tiny-convnext",
+            timm_name="convnext_atto",
+            input_size=32,
+            model_kwargs={"dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1]},
+            tiny_input_size=32,
+        ),
+    ]
+
+
+def default_registry() -> EncoderRegistry:
+    """The registry the package-level functions use (built once, extended by register_encoder)."""
+    return _DEFAULT
+
+
+_DEFAULT = EncoderRegistry(_builtin_specs())
+
+
+def register_encoder(spec: EncoderSpec, overwrite: bool = False) -> EncoderSpec:
+    """Add a named spec so configs can refer to it by name."""
+    return _DEFAULT.register(spec, overwrite=overwrite)
+
+
+def get_encoder_spec(name: str) -> EncoderSpec:
+    return _DEFAULT.get(name)
+
+
+def list_encoders() -> list[str]:
+    return _DEFAULT.names()
+
+
+def resolve_spec(spec: EncoderSpec | str) -> EncoderSpec:
+    return get_encoder_spec(spec) if isinstance(spec, str) else spec
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """Resize to a square and normalise with the encoder's own mean/std.
+
+    The whole image is resized (no centre crop): an ultrasound frame's edges carry anatomy, and
+    cropping to the scan region is ``fusion.ultrasound``'s job, done before this.
+    """
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+
+    def __call__(self, images: list[Image.Image]) -> torch.Tensor:
+        if not images:
+            raise ValueError("preprocess needs at least one image")
+        resample = _PIL_INTERPOLATION.get(self.interpolation, Image.Resampling.BICUBIC)
+        arrays = [
+            np.asarray(image.convert("RGB").resize((self.size, self.size), resample), dtype=np.float32)
+            for image in images
+        ]
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).div_(255.0)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return (batch - mean) / std
+
+
+@dataclass
+class EncoderTokens:
+    """An encoder's output: the spatial token map and, when kept, its prefix tokens."""
+
+    spatial: torch.Tensor  # [B, C, h, w]
+    prefix: torch.Tensor | None = None  # [B, P, C]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return int(self.spatial.shape[-2]), int(self.spatial.shape[-1])
+
+    def tokens(self) -> torch.Tensor:
+        """[B, N, C]: prefix tokens first (if kept), then the grid row by row."""
+        flat = self.spatial.flatten(2).transpose(1, 2)
+        return flat if self.prefix is None else torch.cat([self.prefix, flat], dim=1)
+
+
+def _create_timm_model(spec: EncoderSpec) -> nn.Module:
+    kwargs: dict[str, Any] = {"num_classes": 0, **spec.model_kwargs}
+    if spec.checkpoint_path is not None:
+        path = Path(spec.checkpoint_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"encoder {spec.name!r}: checkpoint file {path} does not exist")
+        kwargs["pretrained"] = True
+        kwargs["pretrained_cfg_overlay"] = {"file": str(path), "num_classes": 0}
+    else:
+        kwargs["pretrained"] = spec.pretrained
+    pretrained_cfg = timm.models.get_pretrained_cfg(spec.timm_name.split(".")[0])
+    fixed = bool(pretrained_cfg and pretrained_cfg.fixed_input_size)
+    if fixed and "img_size" not in kwargs:
+        kwargs["img_size"] = spec.input_size
+    try:
+        return timm.create_model(spec.timm_name, **kwargs)
+    except (RuntimeError, OSError) as error:
+        raise RuntimeError(
+            f"encoder {spec.name!r}: could not build timm model {spec.timm_name!r} "
+            f"(pretrained={kwargs['pretrained']}): {error}"
+        ) from error
+
+
+class VisionEncoder(nn.Module):
+    """One timm model cut at ``spec.feature_layer``, returning ``EncoderTokens``."""
+
+    def __init__(self, spec: EncoderSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        model = _create_timm_model(spec)
+        if not hasattr(model, "forward_intermediates"):
+            raise ValueError(
+                f"encoder {spec.name!r}: timm model {spec.timm_name!r} has no forward_intermediates"
+            )
+        num_layers = len(model.feature_info)
+        if not -num_layers <= spec.feature_layer < num_layers:
+            raise ValueError(
+                f"encoder {spec.name!r}: feature_layer {spec.feature_layer} is out of range for "
+                f"{spec.timm_name} with {num_layers} layers"
+            )
+        self.num_channels = int(model.feature_info[spec.feature_layer]["num_chs"])
+        self._take = model.prune_intermediate_layers([spec.feature_layer], prune_norm=True, prune_head=True)
+        self.model = model
+        self.num_prefix_tokens = int(getattr(model, "num_prefix_tokens", 0) or 0)
+        data_config = timm.data.resolve_model_data_config(model)
+        self.transform = ImageTransform(
+            size=spec.input_size,
+            mean=tuple(data_config["mean"]),
+            std=tuple(data_config["std"]),
+            interpolation=str(data_config.get("interpolation", "bicubic")),
+        )
+
+    @property
+    def keeps_prefix_tokens(self) -> bool:
+        return self.num_prefix_tokens > 0 and not self.spec.drop_prefix_tokens
+
+    def forward(self, pixel_values: torch.Tensor) -> EncoderTokens:
+        if self.num_prefix_tokens > 0:
+            (spatial, prefix), *_ = self.model.forward_intermediates(
+                pixel_values, indices=self._take, intermediates_only=True, return_prefix_tokens=True
+            )
+            return EncoderTokens(spatial, prefix if self.keeps_prefix_tokens else None)
+        (spatial, *_) = self.model.forward_intermediates(
+            pixel_values, indices=self._take, intermediates_only=True
+        )
+        return EncoderTokens(spatial)
+
+
+def build_encoder(spec: EncoderSpec | str) -> VisionEncoder:
+    return VisionEncoder(resolve_spec(spec))

@@ -1,0 +1,190 @@
+"""VisionFusion: N encoders, a projector each, token grids aligned, fused by a learnable rule.
+
+With two encoders and ``mode="weighted"`` this is exactly LLaVA-Ultra's
+``Hv = α·P1(F1(X)) + (1−α)·P2(F2(X))`` with ``α = softmax(logits)[0]``, initialised to 0.5.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from fusion.config import FusionConfig
+from fusion.encoders import EncoderTokens, VisionEncoder
+from fusion.projectors import build_projector, first_linear
+
+logger = logging.getLogger(__name__)
+
+
+def align_tokens(tokens: EncoderTokens, grid: tuple[int, int], add_global: bool) -> torch.Tensor:
+    """Pool a ``[B, C, h, w]`` map to ``grid`` by adaptive average pooling of the 2-D token map.
+
+    Pooling averages neighbouring tokens when the encoder's grid is finer than the target, and
+    repeats tokens when it is coarser, so every encoder lands on the same positions. With
+    ``add_global`` a leading global token is prepended: the mean of the encoder's prefix tokens
+    if it kept them, else the mean of its spatial tokens. Returns ``[B, T, C]``.
+    """
+    pooled = F.adaptive_avg_pool2d(tokens.spatial, grid).flatten(2).transpose(1, 2)
+    if not add_global:
+        return pooled
+    summary = tokens.prefix.mean(dim=1) if tokens.prefix is not None else tokens.spatial.mean(dim=(2, 3))
+    return torch.cat([summary.unsqueeze(1), pooled], dim=1)
+
+
+class VisionFusion(nn.Module):
+    """Fuse several vision encoders into one token sequence ``[B, num_tokens, hidden_size]``.
+
+    Modes: ``weighted`` (one softmax weight per encoder), ``token_gate`` (the same global logits
+    plus a per-token gate computed from each encoder's projected features, zero-initialised so
+    training starts from ``weighted``), ``concat`` (aligned encoder channels concatenated, then
+    one projector). ``load_pretrained=False`` skips hub/checkpoint loading, for when the weights
+    come from a saved fusion instead.
+    """
+
+    def __init__(self, config: FusionConfig, load_pretrained: bool = True) -> None:
+        super().__init__()
+        self.config = config.resolved()
+        specs = self.config.resolved_encoders()
+        if not load_pretrained:
+            specs = [spec.model_copy(update={"pretrained": False, "checkpoint_path": None}) for spec in specs]
+        self.encoder_names = [spec.name for spec in specs]
+        self.encoders = nn.ModuleList(VisionEncoder(spec) for spec in specs)
+        self.grid = tuple(self.config.grid)
+        self.has_global_token = any(encoder.keeps_prefix_tokens for encoder in self.encoders)
+        hidden, kind = self.config.hidden_size, self.config.projector
+        count = len(self.encoders)
+        if self.config.mode == "concat":
+            self.projectors = nn.ModuleList(
+                [build_projector(kind, sum(e.num_channels for e in self.encoders), hidden)]
+            )
+        else:
+            self.projectors = nn.ModuleList(
+                build_projector(kind, e.num_channels, hidden) for e in self.encoders
+            )
+        self.fusion_logits = (
+            nn.Parameter(torch.zeros(count)) if self.config.mode != "concat" and count > 1 else None
+        )
+        self.token_gates = None
+        if self.config.mode == "token_gate" and count > 1:
+            self.token_gates = nn.ModuleList(nn.Linear(hidden, 1, bias=False) for _ in range(count))
+            for gate in self.token_gates:
+                nn.init.zeros_(gate.weight)
+        if self.config.freeze_encoders:
+            self.encoders.requires_grad_(False)
+            self.encoders.eval()
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per image: ``grid[0] * grid[1]`` (+1 global token if an encoder keeps its CLS)."""
+        return self.grid[0] * self.grid[1] + int(self.has_global_token)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    def train(self, mode: bool = True) -> VisionFusion:
+        super().train(mode)
+        if self.config.freeze_encoders:
+            self.encoders.eval()
+        return self
+
+    def _reference_parameter(self) -> torch.Tensor:
+        return next(self.projectors.parameters())
+
+    def preprocess(self, images: list[Image.Image]) -> list[torch.Tensor]:
+        """One float32 CPU batch ``[B, 3, H_i, W_i]`` per encoder, from each encoder's data config."""
+        return [encoder.transform(images) for encoder in self.encoders]
+
+    def blank_pixel_values(self, batch: int) -> list[torch.Tensor]:
+        """The blank image: zeros after normalisation, i.e. every encoder's mean colour."""
+        reference = self._reference_parameter()
+        size = [encoder.spec.input_size for encoder in self.encoders]
+        return [torch.zeros(batch, 3, s, s, device=reference.device, dtype=reference.dtype) for s in size]
+
+    def _encode(self, encoder: VisionEncoder, pixel_values: torch.Tensor) -> torch.Tensor:
+        parameter = next(encoder.parameters())
+        pixel_values = pixel_values.to(device=parameter.device, dtype=parameter.dtype)
+        if self.config.freeze_encoders:
+            with torch.no_grad():
+                tokens = encoder(pixel_values)
+        else:
+            tokens = encoder(pixel_values)
+        return align_tokens(tokens, self.grid, self.has_global_token)
+
+    def _check_inputs(self, pixel_values: list[torch.Tensor]) -> None:
+        if len(pixel_values) != len(self.encoders):
+            raise ValueError(
+                f"VisionFusion has {len(self.encoders)} encoders ({', '.join(self.encoder_names)}) "
+                f"but got {len(pixel_values)} pixel tensors"
+            )
+        batches = {int(p.shape[0]) for p in pixel_values}
+        if len(batches) != 1:
+            raise ValueError(f"every encoder needs the same batch size, got {sorted(batches)}")
+
+    def encode_each(self, pixel_values: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each encoder's aligned tokens ``[B, T, C_i]`` before projection."""
+        self._check_inputs(pixel_values)
+        return [self._encode(encoder, p) for encoder, p in zip(self.encoders, pixel_values, strict=True)]
+
+    def project_each(self, pixel_values: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each encoder's projected tokens ``H_i = P_i(F_i(X))``, ``[B, T, hidden]``."""
+        if self.config.mode == "concat":
+            raise ValueError("project_each: mode 'concat' has one joint projector, not one per encoder")
+        features = self.encode_each(pixel_values)
+        return [projector(f) for projector, f in zip(self.projectors, features, strict=True)]
+
+    def _mixing_weights(self, projected: list[torch.Tensor]) -> torch.Tensor:
+        """``[N]`` for weighted, ``[B, T, N]`` for token_gate."""
+        assert self.fusion_logits is not None
+        if self.token_gates is None:
+            return torch.softmax(self.fusion_logits, dim=0)
+        gates = torch.cat([gate(h) for gate, h in zip(self.token_gates, projected, strict=True)], dim=-1)
+        return torch.softmax(gates + self.fusion_logits, dim=-1)
+
+    def token_weights(self, pixel_values: list[torch.Tensor]) -> torch.Tensor:
+        """Per-token encoder weights ``[B, T, N]`` (constant over tokens unless mode is token_gate)."""
+        projected = self.project_each(pixel_values)
+        batch, length, _ = projected[0].shape
+        if self.fusion_logits is None:
+            return torch.ones(batch, length, 1, device=projected[0].device)
+        weights = self._mixing_weights(projected)
+        return weights.expand(batch, length, -1) if weights.dim() == 1 else weights
+
+    def forward(self, pixel_values: list[torch.Tensor]) -> torch.Tensor:
+        if self.config.mode == "concat":
+            features = self.encode_each(pixel_values)
+            return self.projectors[0](torch.cat(features, dim=-1))
+        projected = self.project_each(pixel_values)
+        if self.fusion_logits is None:
+            return projected[0]
+        weights = self._mixing_weights(projected)
+        fused = torch.zeros_like(projected[0])
+        for index, tokens in enumerate(projected):
+            weight = weights[index] if weights.dim() == 1 else weights[..., index : index + 1]
+            fused = fused + weight * tokens
+        return fused
+
+    @torch.no_grad()
+    def fusion_weights(self) -> dict[str, float]:
+        """Current per-encoder weights (sum to 1), for inspection and the demo.
+
+        ``weighted``: softmax of the logits (α for two encoders). ``token_gate``: the global part
+        of the gates (per-token gates shift it; see ``token_weights``). ``concat``: each encoder's
+        share of the joint projector's input weight norm.
+        """
+        if self.fusion_logits is not None:
+            values = torch.softmax(self.fusion_logits.float(), dim=0).tolist()
+        elif self.config.mode == "concat" and len(self.encoders) > 1:
+            weight = first_linear(self.projectors[0]).weight.float()
+            norms, start = [], 0
+            for encoder in self.encoders:
+                norms.append(weight[:, start : start + encoder.num_channels].norm().item())
+                start += encoder.num_channels
+            values = [n / sum(norms) for n in norms]
+        else:
+            values = [1.0]
+        return dict(zip(self.encoder_names, values, strict=True))
