@@ -1,0 +1,62 @@
+"""Answers files: JSONL, one ``{"id", "question", "answer", ...}`` per line, appended as written.
+
+Appending line by line is what makes generation resumable: a killed run leaves every finished
+answer on disk, and a rerun skips their ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def read_answers(path: str | Path) -> list[dict]:
+    """Every answer in a file; a torn last line (killed mid-write) is ignored, others raise."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: answers file not found")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    answers = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        if not isinstance(row, dict) or "id" not in row and "question_id" not in row:
+            raise ValueError(f"{path}:{number}: each line must be an object with an 'id'")
+        answers.append(row)
+    return answers
+
+
+def answered_ids(path: str | Path) -> set[str]:
+    """Ids already answered in a file (empty when it does not exist yet)."""
+    path = Path(path)
+    if not path.is_file():
+        return set()
+    return {str(row.get("id", row.get("question_id"))) for row in read_answers(path)}
+
+
+def append_answers(rows: Iterable[dict], path: str | Path) -> int:
+    """Append answers (UTF-8, Chinese readable) and flush; returns how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+        handle.flush()
+    return count
+
+
+def write_answers(rows: Iterable[dict], path: str | Path) -> int:
+    """Write a fresh answers file (replacing any old one)."""
+    path = Path(path)
+    if path.exists():
+        path.unlink()
+    return append_answers(rows, path)
