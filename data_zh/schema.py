@@ -181,6 +181,10 @@ class Record(BaseModel):
             )
         return self
 
+    def derive(self, **changes: Any) -> Record:
+        """A validated copy with some fields replaced (``model_copy`` would skip validation)."""
+        return Record.model_validate({**self.model_dump(), **changes})
+
     def _first(self, role: str) -> str | None:
         for turn in self.conversations:
             if turn.role == role:

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from data_zh import load_split
-from data_zh.builders import build_busi_instructions, build_busi_vqa
+from data_zh.builders import (
+    build_busi_instructions,
+    build_busi_vqa,
+    build_dicom_instructions,
+    build_laparoscopy_instructions,
+)
 from data_zh.converters.busi import read_busi_labels
+from data_zh.converters.dicom import convert_dicom
+from data_zh.converters.laparoscopy import CLASS_ZH, convert_laparoscopy
 from data_zh.splits import load_split_payload
-from data_zh.splitting import busi_split_payload, check_disjoint
+from data_zh.splitting import (
+    busi_split_payload,
+    check_disjoint,
+    dicom_split_payload,
+    laparoscopy_split_payload,
+)
 
 ZH = {"benign": "良性", "malignant": "恶性"}
 
@@ -86,3 +99,68 @@ def test_busi_vqa_is_closed_on_val_only(shared_data, busi_truth):
     }
     with pytest.raises(ValueError, match="unknown busi split 'dev'"):
         build_busi_vqa(shared_data / "busi", split="dev")
+
+
+def test_laparoscopy_split_blocks_respect_the_gap(shared_data):
+    payload = load_split_payload("laparoscopy")
+    splits, index, gap = payload["splits"], payload["frame_index"], payload["gap"]
+    check_disjoint(splits)
+    assert gap >= 1 and set(splits) == {"train", "val"}
+    for name, keys in splits.items():
+        for other, other_keys in splits.items():
+            if other != name:
+                nearest = min(abs(index[a] - index[b]) for a in keys for b in other_keys)
+                assert nearest > gap, (name, other, nearest)
+    frames = {
+        r.media.images[0]: r.extra["frame_index"]
+        for r in convert_laparoscopy(shared_data / "laparoscopy_frames", split_map={})
+    }
+    assert index == frames
+    regenerated = laparoscopy_split_payload(frames, payload["block_size"], gap, payload["seed"])
+    assert regenerated["splits"] == splits and regenerated["dropped"] == payload["dropped"]
+    assert len(payload["dropped"]) + sum(map(len, splits.values())) == 88
+
+
+def test_dicom_split_by_file_covers_every_modality(shared_data):
+    splits = load_split("dicom")
+    check_disjoint(splits)
+    records = convert_dicom(shared_data / "dicom", split_map={})
+    modality = {r.media.dicom[0].path: r.modality for r in records}
+    assert sorted(sum(splits.values(), [])) == sorted(modality)
+    assert {modality[p] for p in splits["val"]} == {"US", "MR"}
+    assert dicom_split_payload(modality, load_split_payload("dicom")["seed"])["splits"] == splits
+
+
+def test_laparoscopy_instructions_follow_box_files(shared_data):
+    root = shared_data / "laparoscopy_frames"
+    classes = dict(line.split(" ", 1) for line in (root / "classes.txt").read_text().splitlines())
+    zh = {name: CLASS_ZH[name][0] for name in classes.values()}
+    records = build_laparoscopy_instructions(root, split="val")
+    assert {r.media.images[0] for r in records} == set(load_split("laparoscopy")["val"])
+    for record in records:
+        label_file = root / "test/labels" / (Path(record.media.images[0]).stem + ".txt")
+        present = {classes[line.split()[0]] for line in label_file.read_text().splitlines() if line.strip()}
+        kind = record.extra["question_type"]
+        if kind == "presence":
+            assert record.answer == ("是" if record.extra["target_class"] in present else "否")
+        elif kind in ("instruments", "organs"):
+            wanted = {n for n in present if (CLASS_ZH[n][1] == "organ") == (kind == "organs")}
+            assert set(record.answer.split("、")) == ({zh[n] for n in wanted} or {"无"})
+        else:
+            assert kind == "question_generation" and record.task == "question_generation"
+
+
+def test_dicom_instructions_follow_modality_tag(shared_data):
+    import pydicom
+
+    records = build_dicom_instructions(shared_data / "dicom", split="val", all_frames=True)
+    assert Counter(r.extra["question_type"] for r in records)["modality"] == 1 + 1 + 1 + 1 + 30
+    for record in records:
+        ref = record.media.dicom[0]
+        tag = pydicom.dcmread(shared_data / "dicom" / ref.path, stop_before_pixels=True).Modality
+        expected = (
+            {"US": "超声", "CT": "CT", "MR": "磁共振"}[tag]
+            if record.extra["question_type"] == "modality"
+            else ("是" if tag == "US" else "否")
+        )
+        assert record.answer == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections import Counter
 
@@ -85,3 +86,167 @@ def test_round_trip_through_llava_jsonl(shared_data, tmp_path, source):
 def test_unknown_source_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown source 'imagenet'"):
         convert("imagenet", tmp_path)
+
+
+def _read_yolo(path):
+    classes = dict(
+        line.split(" ", 1) for line in (path.parent.parent.parent / "classes.txt").read_text().splitlines()
+    )
+    return sorted(classes[line.split()[0]] for line in path.read_text().splitlines() if line.strip())
+
+
+def test_laparoscopy_counts_boxes_and_frame_order(shared_data):
+    root = shared_data / "laparoscopy_frames"
+    records = convert("laparoscopy", root)
+    assert len(records) == 88
+    counts = Counter(box.label for r in records for box in r.labels.boxes)
+    assert counts == {"Allis": 2, "Bag": 2, "Cautery": 44, "Forceps": 59, "Gallbladder": 65, "Liver": 108}
+    assert {r.extra["video"] for r in records} == {"video04"}
+    assert len({r.extra["frame_index"] for r in records}) == 88
+    for record in records[:20]:
+        label_file = root / "test/labels" / (record.media.images[0].split("/")[-1].rsplit(".", 1)[0] + ".txt")
+        assert sorted(b.label for b in record.labels.boxes) == _read_yolo(label_file)
+        assert all(0 <= x <= 1 and 0 <= y <= 1 for b in record.labels.boxes for x, y in b.points)
+
+
+def test_laparoscopy_axis_aligned_boxes_and_bad_lines(shared_data, tmp_path, caplog):
+    source = next((shared_data / "laparoscopy_frames/test/images").iterdir())
+    (tmp_path / "train/images").mkdir(parents=True)
+    (tmp_path / "train/labels").mkdir()
+    shutil.copy(source, tmp_path / "train/images/clip_000123.jpg")
+    (tmp_path / "classes.txt").write_text("Grasper\nGallbladder\n", encoding="utf-8")
+    (tmp_path / "train/labels/clip_000123.txt").write_text(
+        "0 0.5 0.5 0.2 0.4\n7 0.1 0.1 0.1 0.1\n1 0.3\n", encoding="utf-8"
+    )
+    (record,) = convert("laparoscopy", tmp_path, split_map={})
+    assert record.extra["frame_index"] == 123
+    assert [b.label for b in record.labels.boxes] == ["Grasper"]
+    assert record.labels.boxes[0].points[0] == pytest.approx((0.4, 0.3))
+    assert record.answer == "器械：抓钳；器官：无"
+    assert "clip_000123.txt:2" in caplog.text and "clip_000123.txt:3" in caplog.text
+
+
+def test_promptcblue_counts(shared_data):
+    records = convert("promptcblue", shared_data / "promptcblue_toy_zh")
+    assert Counter(r.split for r in records) == {"train": 80, "val": 80, "test": 80}
+    per_task = Counter((r.split, r.extra["task_dataset"]) for r in records)
+    assert set(per_task.values()) == {5} and len({t for _, t in per_task}) == 16
+    assert all(r.media.count == 0 and r.task == "text_instruction" for r in records)
+
+
+def test_dicom_headers_only(shared_data):
+    records = convert("dicom", shared_data / "dicom")
+    with (shared_data / "dicom/manifest.csv").open(encoding="utf-8") as handle:
+        manifest = {row["file"]: row for row in csv.DictReader(handle)}
+    assert len(records) == len(manifest) == 16
+    for record in records:
+        row = manifest[record.media.dicom[0].path]
+        header = record.extra["dicom"]
+        assert header["Modality"] == row["modality"]
+        assert (header["NumberOfFrames"], header["Rows"], header["Columns"]) == (
+            int(row["frames"]),
+            int(row["rows"]),
+            int(row["cols"]),
+        )
+        assert header["TransferSyntaxUID"] == row["transfer_syntax_uid"]
+        assert record.answer == {"US": "超声", "CT": "CT", "MR": "磁共振"}[row["modality"]]
+        assert not any("Patient" in key for key in header)
+
+
+def test_dicom_folder_skips_unreadable_file(shared_data, tmp_path, caplog):
+    shutil.copy(shared_data / "dicom/ct_mr/CT_small.dcm", tmp_path / "a.dcm")
+    (tmp_path / "broken.dcm").write_bytes(b"not dicom at all")
+    records = convert("dicom", tmp_path, split_map={})
+    assert [r.media.dicom[0].path for r in records] == ["a.dcm"]
+    assert "broken.dcm: not a readable DICOM file" in caplog.text
+
+
+def _png_bytes(colour):
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.new("RGB", (8, 8), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_pathvqa_parquet_layout(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    (tmp_path / "data").mkdir()
+    red, blue = _png_bytes("red"), _png_bytes("blue")
+    pd.DataFrame(
+        {
+            "image": [
+                {"bytes": red, "path": "a.png"},
+                {"bytes": red, "path": "a.png"},
+                {"bytes": blue, "path": None},
+            ],
+            "question": ["Is this tissue necrotic?", "What is present?", "Is there fibrosis?"],
+            "answer": ["yes", "neutrophils ", "No"],
+        }
+    ).to_parquet(tmp_path / "data/train-00000-of-00001.parquet")
+    pd.DataFrame({"image": [blue], "question": ["what organ?"], "answer": ["liver"]}).to_parquet(
+        tmp_path / "data/validation-00000-of-00001.parquet"
+    )
+    records = convert("pathvqa", tmp_path, image_dir=tmp_path / "imgs")
+    assert [(r.split, r.answer, r.answer_type) for r in records] == [
+        ("train", "yes", "closed"),
+        ("train", "neutrophils", "open"),
+        ("train", "No", "closed"),
+        ("val", "liver", "open"),
+    ]
+    assert len(list((tmp_path / "imgs").iterdir())) == 2
+    assert records[0].media.images == records[1].media.images
+    assert all(r.media.all_paths()[0].is_file() for r in records)
+
+
+def test_pathvqa_qa_files_layout(tmp_path):
+    import pickle
+
+    (tmp_path / "qas/train").mkdir(parents=True)
+    (tmp_path / "qas/test").mkdir(parents=True)
+    (tmp_path / "images/train").mkdir(parents=True)
+    (tmp_path / "images/train/train_0001.png").write_bytes(_png_bytes("red"))
+    items = [{"image": "train_0001", "question": "Is this a gland?", "answer": "yes"}]
+    (tmp_path / "qas/train/train_qa.pkl").write_bytes(pickle.dumps(items))
+    (tmp_path / "qas/test/test_qa.json").write_text(
+        json.dumps([{"image": "test_0001", "question": "What?", "answer": "cells"}])
+    )
+    records = convert("pathvqa", tmp_path)
+    assert [(r.split, r.media.images[0], r.answer_type) for r in records] == [
+        ("test", "test_0001.jpg", "open"),
+        ("train", "train_0001.png", "closed"),
+    ]
+    assert records[1].media.all_paths()[0].is_file()
+    (tmp_path / "qas/train/train_qa.pkl").write_bytes(pickle.dumps([Counter(a=1)]))
+    with pytest.raises(ConversionError, match="refusing to load collections.Counter"):
+        convert("pathvqa", tmp_path)
+
+
+def test_llava_source_folder(tmp_path):
+    (tmp_path / "x.png").write_bytes(_png_bytes("red"))
+    item = {
+        "id": "q1",
+        "image": "x.png",
+        "conversations": [
+            {"from": "human", "value": "<image>\n这是什么？"},
+            {"from": "gpt", "value": "乳腺"},
+        ],
+    }
+    (tmp_path / "data.jsonl").write_text(json.dumps(item, ensure_ascii=False) + "\n", encoding="utf-8")
+    (record,) = convert("llava", tmp_path, modality="US")
+    assert record.modality == "US" and record.answer == "乳腺"
+    assert record.media.all_paths()[0] == (tmp_path / "x.png").resolve()
+
+
+@pytest.mark.parametrize(
+    ("source", "folder"),
+    [("laparoscopy", "laparoscopy_frames"), ("promptcblue", "promptcblue_toy_zh"), ("dicom", "dicom")],
+)
+def test_round_trip_other_sources(shared_data, tmp_path, source, folder):
+    records = convert(source, shared_data / folder)
+    path = tmp_path / "llava.jsonl"
+    write_llava(records, path)
+    assert read_llava(path) == records

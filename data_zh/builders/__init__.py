@@ -1,5 +1,12 @@
 """Instruction and benchmark builders: Chinese data from real labels only."""
 
 from data_zh.builders.busi import build_busi_instructions, build_busi_vqa
+from data_zh.builders.dicom import build_dicom_instructions
+from data_zh.builders.laparoscopy import build_laparoscopy_instructions
 
-__all__ = ["build_busi_instructions", "build_busi_vqa"]
+__all__ = [
+    "build_busi_instructions",
+    "build_busi_vqa",
+    "build_dicom_instructions",
+    "build_laparoscopy_instructions",
+]
