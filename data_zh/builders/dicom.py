@@ -41,14 +41,12 @@ def build_dicom_instructions(
             ):
                 records.append(
                     item.derive(
-                        **{
-                            "id": f"{item.id}-f{frame}-zh-{kind}",
-                            "task": "modality_recognition" if kind == "modality" else "closed_vqa",
-                            "media": media,
-                            "conversations": qa_turns(question, answer),
-                            "split": split,
-                            "extra": {**item.extra, "question_type": kind},
-                        }
+                        id=f"{item.id}-f{frame}-zh-{kind}",
+                        task="modality_recognition" if kind == "modality" else "closed_vqa",
+                        media=media,
+                        conversations=qa_turns(question, answer),
+                        split=split,
+                        extra={**item.extra, "question_type": kind},
                     )
                 )
     return records

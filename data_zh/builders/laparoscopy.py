@@ -26,6 +26,27 @@ QUESTION_GENERATION_PROMPTS = (
 )
 
 
+def _question(
+    frame: Record,
+    split: str,
+    kind: str,
+    question: str,
+    answer: str,
+    task: str,
+    closed: bool,
+    target: str = "",
+) -> Record:
+    suffix = f"-{target}" if target else ""
+    return frame.derive(
+        id=f"{frame.id}-zh-{kind}{suffix}",
+        task=task,
+        conversations=qa_turns(question, answer),
+        answer_type="closed" if closed else "open",
+        split=split,
+        extra={**frame.extra, "question_type": kind, "target_class": target or None},
+    )
+
+
 def build_laparoscopy_instructions(root: str | Path, split: str = "train") -> list[Record]:
     """Per frame of the committed split: instruments, organs, presence (是/否) of each known class,
     and question generation; every answer comes from the frame's box file."""
@@ -42,21 +63,10 @@ def build_laparoscopy_instructions(root: str | Path, split: str = "train") -> li
         organs = visible_classes(frame.labels.boxes, "organ")
         present = set(frame.labels.classes)
 
-        def make(kind: str, question: str, answer: str, task: str, closed: bool, target: str = "") -> Record:
-            suffix = f"-{target}" if target else ""
-            return frame.derive(
-                **{
-                    "id": f"{frame.id}-zh-{kind}{suffix}",
-                    "task": task,
-                    "conversations": qa_turns(question, answer),
-                    "answer_type": "closed" if closed else "open",
-                    "split": split,
-                    "extra": {**frame.extra, "question_type": kind, "target_class": target or None},
-                }
-            )
-
         records.append(
-            make(
+            _question(
+                frame,
+                split,
                 "instruments",
                 pick(INSTRUMENT_QUESTIONS, image),
                 zh_names(instruments),
@@ -65,12 +75,29 @@ def build_laparoscopy_instructions(root: str | Path, split: str = "train") -> li
             )
         )
         records.append(
-            make("organs", pick(ORGAN_QUESTIONS, image), zh_names(organs), "organ_recognition", False)
+            _question(
+                frame,
+                split,
+                "organs",
+                pick(ORGAN_QUESTIONS, image),
+                zh_names(organs),
+                "organ_recognition",
+                False,
+            )
         )
         for name in ("Gallbladder", "Liver", "Cautery", "Forceps"):
             question = pick(PRESENCE_QUESTIONS, image, name).format(name=CLASS_ZH[name][0])
             records.append(
-                make("presence", question, "是" if name in present else "否", "closed_vqa", True, name)
+                _question(
+                    frame,
+                    split,
+                    "presence",
+                    question,
+                    "是" if name in present else "否",
+                    "closed_vqa",
+                    True,
+                    name,
+                )
             )
         if present:
             target = sorted(present)[0]
@@ -78,7 +105,9 @@ def build_laparoscopy_instructions(root: str | Path, split: str = "train") -> li
         else:
             generated = "问题：图中可见哪些手术器械？答案：无。"
         records.append(
-            make(
+            _question(
+                frame,
+                split,
                 "question_generation",
                 pick(QUESTION_GENERATION_PROMPTS, image),
                 generated,
