@@ -28,3 +28,5 @@ def main(
 
 app.command("info")(info)
 # Command registrations (one line each) go below.
+from ultra.cli.dicom import dicom  # noqa: E402, I001
+app.command("dicom")(dicom)

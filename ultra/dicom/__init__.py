@@ -1,6 +1,34 @@
 """DICOM input: reading, de-identification and batch processing of ultrasound studies."""
 
+from ultra.dicom.batch import BatchSummary, make_pool, run_batch
+from ultra.dicom.deid import Deidentifier
+from ultra.dicom.deid_key import DeidKeyError, default_key_path, load_or_create_key
 from ultra.dicom.errors import DicomReadError
+from ultra.dicom.process import InstanceOutcome, ProcessOptions, process_input
 from ultra.dicom.reader import decode_frame_rgb, frame_count, load_dicom_image, read_dataset
+from ultra.dicom.sources import InputItem, list_inputs
+from ultra.dicom.studies import ImageSelector, Study, StudyImage, keep_all
 
-__all__ = ["DicomReadError", "decode_frame_rgb", "frame_count", "load_dicom_image", "read_dataset"]
+__all__ = [
+    "BatchSummary",
+    "DeidKeyError",
+    "Deidentifier",
+    "DicomReadError",
+    "ImageSelector",
+    "InputItem",
+    "InstanceOutcome",
+    "ProcessOptions",
+    "Study",
+    "StudyImage",
+    "decode_frame_rgb",
+    "default_key_path",
+    "frame_count",
+    "keep_all",
+    "list_inputs",
+    "load_dicom_image",
+    "load_or_create_key",
+    "make_pool",
+    "process_input",
+    "read_dataset",
+    "run_batch",
+]

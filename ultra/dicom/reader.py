@@ -7,6 +7,7 @@ the ``dicom`` extra would give.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,22 +33,26 @@ _YBR_TO_CONVERT = ("YBR_FULL", "YBR_FULL_422")
 _RGB_ALREADY = ("RGB", "YBR_ICT", "YBR_RCT")
 
 
-def read_dataset(path: str | Path, name: str | None = None) -> Dataset:
-    """Parse a DICOM Part 10 file, raising DicomReadError for anything that is not one."""
-    label = name or Path(path).name
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise DicomReadError(label, f"cannot open file ({exc.strerror})") from None
+def read_dataset(source: str | Path | bytes, name: str | None = None) -> Dataset:
+    """Parse a DICOM Part 10 file (a path or its bytes), raising DicomReadError for anything else."""
+    label = name or (Path(source).name if not isinstance(source, bytes) else "<bytes>")
+    if isinstance(source, bytes):
+        data: bytes | None = source
+        size = len(source)
+    else:
+        data = None
+        try:
+            size = Path(source).stat().st_size
+        except OSError as exc:
+            raise DicomReadError(label, f"cannot open file ({exc.strerror})") from None
     if size == 0:
         raise DicomReadError(label, "empty file")
     try:
-        return dcmread(path)
+        return dcmread(io.BytesIO(data) if data is not None else Path(source))
     except InvalidDicomError:
         raise DicomReadError(label, "not a DICOM file (no DICM preamble)") from None
     except Exception as exc:  # pydicom raises many types for corrupt headers
-        raise DicomReadError(label, f"unreadable DICOM header ({type(exc).__name__}: {exc})") from None
+        raise DicomReadError(label, f"unreadable DICOM header ({type(exc).__name__})") from None
 
 
 def frame_count(ds: Dataset) -> int:

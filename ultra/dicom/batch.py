@@ -1,0 +1,242 @@
+"""``ultra dicom``'s engine: run :func:`process_input` over every input (process pool or Ray Data),
+then group studies, screen, answer questions and write ``results.jsonl``, ``errors.jsonl`` and a
+summary where processed + skipped + failed = inputs seen."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+from PIL import Image
+
+from ultra.dicom.deid_key import load_or_create_key
+from ultra.dicom.outputs import atomic_write_json, atomic_write_jsonl
+from ultra.dicom.process import InstanceOutcome, ProcessOptions, process_input
+from ultra.dicom.progress import file_progress
+from ultra.dicom.sources import InputItem, list_inputs
+from ultra.dicom.studies import ImageSelector, group_studies, keep_all
+
+logger = logging.getLogger(__name__)
+
+Engine = Literal["pool", "ray"]
+# Answers every (images, question) request, batched by the implementation.
+Answerer = Callable[[list[tuple[list[Image.Image], str]]], list[str]]
+
+
+@dataclass
+class BatchSummary:
+    inputs: int
+    processed: int
+    skipped: int
+    failed: int
+    frames: int
+    studies: int
+    seconds: float
+    skip_reasons: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_WORKER_PRELOAD = ["ultra.dicom.process", "fusion.video", "fusion.ultrasound"]
+
+
+def make_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool started with forkserver (safe beside threads of torch or Ray); the server
+    imports the worker's modules once so each worker starts without re-importing torch."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_WORKER_PRELOAD)
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context)
+
+
+def _run_pool(
+    job: Callable[[InputItem], InstanceOutcome], items: list[InputItem], executor: Executor
+) -> Iterator[InstanceOutcome]:
+    futures = {executor.submit(job, item): item for item in items}
+    for future in as_completed(futures):
+        try:
+            yield future.result()
+        except Exception as exc:  # a worker that died (e.g. out of memory) fails its file only
+            yield InstanceOutcome(futures[future].name, "failed", f"worker failed ({type(exc).__name__})")
+
+
+def _ray_row(row: dict[str, Any], outdir: str, options_json: str, key: bytes | None) -> dict[str, Any]:
+    item = InputItem(**json.loads(row["item"]))
+    outcome = process_input(item, outdir, ProcessOptions.model_validate_json(options_json), key)
+    return {"outcome": json.dumps(dataclasses.asdict(outcome), ensure_ascii=False)}
+
+
+def _run_ray(
+    items: list[InputItem], outdir: str, options: ProcessOptions, key: bytes | None, workers: int
+) -> Iterator[InstanceOutcome]:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init()
+    rows = [{"item": json.dumps(dataclasses.asdict(item), ensure_ascii=False)} for item in items]
+    if not rows:
+        return
+    dataset = ray.data.from_items(rows).map(
+        partial(_ray_row, outdir=outdir, options_json=options.model_dump_json(), key=key),
+        concurrency=max(1, workers),
+        num_cpus=1,
+    )
+    for row in dataset.iter_rows():
+        yield InstanceOutcome(**json.loads(row["outcome"]))
+
+
+def _attach_run_log(outdir: Path) -> logging.Handler:
+    handler = logging.FileHandler(outdir / "run.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    logging.getLogger("ultra").addHandler(handler)
+    return handler
+
+
+def run_batch(
+    source: str | Path,
+    outdir: str | Path,
+    options: ProcessOptions | None = None,
+    *,
+    workers: int = 1,
+    engine: Engine = "pool",
+    deid_key: str | Path | None = None,
+    questions: list[str] | None = None,
+    answerer: Answerer | None = None,
+    selector: ImageSelector = keep_all,
+    executor: Executor | None = None,
+    show_progress: bool = False,
+) -> BatchSummary:
+    """Process SOURCE into OUTDIR and return the summary (also saved as ``summary.json``)."""
+    options = options or ProcessOptions()
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    questions = list(questions or [])
+    if questions and answerer is None:
+        raise ValueError("questions were given but no answerer (model) to answer them")
+    key = None if options.keep_phi else load_or_create_key(deid_key, out)
+    handler = _attach_run_log(out)
+    try:
+        return _run(
+            source, out, options, key, workers, engine, questions, answerer, selector, executor, show_progress
+        )
+    finally:
+        logging.getLogger("ultra").removeHandler(handler)
+        handler.close()
+
+
+def _run(
+    source: str | Path,
+    out: Path,
+    options: ProcessOptions,
+    key: bytes | None,
+    workers: int,
+    engine: Engine,
+    questions: list[str],
+    answerer: Answerer | None,
+    selector: ImageSelector,
+    executor: Executor | None,
+    show_progress: bool,
+) -> BatchSummary:
+    start = time.perf_counter()
+    items = list_inputs(source)
+    logger.info("%d inputs; engine %s, %d worker(s)", len(items), engine, workers)
+    job = partial(process_input, outdir=str(out), options=options, key=key)
+    outcomes: list[InstanceOutcome] = []
+    with file_progress(show_progress) as progress:
+        task = progress.add_task("DICOM", total=len(items))
+        if engine == "ray":
+            stream = _run_ray(items, str(out), options, key, workers)
+        elif executor is not None:
+            stream = _run_pool(job, items, executor)
+        else:
+            own = make_pool(workers)
+            stream = _run_pool(job, items, own)
+        try:
+            for outcome in stream:
+                outcomes.append(outcome)
+                if outcome.status == "failed":
+                    logger.warning("%s: %s", outcome.name, outcome.reason)
+                progress.advance(task)
+        finally:
+            if engine != "ray" and executor is None:
+                own.shutdown(cancel_futures=True)
+    outcomes.sort(key=lambda o: o.name)
+    return _finish(out, outcomes, len(items), questions, answerer, selector, start)
+
+
+def _finish(
+    out: Path,
+    outcomes: list[InstanceOutcome],
+    seen: int,
+    questions: list[str],
+    answerer: Answerer | None,
+    selector: ImageSelector,
+    start: float,
+) -> BatchSummary:
+    records = [o.record for o in outcomes if o.record is not None]
+    errors = [
+        {"path": o.name, "status": o.status, "reason": o.reason}
+        for o in outcomes
+        if o.status == "failed" or (o.status == "skipped" and not o.extra.get("resumed"))
+    ]
+    studies = group_studies(records)
+    selections = [selector(study) for study in studies]
+    answers: list[list[str]] = [[] for _ in studies]
+    if questions and answerer is not None:
+        requests = []
+        for kept in selections:
+            images = [Image.open(out / image.path).convert("RGB") for image, _ in kept]
+            requests.extend((images, question) for question in questions)
+        flat = answerer(requests) if requests else []
+        for index in range(len(studies)):
+            answers[index] = flat[index * len(questions) : (index + 1) * len(questions)]
+    lines = [
+        {
+            "study": study.uid,
+            "instances": study.instances,
+            "images": [image.path for image, _ in kept],
+            "weights": [round(weight, 6) for _, weight in kept],
+            "questions": questions,
+            "answers": study_answers,
+        }
+        for study, kept, study_answers in zip(studies, selections, answers, strict=True)
+    ]
+    atomic_write_jsonl(out / "results.jsonl", lines)
+    atomic_write_jsonl(out / "errors.jsonl", errors)
+    reasons: dict[str, int] = {}
+    for outcome in outcomes:
+        if outcome.status == "skipped":
+            reason = "already done (resume)" if outcome.extra.get("resumed") else "not ultrasound"
+            reasons[reason] = reasons.get(reason, 0) + 1
+    summary = BatchSummary(
+        inputs=seen,
+        processed=sum(o.status == "processed" for o in outcomes),
+        skipped=sum(o.status == "skipped" for o in outcomes),
+        failed=sum(o.status == "failed" for o in outcomes),
+        frames=sum(o.frames for o in outcomes),
+        studies=len(studies),
+        seconds=round(time.perf_counter() - start, 3),
+        skip_reasons=reasons,
+    )
+    if summary.processed + summary.skipped + summary.failed != seen:
+        raise RuntimeError(f"accounting error: {summary} does not add up to {seen} inputs")
+    atomic_write_json(out / "summary.json", summary.as_dict())
+    logger.info(
+        "done: %d inputs = %d processed + %d skipped + %d failed; %d studies",
+        seen,
+        summary.processed,
+        summary.skipped,
+        summary.failed,
+        summary.studies,
+    )
+    return summary

@@ -1,0 +1,84 @@
+"""Where the ultrasound image is inside a frame: the DICOM Sequence of Ultrasound Regions when the
+file has one, else ``fusion.ultrasound``'s detector; and masking of burned-in text outside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom import Dataset
+
+HEADER_BAND_FRACTION = 0.08
+_TISSUE_DATA_TYPES = (1, 2, 3, 4, 5)  # tissue, colour flow, PW/CW spectral, (0018,6014)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A pixel rectangle, half-open: columns x0..x1-1, rows y0..y1-1."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    def clipped(self, width: int, height: int) -> Box | None:
+        box = Box(max(0, self.x0), max(0, self.y0), min(width, self.x1), min(height, self.y1))
+        return box if box.x1 > box.x0 and box.y1 > box.y0 else None
+
+
+def ultrasound_regions(ds: Dataset, width: int, height: int) -> list[Box]:
+    """Image regions of (0018,6011) Sequence of Ultrasound Regions, clipped to the frame."""
+    boxes: list[Box] = []
+    for item in ds.get("SequenceOfUltrasoundRegions", None) or []:
+        try:
+            data_type = int(item.get("RegionDataType", 1))
+            box = Box(
+                int(item.RegionLocationMinX0),
+                int(item.RegionLocationMinY0),
+                int(item.RegionLocationMaxX1) + 1,
+                int(item.RegionLocationMaxY1) + 1,
+            )
+        except (AttributeError, TypeError, ValueError):
+            continue
+        clipped = box.clipped(width, height)
+        if clipped is not None and data_type in _TISSUE_DATA_TYPES:
+            boxes.append(clipped)
+    return boxes
+
+
+def union_box(boxes: list[Box]) -> Box:
+    return Box(
+        min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes)
+    )
+
+
+def scan_box(ds: Dataset, rgb: np.ndarray) -> tuple[Box, str]:
+    """The crop box of a frame and where it came from ("regions" or "detected")."""
+    height, width = rgb.shape[:2]
+    boxes = ultrasound_regions(ds, width, height)
+    if boxes:
+        return union_box(boxes), "regions"
+    from fusion.ultrasound import find_scan_region
+
+    found = find_scan_region(rgb)
+    box = Box(int(found.x0), int(found.y0), int(found.x1), int(found.y1)).clipped(width, height)
+    return (box or Box(0, 0, width, height)), "detected"
+
+
+def needs_pixel_cleaning(ds: Dataset) -> bool:
+    """Burned-in text must be masked unless the file says (0028,0301) BurnedInAnnotation is NO."""
+    return str(ds.get("BurnedInAnnotation", "") or "").strip().upper() != "NO"
+
+
+def mask_outside(
+    rgb: np.ndarray, keep: list[Box], header_fraction: float = HEADER_BAND_FRACTION
+) -> np.ndarray:
+    """Black out everything outside ``keep`` and the top header band, where scanners burn in names."""
+    height, width = rgb.shape[:2]
+    keep_mask = np.zeros((height, width), dtype=bool)
+    for box in keep:
+        keep_mask[box.y0 : box.y1, box.x0 : box.x1] = True
+    keep_mask[: int(round(height * header_fraction)), :] = False
+    out = rgb.copy()
+    out[~keep_mask] = 0
+    return out
