@@ -53,7 +53,19 @@ def markdown_table(metrics: dict[str, Any], title: str = "") -> str:
         rows += [(f"{category}: {name}", summary) for name, summary in groups.items()]
     for name, summary in rows:
         lines.append(f"| {name} | " + " | ".join(_cell(summary, key) for key, _ in TABLE_COLUMNS) + " |")
+    for name, summary in metrics.get("baselines", {}).items():
+        lines.append(
+            f"| baseline: {name} | " + " | ".join(_cell(summary, key) for key, _ in TABLE_COLUMNS) + " |"
+        )
     extra = []
+    if "image_sensitivity" in metrics:
+        sens = metrics["image_sensitivity"]
+        extra.append(
+            f"image sensitivity: {sens['image_sensitivity']:.1f}% of answers changed with blank images "
+            f"({sens['changed']} of {sens['n_compared']})"
+        )
+    if metrics.get("missing_media"):
+        extra.append(f"{len(metrics['missing_media'])} record(s) had missing media and were not answered")
     if "closed_accuracy_ci95" in metrics["overall"]:
         low, high = metrics["overall"]["closed_accuracy_ci95"]
         extra.append(f"closed accuracy 95% bootstrap CI: {low:.1f}–{high:.1f}")
@@ -87,7 +99,13 @@ def accuracy_chart(metrics: dict[str, Any], path: str | Path, category: str = "c
     family = find_cjk_font()
     if family is None:
         log.warning("no CJK font found (install fonts-wqy-zenhei); Chinese labels may not render")
-    rc = {"font.family": family, "axes.unicode_minus": False} if family else {}
+    # WenQuanYi Zen Hei ships one weight (500); asking for it avoids a findfont warning per label
+    rc = (
+        {"font.family": family, "font.weight": 500, "axes.titleweight": 500, "axes.labelweight": 500}
+        if family
+        else {}
+    )
+    rc["axes.unicode_minus"] = False
     with plt.rc_context(rc):
         fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(names) + 2), 4))
         positions = range(len(names))

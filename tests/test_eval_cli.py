@@ -1,0 +1,59 @@
+"""``ultra eval score`` / ``ultra eval baseline`` end to end on the real SLAKE files (no model)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from ultra.cli.main import app
+from ultra.eval.answers import read_answers, write_answers
+from ultra.eval.datasets import load_eval_records
+
+
+def test_score_command_writes_the_report(shared_data, tmp_path):
+    records = load_eval_records("slake", shared_data / "slake", "test")
+    answers = [{"id": r.id, "answer": r.answer if r.language == "en" else "是"} for r in records]
+    write_answers(answers, tmp_path / "answers.jsonl")
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "score",
+            str(tmp_path / "answers.jsonl"),
+            "-d",
+            "slake",
+            "--root",
+            str(shared_data / "slake"),
+            "--out",
+            str(tmp_path / "report"),
+            "--compat",
+            "llava-med",
+            "--train-split",
+            "train",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text(encoding="utf-8"))
+    by_language = metrics["by"]["language"]
+    assert by_language["en"]["closed_accuracy"] == 100.0
+    assert by_language["zh"]["closed_accuracy"] < 100.0
+    assert "majority per question type" in metrics["baselines"]
+    assert "llava_med" in metrics
+    assert (tmp_path / "report" / "accuracy.png").stat().st_size > 1000
+
+
+def test_baseline_command_and_bad_dataset(shared_data, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["eval", "baseline", "-d", "vqa_rad", "--root", str(shared_data / "vqa_rad"), "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(read_answers(tmp_path / "answers.jsonl")) == len(
+        load_eval_records("vqa_rad", shared_data / "vqa_rad", "test")
+    )
+    bad = runner.invoke(
+        app, ["eval", "score", str(tmp_path / "answers.jsonl"), "-d", "nope", "--out", str(tmp_path)]
+    )
+    assert bad.exit_code != 0 and "unknown dataset" in bad.output

@@ -1,0 +1,185 @@
+"""``ultra eval``: generate answers, score them, or both (thin layer over ``ultra.eval``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+eval_app = typer.Typer(
+    help="Med-VQA evaluation: generate an answers file, score it, or run both with the blind check.",
+    no_args_is_help=True,
+)
+console = Console()
+
+DATASET_HELP = "slake, vqa_rad, busi, another data_zh source, or a .jsonl of records (unified or LLaVA)"
+
+
+def _records(dataset: str, root: Path | None, split: str):
+    from ultra.eval.datasets import load_eval_records
+
+    try:
+        return load_eval_records(dataset, root, split)
+    except (ValueError, FileNotFoundError) as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _load_model(model: str, adapter: str | None, device: str):
+    from ultra.model import load_model
+
+    return load_model(model, adapter=adapter, device=device)
+
+
+@eval_app.command("score")
+def score(
+    answers: Path = typer.Argument(..., help="answers JSONL (id + answer per line)"),
+    dataset: str = typer.Option(..., "--dataset", "-d", help=DATASET_HELP),
+    root: Path | None = typer.Option(None, "--root", help="folder with the dataset's files"),
+    split: str = typer.Option("test", "--split"),
+    out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="folder for metrics.json/.md/.png"),
+    compat: str | None = typer.Option(
+        None, "--compat", help="also score as 'llava-med' (v1.0.0 run_eval.py)"
+    ),
+    token_mode: str = typer.Option("char", "--tokens", help="Chinese open-answer tokens: char or jieba"),
+    train_split: str | None = typer.Option(
+        None, "--train-split", help="add the majority baseline from this split"
+    ),
+    title: str = typer.Option("", "--title"),
+) -> None:
+    """Score an answers file against a dataset (no model needed)."""
+    from ultra.eval.answers import read_answers
+    from ultra.eval.report import write_report
+    from ultra.eval.run import score_with_baselines
+
+    records = _records(dataset, root, split)
+    train = _records(dataset, root, train_split) if train_split else None
+    metrics = score_with_baselines(read_answers(answers), records, None, train, token_mode, compat)
+    paths = write_report(metrics, out, title or f"{dataset} {split}")
+    console.print(paths["markdown"].read_text(encoding="utf-8"))
+    console.print(f"written: {', '.join(str(p) for p in paths.values())}")
+
+
+@eval_app.command("baseline")
+def baseline(
+    dataset: str = typer.Option(..., "--dataset", "-d", help=DATASET_HELP),
+    root: Path | None = typer.Option(None, "--root"),
+    split: str = typer.Option("test", "--split"),
+    train_split: str = typer.Option("train", "--train-split"),
+    out: Path = typer.Option(Path("eval_out/majority"), "--out", "-o"),
+) -> None:
+    """Majority answer per question type (from the train split), scored like a model."""
+    from ultra.eval.answers import write_answers
+    from ultra.eval.baselines import fit_majority_baseline
+    from ultra.eval.report import write_report
+    from ultra.eval.score import score_answers
+
+    records = _records(dataset, root, split)
+    answers = fit_majority_baseline(_records(dataset, root, train_split)).answers(records)
+    out.mkdir(parents=True, exist_ok=True)
+    write_answers(answers, out / "answers.jsonl")
+    paths = write_report(score_answers(answers, records), out, f"{dataset} {split}: majority baseline")
+    console.print(paths["markdown"].read_text(encoding="utf-8"))
+
+
+@eval_app.command("generate")
+def generate(
+    model: str = typer.Option("ultra-tiny-zh", "--model", "-m", help="model folder or preset name"),
+    adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter folder"),
+    dataset: str = typer.Option(..., "--dataset", "-d", help=DATASET_HELP),
+    root: Path | None = typer.Option(None, "--root"),
+    split: str = typer.Option("test", "--split"),
+    image_root: Path | None = typer.Option(None, "--image-root", help="override the records' image folder"),
+    out: Path = typer.Option(Path("eval_out/answers.jsonl"), "--out", "-o", help="answers JSONL (resumed)"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1),
+    blank_images: bool = typer.Option(False, "--blank-images", help="the blind-image check"),
+    strict: bool = typer.Option(False, "--strict", help="fail when any record's media is missing"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="answer at most this many new questions"),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Answer a dataset's questions into a JSONL; rerunning skips ids already answered."""
+    from ultra.eval.generate import MissingMediaError, generate_answers_file
+
+    records = _records(dataset, root, split)
+    loaded_model, processor = _load_model(model, adapter, device)
+    try:
+        report = generate_answers_file(
+            loaded_model,
+            processor,
+            records,
+            out,
+            image_root=image_root,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            blank_images=blank_images,
+            strict=strict,
+            limit=limit,
+        )
+    except MissingMediaError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from None
+    console.print(
+        f"{out}: {report.answered} answered now, {report.already_answered} already there, "
+        f"{len(report.missing_media)} with missing media"
+    )
+    for key, path in report.missing_media[:10]:
+        console.print(f"  [yellow]missing[/yellow] {key}: {path}")
+
+
+@eval_app.command("run")
+def run(
+    model: str = typer.Option("ultra-tiny-zh", "--model", "-m", help="model folder or preset name"),
+    adapter: str | None = typer.Option(None, "--adapter"),
+    dataset: str = typer.Option(..., "--dataset", "-d", help=DATASET_HELP),
+    root: Path | None = typer.Option(None, "--root"),
+    split: str = typer.Option("test", "--split"),
+    train_split: str | None = typer.Option(
+        "train", "--train-split", help="majority baseline source ('' for none)"
+    ),
+    image_root: Path | None = typer.Option(None, "--image-root"),
+    out: Path = typer.Option(Path("eval_out"), "--out", "-o"),
+    blind: bool = typer.Option(True, "--blind/--no-blind", help="also answer with blank images"),
+    blind_only: bool = typer.Option(False, "--blind-only", help="sets without images here (SLAKE, VQA-RAD)"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1),
+    strict: bool = typer.Option(False, "--strict"),
+    compat: str | None = typer.Option(None, "--compat"),
+    token_mode: str = typer.Option("char", "--tokens"),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Generate + blind check + baselines + score, all into one folder."""
+    from ultra.eval.generate import MissingMediaError
+    from ultra.eval.run import run_evaluation
+
+    records = _records(dataset, root, split)
+    train = None
+    if train_split:
+        try:
+            train = _records(dataset, root, train_split)
+        except typer.BadParameter as error:
+            console.print(f"[yellow]no majority baseline: {error}[/yellow]")
+    loaded_model, processor = _load_model(model, adapter, device)
+    try:
+        metrics = run_evaluation(
+            loaded_model,
+            processor,
+            records,
+            out,
+            image_root=image_root,
+            train_records=train,
+            blind=blind,
+            blind_only=blind_only,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            strict=strict,
+            token_mode=token_mode,
+            compat=compat,
+            title=f"{dataset} {split} — {model}",
+        )
+    except MissingMediaError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from None
+    console.print((out / "metrics.md").read_text(encoding="utf-8"))
+    console.print(f"overall: {json.dumps(metrics['overall'], ensure_ascii=False)}")
