@@ -30,3 +30,5 @@ app.command("info")(info)
 # Command registrations (one line each) go below.
 from ultra.cli.dicom import dicom  # noqa: E402, I001
 app.command("dicom")(dicom)
+from ultra.cli.eval import eval_app  # noqa: E402, I001
+app.add_typer(eval_app, name="eval")
