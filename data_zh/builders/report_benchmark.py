@@ -1,0 +1,254 @@
+"""The multi-image report benchmark for screening: which images does a report describe, which repeat?
+
+Each item = one Chinese report sentence derived from one BUSI image's label, that image, and
+distractors: near-duplicates of it (resized, re-compressed, slightly cropped), images of other
+classes, blank / low-texture frames, laparoscopy frames and DICOM frames of other modalities.
+Everything is seeded; images are written under the caller's output folder.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+from pydantic import BaseModel, Field
+
+from data_zh.builders.busi import IMPRESSIONS
+from data_zh.converters.base import progress
+from data_zh.converters.busi import BUSI_LICENCE, read_busi_labels
+from data_zh.converters.dicom import convert_dicom
+from data_zh.converters.laparoscopy import IMAGE_SUFFIXES
+from data_zh.io import write_records
+from data_zh.schema import Labels, Media, Record, qa_turns
+from data_zh.splits import load_split
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("relevant", "duplicate", "other_class", "blank", "laparoscopy", "other_modality")
+DUPLICATE_KINDS = ("resized", "recompressed", "cropped")
+QUESTION = "报告：{report}\n以上{n}张图像中，哪些与该报告相关？哪些是重复图像？请按编号回答。"
+
+
+class ReportBenchmarkConfig(BaseModel):
+    """How many distractors of each kind go with one report."""
+
+    duplicates: int = Field(2, ge=0)
+    other_class: int = Field(1, ge=0)
+    blank: int = Field(1, ge=0)
+    laparoscopy: int = Field(1, ge=0)
+    other_modality: int = Field(1, ge=0)
+    max_side: int = Field(256, ge=32, description="distractor frames are shrunk to this longest side")
+
+
+def near_duplicate(image: Image.Image, kind: str, rng: random.Random) -> tuple[Image.Image, str, dict]:
+    """A near-copy that a screener should flag as redundant; returns (image, file suffix, how)."""
+    image = image.convert("RGB")
+    width, height = image.size
+    if kind == "resized":
+        scale = rng.uniform(0.55, 0.85)
+        size = (max(8, round(width * scale)), max(8, round(height * scale)))
+        return image.resize(size, Image.BILINEAR), "png", {"size": list(size)}
+    if kind == "recompressed":
+        buffer = io.BytesIO()
+        quality = rng.randint(25, 55)
+        image.save(buffer, format="JPEG", quality=quality)
+        return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), "jpg", {"jpeg_quality": quality}
+    if kind == "cropped":
+        dx, dy = round(width * rng.uniform(0.03, 0.08)), round(height * rng.uniform(0.03, 0.08))
+        box = (dx, dy, width - dx, height - dy)
+        return image.crop(box), "png", {"crop_box": list(box)}
+    raise ValueError(f"unknown near-duplicate kind {kind!r}; known: {DUPLICATE_KINDS}")
+
+
+def low_texture_frame(size: tuple[int, int], rng: random.Random) -> Image.Image:
+    """A blank frame: flat grey, a smooth gradient, or faint blurred noise."""
+    width, height = size
+    kind = rng.choice(("flat", "gradient", "noise"))
+    level = rng.randint(0, 60)
+    if kind == "flat":
+        return Image.new("RGB", size, (level,) * 3)
+    if kind == "gradient":
+        ramp = np.linspace(level, level + rng.randint(10, 40), width, dtype=np.float32)
+        array = np.repeat(np.tile(ramp, (height, 1))[..., None], 3, axis=2)
+        return Image.fromarray(array.clip(0, 255).astype(np.uint8))
+    noise = np.random.default_rng(rng.getrandbits(32)).normal(level, 4, (height, width))
+    grey = Image.fromarray(noise.clip(0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(3))
+    return grey.convert("RGB")
+
+
+def dicom_frame_image(path: Path, frame: int) -> Image.Image:
+    """One frame of a greyscale DICOM (CT/MR) as 8-bit RGB, min-max windowed; enough for a distractor."""
+    import pydicom
+
+    dataset = pydicom.dcmread(path)
+    pixels = dataset.pixel_array
+    if int(dataset.get("NumberOfFrames") or 1) > 1:
+        pixels = pixels[frame]
+    pixels = pixels.astype(np.float32)
+    low, high = np.percentile(pixels, (1, 99))
+    scaled = ((pixels - low) / max(high - low, 1e-6) * 255).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(scaled).convert("RGB")
+
+
+def _shrink(image: Image.Image, max_side: int) -> Image.Image:
+    image = image.convert("RGB")
+    scale = max_side / max(image.size)
+    if scale < 1:
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR
+        )
+    return image
+
+
+def _laparoscopy_frames(root: Path, split: str) -> list[Path]:
+    splits = load_split("laparoscopy")
+    if split in splits:
+        return [root / rel for rel in splits[split]]
+    return sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.parent.name == "images"
+    )
+
+
+def _other_modality_frames(root: Path) -> list[tuple[Path, int]]:
+    return [
+        (root / rec.media.dicom[0].path, frame)
+        for rec in convert_dicom(root, split_map={})
+        if rec.modality != "US"
+        for frame in range(rec.extra["dicom"]["NumberOfFrames"])
+    ]
+
+
+def build_report_benchmark(
+    busi_root: str | Path,
+    out_dir: str | Path,
+    *,
+    split: str = "val",
+    laparoscopy_root: str | Path | None = None,
+    dicom_root: str | Path | None = None,
+    n_reports: int | None = None,
+    seed: int = 0,
+    config: ReportBenchmarkConfig | None = None,
+) -> list[Record]:
+    """One ``report_screening`` record per BUSI image of ``split`` (or ``n_reports`` of them).
+
+    Only images of ``split`` are used (the true image and the other-class distractors), so the
+    evaluation benchmark built from ``val`` never sees training images. Laparoscopy and DICOM
+    distractors are skipped when their roots are not given. The records are also written to
+    ``out_dir/benchmark.jsonl``; ``labels.image_roles`` and ``extra`` hold the ground truth.
+    """
+    config = config or ReportBenchmarkConfig()
+    busi_root, out_dir = Path(busi_root), Path(out_dir)
+    rng = random.Random(seed)
+    rows = read_busi_labels(busi_root)
+    splits = load_split("busi")
+    if split not in splits:
+        raise ValueError(f"unknown busi split {split!r}; known: {sorted(splits)}")
+    pool = [path for path in splits[split] if path in rows]
+    chosen = pool if n_reports is None else rng.sample(pool, min(n_reports, len(pool)))
+    lap_frames = _laparoscopy_frames(Path(laparoscopy_root), split) if laparoscopy_root else []
+    dicom_frames = _other_modality_frames(Path(dicom_root)) if dicom_root else []
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    records = []
+    for number, path in enumerate(progress(chosen, "report benchmark", total=len(chosen))):
+        label = rows[path]["label"]
+        true_image = Image.open(busi_root / path).convert("RGB")
+        items: list[tuple[str, Callable[[], tuple[Image.Image, str]], dict]] = [
+            ("relevant", lambda img=true_image: (img, "png"), {"source_image": path})
+        ]
+        for index in range(config.duplicates):
+            kind = DUPLICATE_KINDS[(index + number) % len(DUPLICATE_KINDS)]
+            items.append(
+                (
+                    "duplicate",
+                    lambda k=kind, img=true_image: near_duplicate(img, k, rng),
+                    {"duplicate_kind": kind},
+                )
+            )
+        others = [p for p in pool if rows[p]["label"] != label]
+        for other in rng.sample(others, min(config.other_class, len(others))):
+            items.append(
+                (
+                    "other_class",
+                    lambda p=other: (Image.open(busi_root / p).convert("RGB"), "png"),
+                    {"source_image": other, "label": rows[other]["label"]},
+                )
+            )
+        for _ in range(config.blank):
+            items.append(("blank", lambda size=true_image.size: (low_texture_frame(size, rng), "png"), {}))
+        for frame in rng.sample(lap_frames, min(config.laparoscopy, len(lap_frames))):
+            items.append(
+                (
+                    "laparoscopy",
+                    lambda f=frame: (_shrink(Image.open(f), config.max_side), "jpg"),
+                    {"source_image": frame.name},
+                )
+            )
+        for dcm, frame in rng.sample(dicom_frames, min(config.other_modality, len(dicom_frames))):
+            items.append(
+                (
+                    "other_modality",
+                    lambda d=dcm, f=frame: (_shrink(dicom_frame_image(d, f), config.max_side), "png"),
+                    {"source_image": f"{dcm.name}#{frame}"},
+                )
+            )
+        rng.shuffle(items)
+        report_id = f"report-{split}-{number:04d}"
+        (out_dir / "images" / report_id).mkdir(exist_ok=True)
+        images, roles, details = [], [], []
+        for index, (role, make, detail) in enumerate(items):
+            image, suffix, *how = make()
+            detail = {**detail, **(how[0] if how else {})}
+            rel = f"images/{report_id}/{index:02d}.{suffix}"
+            image.save(out_dir / rel, **({"quality": 95} if suffix == "jpg" else {}))
+            images.append(rel)
+            roles.append(role)
+            details.append(detail)
+        relevant = roles.index("relevant")
+        duplicates = [i for i, role in enumerate(roles) if role == "duplicate"]
+        report = rng.choice(IMPRESSIONS[label])
+        answer = f"相关图像：第{relevant + 1}张。重复图像：" + (
+            "、".join(f"第{i + 1}张" for i in duplicates) + f"（与第{relevant + 1}张重复）。"
+            if duplicates
+            else "无。"
+        )
+        records.append(
+            Record(
+                id=report_id,
+                source="busi_report_benchmark",
+                licence=BUSI_LICENCE
+                + "; distractors keep their sources' licences (laparoscopy: non-commercial)",
+                specialty="breast",
+                modality="US",
+                language="zh",
+                task="report_screening",
+                media=Media(root=str(out_dir.resolve()), images=images),
+                conversations=qa_turns(
+                    QUESTION.format(report=report, n=len(images)), answer, n_images=len(images)
+                ),
+                answer_type="open",
+                labels=Labels(classes=[label], image_roles=roles),
+                split=split,
+                extra={
+                    "report": report,
+                    "source_image": path,
+                    "relevant": [relevant],
+                    "duplicates": duplicates,
+                    "duplicate_of": {str(i): relevant for i in duplicates},
+                    "image_details": details,
+                    "seed": seed,
+                },
+            )
+        )
+    write_records(records, out_dir / "benchmark.jsonl")
+    logger.info(
+        "report benchmark: %d reports, %d images in %s",
+        len(records),
+        sum(r.media.count for r in records),
+        out_dir,
+    )
+    return records

@@ -1,0 +1,117 @@
+"""The multi-image report benchmark: seeded, val-only, ground truth that matches the pictures."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data_zh import load_split, read_records
+from data_zh.builders.report_benchmark import ROLES, ReportBenchmarkConfig, build_report_benchmark
+
+
+@pytest.fixture(scope="module")
+def benchmark(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    records = build_report_benchmark(
+        shared_data / "busi",
+        out,
+        laparoscopy_root=shared_data / "laparoscopy_frames",
+        dicom_root=shared_data / "dicom",
+        n_reports=6,
+        seed=7,
+    )
+    return out, records
+
+
+def _pixels(path, size=None):
+    image = Image.open(path).convert("L")
+    return np.asarray(image.resize(size) if size else image, dtype=np.float32)
+
+
+def test_roles_and_answers(benchmark, shared_data):
+    out, records = benchmark
+    with (shared_data / "busi/labels.csv").open(encoding="utf-8") as handle:
+        labels = {row["image_path"]: row["label"] for row in csv.DictReader(handle)}
+    val = set(load_split("busi")["val"])
+    lap_val = {p.split("/")[-1] for p in load_split("laparoscopy")["val"]}
+    assert len(records) == 6 and len({r.extra["source_image"] for r in records}) == 6
+    for record in records:
+        roles = record.labels.image_roles
+        assert sorted(roles) == sorted(
+            ["relevant", "duplicate", "duplicate", "other_class", "blank", "laparoscopy", "other_modality"]
+        )
+        assert set(roles) <= set(ROLES)
+        assert record.extra["source_image"] in val
+        assert record.labels.classes == [labels[record.extra["source_image"]]]
+        relevant = roles.index("relevant")
+        assert record.extra["relevant"] == [relevant]
+        assert f"相关图像：第{relevant + 1}张" in record.answer
+        for index in record.extra["duplicates"]:
+            assert roles[index] == "duplicate" and f"第{index + 1}张" in record.answer.split("重复图像：")[1]
+        paths = record.media.all_paths()
+        truth = _pixels(shared_data / "busi" / record.extra["source_image"])
+        assert np.array_equal(_pixels(paths[relevant]), truth)
+        for index, role in enumerate(roles):
+            detail = record.extra["image_details"][index]
+            if role == "duplicate":
+                source = Image.open(shared_data / "busi" / record.extra["source_image"])
+                if detail["duplicate_kind"] == "cropped":
+                    source = source.crop(detail["crop_box"])
+                expected = np.asarray(source.convert("L"), dtype=np.float32)
+                copy = _pixels(paths[index], expected.shape[::-1])
+                assert np.abs(copy - expected).mean() < 8, detail
+                if detail["duplicate_kind"] == "recompressed":
+                    assert paths[index].suffix == ".jpg" and not np.array_equal(copy, expected)
+                else:
+                    assert Image.open(paths[index]).size != Image.open(paths[relevant]).size
+            elif role == "other_class":
+                assert (
+                    detail["source_image"] in val
+                    and labels[detail["source_image"]] != record.labels.classes[0]
+                )
+                assert np.array_equal(
+                    _pixels(paths[index]), _pixels(shared_data / "busi" / detail["source_image"])
+                )
+            elif role == "blank":
+                assert _pixels(paths[index]).std() < 15
+            elif role == "laparoscopy":
+                assert detail["source_image"] in lap_val
+            elif role == "other_modality":
+                assert detail["source_image"].split("#")[0] in {
+                    "CT_small.dcm",
+                    "MR_small.dcm",
+                    "emri_small.dcm",
+                }
+    assert read_records(out / "benchmark.jsonl") == records
+
+
+def test_same_seed_same_benchmark(benchmark, shared_data, tmp_path):
+    out, records = benchmark
+    again = build_report_benchmark(
+        shared_data / "busi",
+        tmp_path,
+        laparoscopy_root=shared_data / "laparoscopy_frames",
+        dicom_root=shared_data / "dicom",
+        n_reports=6,
+        seed=7,
+    )
+    assert [r.derive(media=r.media.model_copy(update={"root": None})) for r in again] == [
+        r.derive(media=r.media.model_copy(update={"root": None})) for r in records
+    ]
+    for a, b in zip(again, records, strict=True):
+        assert [p.read_bytes() for p in a.media.all_paths()] == [p.read_bytes() for p in b.media.all_paths()]
+    other = build_report_benchmark(shared_data / "busi", tmp_path / "s8", n_reports=6, seed=8)
+    assert [r.extra["source_image"] for r in other] != [r.extra["source_image"] for r in records]
+
+
+def test_distractor_counts_are_configurable_and_sources_optional(shared_data, tmp_path):
+    config = ReportBenchmarkConfig(duplicates=0, other_class=2, blank=0, laparoscopy=3, other_modality=0)
+    records = build_report_benchmark(shared_data / "busi", tmp_path, n_reports=2, seed=1, config=config)
+    for record in records:
+        assert sorted(record.labels.image_roles) == ["other_class", "other_class", "relevant"]
+        assert record.answer.endswith("重复图像：无。")
+    with pytest.raises(ValueError, match="unknown busi split 'test'"):
+        build_report_benchmark(shared_data / "busi", tmp_path, split="test")
