@@ -32,3 +32,5 @@ from ultra.cli.dicom import dicom  # noqa: E402, I001
 app.command("dicom")(dicom)
 from ultra.cli.eval import eval_app  # noqa: E402, I001
 app.add_typer(eval_app, name="eval")
+from ultra.cli.train import train  # noqa: E402, I001
+app.command("train")(train)

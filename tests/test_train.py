@@ -1,0 +1,358 @@
+"""Training machinery on tiny models: stage parameter selection, exact resume, skipped records."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoTokenizer
+
+from data_zh import Labels, Media, Record, write_records
+from data_zh.schema import qa_turns
+from fusion import FusionConfig
+from ultra.config_io import ConfigError
+from ultra.model.configuration import UltraConfig
+from ultra.model.modeling import UltraForConditionalGeneration
+from ultra.model.processor import UltraProcessor
+from ultra.model.tokenizer import bundled_tokenizer_dir
+from ultra.train import (
+    TrainableSelectionError,
+    TrainConfig,
+    Trainer,
+    TrainingInterrupted,
+    apply_trainable,
+    load_train_config,
+    stage_order,
+)
+from ultra.train.checkpoint import list_checkpoints
+
+ANSWERS = {"benign": "良性", "malignant": "恶性", "normal": "正常"}
+
+
+def build_tiny(config: TrainConfig | None = None, seed: int = 0):
+    """A random-init tiny model (CNN + ViT fusion, 2-layer Qwen2) built offline; same weights per seed."""
+    tokenizer = AutoTokenizer.from_pretrained(bundled_tokenizer_dir())
+    torch.manual_seed(seed)
+    fusion = FusionConfig(encoders=["tiny-cnn", "tiny-vit"], hidden_size=32, grid=(2, 2), mode="weighted")
+    text = {
+        "model_type": "qwen2",
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 256,
+    }
+    model_config = UltraConfig(
+        text_config=text,
+        vision=fusion.model_dump(),
+        tokens_per_image=4,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
+    )
+    model = UltraForConditionalGeneration(model_config)
+    processor = UltraProcessor(tokenizer, [e.transform for e in model.vision_tower.encoders], model_config)
+    return model, processor
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Sixteen labelled 40x40 images (class = brightness pattern) as unified records and LLaVA JSONL."""
+    root = tmp_path_factory.mktemp("train-data")
+    rng = np.random.default_rng(0)
+    records, llava = [], []
+    for index in range(16):
+        label = list(ANSWERS)[index % 3]
+        pixels = rng.integers(0, 80, (40, 40, 3), dtype=np.uint8)
+        if label != "normal":
+            pixels[10:30, 10:30] += 120 if label == "malignant" else 60
+        name = f"img {index}.png"
+        Image.fromarray(pixels).save(root / name)
+        turns = qa_turns("该病灶是良性还是恶性？", ANSWERS[label])
+        records.append(
+            Record(
+                id=f"toy-{index}",
+                source="toy",
+                licence="CC0",
+                specialty="breast",
+                modality="US",
+                language="zh",
+                task="closed_vqa",
+                media=Media(root=str(root), images=[name]),
+                conversations=turns,
+                answer_type="closed",
+                labels=Labels(classes=[label]),
+                split="train",
+            )
+        )
+        llava.append(
+            {
+                "id": f"toy-{index}",
+                "image": name,
+                "conversations": [
+                    {"from": "human", "value": "<image>\n这是什么？"},
+                    {"from": "gpt", "value": ANSWERS[label]},
+                ],
+            }
+        )
+    write_records(records, root / "records.jsonl")
+    (root / "llava.jsonl").write_text(
+        "\n".join(json.dumps(x, ensure_ascii=False) for x in llava), encoding="utf-8"
+    )
+    return root
+
+
+def make_config(data_dir, output_dir, stages, **extra) -> TrainConfig:
+    data = {
+        "toy": {"kind": "records", "path": str(data_dir / "records.jsonl")},
+        "toy_llava": {"kind": "llava", "path": str(data_dir / "llava.jsonl"), "image_root": str(data_dir)},
+    }
+    return TrainConfig.model_validate(
+        {
+            "model": {"name_or_path": "in-memory"},
+            "data": data,
+            "stages": stages,
+            "output_dir": str(output_dir),
+            **extra,
+        }
+    )
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def changed(before: dict, model) -> set[str]:
+    after = dict(model.named_parameters())
+    return {name for name, value in before.items() if name in after and not torch.equal(value, after[name])}
+
+
+def run_one_stage(data_dir, tmp_path, stage: dict):
+    """Run a single stage for two steps on a fresh tiny model; return (model before, model after)."""
+    model, processor = build_tiny()
+    before = snapshot(model)
+    config = make_config(data_dir, tmp_path / "run", [{"batch_size": 4, "max_steps": 2, "lr": 1e-2, **stage}])
+    trainer = Trainer(config, model_builder=lambda _: (model, processor), show_progress=False)
+    trainer.run()
+    return before, model
+
+
+STAGES = {
+    "stage0-encoders": {
+        "name": "encoders",
+        "objective": "classification",
+        "train": ["model.vision_tower.encoders.*"],
+        "sources": ["toy"],
+        "augmentation": {},
+    },
+    "stage0-llm": {"name": "llm", "train": ["model.language_model.*", "lm_head.*"]},
+    "alignment": {
+        "name": "alignment",
+        "train": ["model.vision_tower.projectors.*", "model.vision_tower.fusion_logits"],
+    },
+}
+
+
+@pytest.mark.parametrize("kind", sorted(STAGES))
+def test_each_stage_changes_exactly_its_parameters(data_dir, tmp_path, kind):
+    stage = STAGES[kind]
+    before, model = run_one_stage(data_dir, tmp_path, stage)
+    expected = {
+        name for name in before if any(__import__("fnmatch").fnmatchcase(name, p) for p in stage["train"])
+    }
+    moved = changed(before, model)
+    # every selected tensor that got a gradient moved; nothing else moved
+    assert moved <= expected, f"unexpected changes: {sorted(moved - expected)[:5]}"
+    assert len(moved) >= 0.9 * len(expected), f"only {len(moved)} of {len(expected)} selected tensors changed"
+    assert moved, "the stage changed nothing"
+
+
+def test_instruction_stage_trains_lora_and_projectors_only(data_dir, tmp_path):
+    stage = {
+        "name": "instruction",
+        "train": ["*lora_*", "model.vision_tower.projectors.*"],
+        "lora": {"r": 4, "alpha": 8, "module": "model.language_model", "dropout": 0.0},
+        "merge_lora": False,
+    }
+    before, model = run_one_stage(data_dir, tmp_path, stage)
+    after = dict(model.named_parameters())
+    lora = {name for name in after if "lora_" in name}
+    assert lora and any(not torch.all(after[name] == 0) for name in lora if "lora_B" in name)
+    for name, value in before.items():
+        parent, _, leaf = name.rpartition(".")
+        base_name = f"{parent}.base_layer.{leaf}"  # LoRA wraps the targeted layer as base_layer
+        current = after.get(name, after.get(base_name))
+        assert current is not None, name
+        if name.startswith("model.vision_tower.projectors."):
+            continue
+        assert torch.equal(value, current), f"{name} changed but the stage does not train it"
+    assert any(
+        not torch.equal(before[n], after[n]) for n in before if n.startswith("model.vision_tower.projectors.")
+    )
+    adapter = tmp_path / "run" / "adapters" / "instruction"
+    assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
+
+
+def test_merged_lora_stage_exports_plain_weights(data_dir, tmp_path):
+    stage = {
+        "name": "instruction",
+        "train": ["*lora_*"],
+        "lora": {"r": 4, "alpha": 8, "module": "model.language_model", "dropout": 0.0},
+    }
+    before, model = run_one_stage(data_dir, tmp_path, stage)
+    after = dict(model.named_parameters())
+    assert set(after) == set(before), "merging must restore the original parameter names"
+    q = "model.language_model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(before[q], after[q]), "merged LoRA must change the attention weights"
+    assert torch.equal(before["lm_head.weight"], after["lm_head.weight"])
+    reloaded = UltraForConditionalGeneration.from_pretrained(tmp_path / "run" / "final")
+    assert torch.equal(reloaded.state_dict()[q], model.state_dict()[q])
+
+
+def test_resume_after_step_5_equals_uninterrupted(data_dir, tmp_path):
+    """Tolerance: exact equality (atol 0) — same ops in the same order on CPU, fp32."""
+    stages = [
+        {
+            "name": "llm",
+            "train": ["model.language_model.*", "lm_head.*", "model.vision_tower.projectors.*"],
+            "batch_size": 3,
+            "max_steps": 10,
+            "lr": 5e-3,
+            "sources": ["toy_llava"],
+        }
+    ]
+    whole = make_config(data_dir, tmp_path / "whole", stages, save_every_steps=5)
+    model_a, processor = build_tiny()
+    Trainer(whole, model_builder=lambda _: (model_a, processor), show_progress=False).run()
+
+    parts = make_config(data_dir, tmp_path / "parts", stages, save_every_steps=5)
+    model_b, _ = build_tiny()
+    with pytest.raises(TrainingInterrupted):
+        Trainer(parts, model_builder=lambda _: (model_b, processor), show_progress=False, stop_after=5).run()
+    assert [p.name for p in list_checkpoints(tmp_path / "parts")] == ["step-0000005-llm"]
+    model_c, _ = build_tiny()  # a fresh process would rebuild the starting model
+    result = Trainer(parts, model_builder=lambda _: (model_c, processor), show_progress=False).run(
+        resume=True
+    )
+    state_a, state_c = model_a.state_dict(), model_c.state_dict()
+    assert state_a.keys() == state_c.keys()
+    for name in state_a:
+        assert torch.equal(state_a[name], state_c[name]), name
+    assert result.stages[0]["samples"] == 5 * 3, "the resumed run must only do steps 6-10"
+    assert result.loss_curve.is_file()
+
+
+def test_resume_inside_the_encoder_stage_keeps_the_augmented_order(data_dir, tmp_path):
+    stages = [
+        {
+            "name": "encoders",
+            "objective": "classification",
+            "train": ["model.vision_tower.encoders.*"],
+            "sources": ["toy"],
+            "batch_size": 4,
+            "max_steps": 4,
+            "augmentation": {},
+        },
+        {
+            "name": "llm",
+            "train": ["model.language_model.*"],
+            "batch_size": 4,
+            "max_steps": 2,
+            "sources": ["toy"],
+        },
+    ]
+    model_a, processor = build_tiny()
+    Trainer(
+        make_config(data_dir, tmp_path / "a", stages),
+        model_builder=lambda _: (model_a, processor),
+        show_progress=False,
+    ).run()
+    config = make_config(data_dir, tmp_path / "b", stages)
+    model_b, _ = build_tiny()
+    with pytest.raises(TrainingInterrupted):
+        Trainer(config, model_builder=lambda _: (model_b, processor), show_progress=False, stop_after=2).run()
+    model_c, _ = build_tiny()
+    Trainer(config, model_builder=lambda _: (model_c, processor), show_progress=False).run(resume=True)
+    for name, value in model_a.state_dict().items():
+        assert torch.equal(value, model_c.state_dict()[name]), name
+
+
+def test_unreadable_record_is_reported_by_id_and_skipped(data_dir, tmp_path, caplog):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.png").write_bytes(b"not a png at all")
+    good = (data_dir / "img 0.png").read_bytes()
+    (broken / "good.png").write_bytes(good)
+    lines = [
+        {
+            "id": "bad-one",
+            "image": "bad.png",
+            "conversations": [{"from": "human", "value": "<image>\n?"}, {"from": "gpt", "value": "是"}],
+        },
+        {
+            "id": "missing-one",
+            "image": "gone.png",
+            "conversations": [{"from": "human", "value": "<image>\n?"}, {"from": "gpt", "value": "否"}],
+        },
+        {
+            "id": "good-one",
+            "image": "good.png",
+            "conversations": [{"from": "human", "value": "<image>\n?"}, {"from": "gpt", "value": "否"}],
+        },
+    ]
+    (broken / "data.jsonl").write_text(
+        "\n".join(json.dumps(x, ensure_ascii=False) for x in lines), encoding="utf-8"
+    )
+    config = TrainConfig.model_validate(
+        {
+            "model": {"name_or_path": "in-memory"},
+            "data": {
+                "mixed": {"kind": "llava", "path": str(broken / "data.jsonl"), "image_root": str(broken)}
+            },
+            "stages": [{"name": "llm", "train": ["lm_head.*"], "batch_size": 2, "max_steps": 2}],
+            "output_dir": str(tmp_path / "out"),
+        }
+    )
+    model, processor = build_tiny()
+    with caplog.at_level(logging.WARNING):
+        result = Trainer(config, model_builder=lambda _: (model, processor), show_progress=False).run()
+    assert "bad-one" in result.skipped_records
+    assert "record missing-one skipped" in caplog.text and "gone.png" in caplog.text
+    assert "record bad-one skipped" in caplog.text
+    assert result.stages[0]["samples"] > 0
+
+
+def test_stage_order_is_seeded_and_covers_every_item():
+    first = stage_order(7, 21, seed=3)
+    assert first == stage_order(7, 21, seed=3)
+    assert first != stage_order(7, 21, seed=4)
+    assert sorted(first[:7]) == list(range(7)) and sorted(first[7:14]) == list(range(7))
+
+
+def test_pattern_that_matches_nothing_names_the_pattern():
+    model, _ = build_tiny()
+    with pytest.raises(TrainableSelectionError, match="model.vison_tower"):
+        apply_trainable(model, ["model.vison_tower.*"])
+
+
+def test_config_errors_name_the_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "model: {name_or_path: tiny-zh}\noutput_dir: out\ndata: {a: {kind: records, path: x}}\n"
+        "stages: [{name: s, train: ['*'], batch_size: 0}]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"stages\.0\.batch_size"):
+        load_train_config(path)
+    path.write_text(
+        "model: {name_or_path: tiny-zh}\noutput_dir: out\ndata: {a: {kind: records, path: x}}\n"
+        "stages: [{name: s, train: ['*'], sources: [b]}]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="uses data source 'b'"):
+        load_train_config(path)

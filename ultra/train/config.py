@@ -1,0 +1,138 @@
+"""Typed training configuration: data sources, stages, validation — one YAML file per run.
+
+Which parameters a stage trains is data (name patterns), never decided by a model's name, so the
+state-dict tests can check each stage against its own config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ultra.config_io import load_config
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSource(_Strict):
+    """One input file or dataset folder turned into unified records.
+
+    ``kind``: ``records`` (unified-schema JSONL), ``llava`` (LLaVA JSONL, paths relative to
+    ``image_root``), or a builder: ``busi`` (BUSI instruction tasks of one split), ``busi_vqa`` (the BUSI-zh closed
+    questions with gold answers, for validation), ``dicom``
+    (modality questions on DICOM files), ``slake`` (SLAKE QA via the converter).
+    """
+
+    kind: Literal["records", "llava", "busi", "busi_vqa", "dicom", "slake"]
+    path: str
+    image_root: str | None = None
+    split: str | None = Field(default=None, description="keep only records of this split (None: all)")
+    language: str | None = Field(default=None, description="keep only this language, e.g. zh")
+    text_only: bool = Field(default=False, description="drop media (e.g. SLAKE, whose images are absent)")
+    max_records: int | None = Field(default=None, gt=0, description="seeded subsample size")
+    repeat: int = Field(default=1, ge=1, description="repeat the records (upweight a small source)")
+
+
+class LoraSettings(_Strict):
+    """PEFT LoRA on the language model (instruction tuning)."""
+
+    r: int = Field(default=8, gt=0)
+    alpha: int = Field(default=16, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    module: str = Field(default="language_model", description="submodule that receives the LoRA layers")
+
+
+class Augmentation(_Strict):
+    """Image augmentation for supervised encoder training (a few hundred images overfit fast)."""
+
+    hflip: bool = True
+    crop_scale: tuple[float, float] = (0.7, 1.0)
+    brightness: float = Field(default=0.2, ge=0)
+    contrast: float = Field(default=0.2, ge=0)
+
+
+class StageConfig(_Strict):
+    """One training stage.
+
+    ``objective``: ``classification`` trains the vision encoders on the records' labels through a
+    temporary linear head (stage 0 for presets without pretrained parts); ``language_modeling`` is
+    next-token loss on the answers (LLM from scratch, alignment, instruction tuning).
+    ``train``: fnmatch patterns over parameter names; everything else is frozen. With ``lora`` the
+    LoRA matrices are added to the language model first and their names (``*lora_*``) may be used.
+    """
+
+    name: str
+    objective: Literal["classification", "language_modeling"] = "language_modeling"
+    train: list[str] = Field(min_length=1)
+    sources: list[str] | None = Field(default=None, description="names of data sources; None: all")
+    label_key: str = Field(default="class", description="classification: key in record.labels")
+    epochs: float = Field(default=1.0, gt=0)
+    max_steps: int | None = Field(default=None, gt=0, description="optimizer steps; overrides epochs")
+    batch_size: int = Field(default=8, gt=0)
+    grad_accum: int = Field(default=1, gt=0)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    lora: LoraSettings | None = None
+    merge_lora: bool = Field(default=True, description="merge LoRA into the weights when the stage ends")
+    augmentation: Augmentation | None = None
+
+
+class ValidationConfig(_Strict):
+    """Periodic validation with ``ultra.eval``'s scorer on a held-out set of closed questions."""
+
+    source: DataSource | None = None
+    every_steps: int = Field(default=0, ge=0, description="0: only at the end of each stage")
+    max_records: int | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=16, gt=0)
+    max_new_tokens: int = Field(default=8, gt=0)
+
+
+class ModelSource(_Strict):
+    """Where the model comes from: a preset name (``tiny-zh``) or a saved folder."""
+
+    name_or_path: str
+    tokenizer: str | None = Field(default=None, description="tokenizer folder when the preset has none")
+    overrides: dict = Field(default_factory=dict, description="passed to the preset builder")
+
+
+class TrainConfig(_Strict):
+    """A whole run: model, data, stages in order, validation, output."""
+
+    model: ModelSource
+    data: dict[str, DataSource] = Field(min_length=1)
+    stages: list[StageConfig] = Field(min_length=1)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    output_dir: str
+    seed: int = 0
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    gradient_checkpointing: bool = False
+    save_every_steps: int = Field(default=0, ge=0, description="0: checkpoint only at stage ends")
+    keep_checkpoints: int = Field(default=2, gt=0)
+    num_workers: int = Field(default=0, ge=0)
+    threads: int | None = Field(default=None, gt=0, description="torch CPU threads (None: torch default)")
+    export_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+    @model_validator(mode="after")
+    def _check_references(self) -> TrainConfig:
+        names = [stage.name for stage in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        for stage in self.stages:
+            for source in stage.sources or []:
+                if source not in self.data:
+                    raise ValueError(
+                        f"stage {stage.name!r} uses data source {source!r}, not one of {sorted(self.data)}"
+                    )
+        return self
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Read a training YAML; relative data/output paths stay relative to the working directory."""
+    return load_config(path, TrainConfig)

@@ -1,0 +1,178 @@
+"""Training data: records from every supported input, loaded lazily, failures reported by id.
+
+A record whose media cannot be read is logged with its id and the reason and left out of its
+batch — never silently, and never taking the batch down with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from torch.utils.data import Dataset
+
+from data_zh.schema import IMAGE_PLACEHOLDER, Media, Record, Turn
+from ultra.train.config import DataSource
+
+logger = logging.getLogger(__name__)
+
+
+class DataSourceError(ValueError):
+    """A data source that cannot be turned into records (the message names the path)."""
+
+
+def _builder_records(source: DataSource) -> list[Record]:
+    from data_zh import builders, converters
+
+    root = Path(source.path)
+    if not root.exists():
+        raise DataSourceError(f"{root}: data source ({source.kind}) not found")
+    if source.kind == "busi":
+        return builders.build_busi_instructions(root, source.split or "train")
+    if source.kind == "busi_vqa":
+        return builders.build_busi_vqa(root, source.split or "val")
+    if source.kind == "dicom":
+        return builders.build_dicom_instructions(root, split=source.split)
+    return converters.convert(source.kind, root)
+
+
+def load_source(source: DataSource, seed: int = 0) -> list[Record]:
+    """Records of one source after its split/language filters, text-only stripping and subsampling."""
+    from data_zh.io import read_llava, read_records
+
+    if source.kind == "records":
+        records = read_records(source.path)
+    elif source.kind == "llava":
+        records = read_llava(source.path, root=source.image_root)
+    else:
+        records = _builder_records(source)
+    if source.split is not None and source.kind in ("records", "llava", "slake"):
+        records = [record for record in records if record.split == source.split]
+    if source.language is not None:
+        records = [record for record in records if record.language == source.language]
+    if source.text_only:
+        records = [strip_media(record) for record in records]
+    if source.image_root is not None:
+        records = [
+            record.model_copy(update={"media": record.media.model_copy(update={"root": source.image_root})})
+            for record in records
+        ]
+    if source.max_records is not None and len(records) > source.max_records:
+        records = random.Random(seed).sample(records, source.max_records)
+    if not records:
+        raise DataSourceError(
+            f"{source.path}: no records left after the filters of this {source.kind} source"
+        )
+    return records * source.repeat
+
+
+def strip_media(record: Record) -> Record:
+    """The same exchange as text only (for QA whose images are not available, e.g. SLAKE here)."""
+    turns = [
+        Turn(role=turn.role, content=turn.content.replace(IMAGE_PLACEHOLDER, "").strip())
+        for turn in record.conversations
+    ]
+    return record.model_copy(update={"media": Media(), "conversations": turns})
+
+
+def missing_media(record: Record) -> list[Path]:
+    """Media files of a record that do not exist on disk."""
+    return [path for path in record.media.all_paths() if not path.exists()]
+
+
+def drop_records_without_media(records: list[Record]) -> list[Record]:
+    """Keep records whose files exist; report each dropped one by id (never silently)."""
+    kept = []
+    for record in records:
+        missing = missing_media(record)
+        if missing:
+            logger.warning("record %s skipped: missing %s", record.id, ", ".join(str(p) for p in missing[:3]))
+        else:
+            kept.append(record)
+    if len(kept) < len(records):
+        logger.warning("%d of %d records skipped for missing media", len(records) - len(kept), len(records))
+    return kept
+
+
+def load_record_images(record: Record) -> list[Image.Image]:
+    """Every image of a record as RGB PIL images, in placeholder order (images, then DICOM frames)."""
+    images = []
+    for relative in record.media.images:
+        path = record.media.resolve(relative)
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    if record.media.dicom:
+        from ultra.dicom import load_dicom_image
+
+        for ref in record.media.dicom:
+            images.append(load_dicom_image(record.media.resolve(ref.path), frame=ref.frame))
+    return images
+
+
+def messages_of(record: Record) -> list[dict[str, str]]:
+    """The conversation as plain role/content dicts (the processor's input)."""
+    return [{"role": turn.role, "content": turn.content} for turn in record.conversations]
+
+
+@dataclass
+class LoadFailure:
+    """A record that could not be loaded, kept so the run can report it at the end."""
+
+    record_id: str
+    reason: str
+
+
+@dataclass
+class RecordDataset(Dataset):
+    """Records encoded by the processor on access; a failed record yields a ``LoadFailure``."""
+
+    records: list[Record]
+    processor: Any
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict | LoadFailure:
+        record = self.records[index]
+        try:
+            images = load_record_images(record)
+            example = self.processor.encode_example(messages_of(record), images)
+        except Exception as error:  # any unreadable record is reported and skipped, whatever the cause
+            return LoadFailure(record.id, f"{type(error).__name__}: {error}")
+        return example
+
+
+@dataclass
+class SkippingCollator:
+    """Collates the loadable examples of a batch and reports the others by record id."""
+
+    processor: Any
+    failures: list[LoadFailure] = field(default_factory=list)
+
+    def __call__(self, items: list[dict | LoadFailure]) -> dict | None:
+        good = []
+        for item in items:
+            if isinstance(item, LoadFailure):
+                logger.warning("record %s skipped: %s", item.record_id, item.reason)
+                self.failures.append(item)
+            else:
+                good.append(item)
+        return self.processor.collate(good) if good else None
+
+
+class OrderedView(Dataset):
+    """A dataset read in a fixed order of indices (the stage's seeded order, from an offset)."""
+
+    def __init__(self, dataset: Dataset, order: list[int]) -> None:
+        self.dataset = dataset
+        self.order = order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, position: int) -> Any:
+        return self.dataset[self.order[position]]

@@ -1,0 +1,200 @@
+"""The optimisation loop of one stage, through ``accelerate`` (one process or many)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ultra.train.checkpoint import RunState
+from ultra.train.config import StageConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StagePlan:
+    """Everything one stage needs; built by the runner from the config."""
+
+    stage: StageConfig
+    index: int
+    module: nn.Module
+    dataset: Dataset
+    collate: Callable[[list], Any]
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor]
+    batch_size_of: Callable[[Any], int]
+    total_steps: int
+    validate: Callable[[nn.Module], dict] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up then cosine decay to 10% of the peak rate."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def freeze_frozen_norms(module: nn.Module) -> None:
+    """Batch-norm layers with no trainable parameter stay in eval mode, so a 'frozen' encoder's
+    running statistics do not drift while other parts train."""
+    for child in module.modules():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            params = list(child.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                child.eval()
+
+
+def set_training_mode(module: nn.Module) -> None:
+    module.train()
+    freeze_frozen_norms(module)
+
+
+def _progress(disable: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[rate]:.1f} samples/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=disable,
+    )
+
+
+def run_stage(
+    plan: StagePlan,
+    accelerator: Accelerator,
+    state: RunState,
+    *,
+    seed_order: Callable[[int, int], list[int]],
+    make_view: Callable[[list[int], int], Dataset],
+    optimizer_state: Callable[[torch.optim.Optimizer, Any], None] | None = None,
+    on_step: Callable[[int, torch.optim.Optimizer, Any], None] | None = None,
+    num_workers: int = 0,
+    show_progress: bool = True,
+) -> tuple[torch.optim.Optimizer, Any]:
+    """Train ``plan.module`` for the stage's remaining steps; updates ``state`` in place.
+
+    ``seed_order(num_items, num_samples)`` gives the stage's fixed sample order and
+    ``make_view(order, offset)`` the dataset read from that order at ``offset`` samples, so a run
+    resumed at step k consumes exactly the batches an uninterrupted run would. ``on_step`` is
+    called after every optimizer step (checkpointing, validation).
+    """
+    stage = plan.stage
+    parameters = [p for p in plan.module.parameters() if p.requires_grad]
+    if not parameters:
+        raise ValueError(f"stage {stage.name!r}: no trainable parameters")
+    optimizer = torch.optim.AdamW(parameters, lr=stage.lr, weight_decay=stage.weight_decay)
+    scheduler = warmup_cosine(optimizer, int(stage.warmup_ratio * plan.total_steps), plan.total_steps)
+    if optimizer_state is not None:
+        optimizer_state(optimizer, scheduler)
+    per_step = stage.batch_size * stage.grad_accum
+    start = state.stage_step
+    order = seed_order(len(plan.dataset), plan.total_steps * per_step)
+    loader = DataLoader(
+        make_view(order, start * per_step),
+        batch_size=stage.batch_size,
+        shuffle=False,
+        collate_fn=plan.collate,
+        num_workers=num_workers,
+    )
+    module, optimizer_p, loader_p = accelerator.prepare(plan.module, optimizer, loader)
+    set_training_mode(module)
+    batches = iter(loader_p)
+    started = time.perf_counter()
+    seen = 0
+    with _progress(not show_progress or not accelerator.is_local_main_process) as progress:
+        task = progress.add_task(
+            stage.name, total=plan.total_steps, completed=start, loss=float("nan"), rate=0.0
+        )
+        for step in range(start, plan.total_steps):
+            losses = []
+            for micro in range(stage.grad_accum):
+                batch = next(batches, None)
+                if batch is None:
+                    continue
+                sync = micro == stage.grad_accum - 1
+                with nullcontext() if sync else accelerator.no_sync(module), accelerator.autocast():
+                    loss = plan.loss_fn(module, batch)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"stage {stage.name!r}: loss is {loss.item()} at step {step + 1}"
+                        )
+                    accelerator.backward(loss / stage.grad_accum)
+                losses.append(loss.item())
+                seen += plan.batch_size_of(batch)
+            if stage.max_grad_norm is not None and accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(parameters, stage.max_grad_norm)
+            optimizer_p.step()
+            scheduler.step()
+            optimizer_p.zero_grad(set_to_none=True)
+            state.stage_step = step + 1
+            state.global_step += 1
+            mean_loss = sum(losses) / len(losses) if losses else float("nan")
+            rate = seen / max(time.perf_counter() - started, 1e-9)
+            state.history.append(
+                {
+                    "stage": stage.name,
+                    "step": step + 1,
+                    "global_step": state.global_step,
+                    "loss": mean_loss,
+                    "lr": scheduler.get_last_lr()[0],
+                    "samples_per_s": rate,
+                }
+            )
+            progress.update(task, advance=1, loss=mean_loss, rate=rate)
+            if on_step is not None:
+                on_step(step + 1, optimizer, scheduler)
+                set_training_mode(module)
+    elapsed = time.perf_counter() - started
+    logger.info(
+        "stage %s: %d steps, %d samples in %.1f s (%.2f samples/s)",
+        stage.name,
+        plan.total_steps - start,
+        seen,
+        elapsed,
+        seen / max(elapsed, 1e-9),
+    )
+    plan.extra["elapsed_s"] = elapsed
+    plan.extra["samples"] = seen
+    return optimizer, scheduler
+
+
+def stage_summary(plan: StagePlan, output_dir: Path) -> dict:
+    """Wall time and throughput of a finished stage (for the run summary and the model card)."""
+    elapsed = plan.extra.get("elapsed_s", 0.0)
+    samples = plan.extra.get("samples", 0)
+    return {
+        "stage": plan.stage.name,
+        "steps": plan.total_steps,
+        "samples": samples,
+        "wall_s": round(elapsed, 1),
+        "samples_per_s": round(samples / elapsed, 2) if elapsed else None,
+    }

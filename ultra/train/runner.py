@@ -1,0 +1,431 @@
+"""``ultra train``: build model, data and stages from a config and run them, resumably."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+
+from data_zh.schema import Record
+from ultra.train import checkpoint as ckpt
+from ultra.train.config import StageConfig, TrainConfig
+from ultra.train.curves import plot_loss_curve
+from ultra.train.data import (
+    OrderedView,
+    RecordDataset,
+    SkippingCollator,
+    drop_records_without_media,
+    load_source,
+)
+from ultra.train.loop import StagePlan, run_stage, stage_summary
+from ultra.train.lora import add_lora, has_lora, merge_lora, save_adapter
+from ultra.train.order import stage_order, total_optimizer_steps
+from ultra.train.params import apply_trainable
+from ultra.train.supervision import (
+    ImageClassifier,
+    LabelledImageDataset,
+    PositionalView,
+    class_weights,
+    find_vision_fusion,
+    labelled_images,
+)
+from ultra.train.validation import validate_classifier, validate_vqa
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    """What a run produced: the exported model folder, the loss curve, timings and scores."""
+
+    output_dir: Path
+    final_dir: Path
+    loss_curve: Path
+    wall_s: float
+    stages: list[dict] = field(default_factory=list)
+    validation: list[dict] = field(default_factory=list)
+    skipped_records: list[str] = field(default_factory=list)
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    """``auto``: bf16 on GPUs that support it, else full precision (CPU bf16 is slower here)."""
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "no"
+
+
+def build_model(config: TrainConfig) -> tuple[nn.Module, Any]:
+    """The starting model and processor from a preset name or a saved folder."""
+    from ultra.model import load_model
+
+    source = config.model
+    kwargs: dict[str, Any] = {}
+    if source.overrides:
+        kwargs["overrides"] = source.overrides
+    return load_model(source.name_or_path, **kwargs)
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Recompute activations in the backward pass (less memory, ~30% more compute)."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(f"gradient_checkpointing: {type(model).__name__} does not support it")
+    model.gradient_checkpointing_enable()
+
+
+def apply_stage_structure(model: nn.Module, stage: StageConfig, finished: bool) -> None:
+    """Structural changes a stage makes (LoRA layers), as they stand at its start or after its end."""
+    if stage.lora is None:
+        return
+    if finished and stage.merge_lora:
+        return
+    if not has_lora(model):
+        add_lora(model, stage.lora)
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by ``stop_after``: the run stopped on purpose after a checkpoint (time-boxed jobs)."""
+
+
+class Trainer:
+    """One training run; ``run()`` executes every remaining stage and exports the result."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        max_steps: int | None = None,
+        show_progress: bool = True,
+        model_builder: Any = None,
+        stop_after: int | None = None,
+    ) -> None:
+        """``model_builder(config) -> (model, processor)`` replaces the preset/folder loading (e.g. a
+        model built in memory); it must return the same starting weights every call for resume."""
+        self.config = config
+        self.model_builder = model_builder or build_model
+        self.stop_after = stop_after
+        self.max_steps = max_steps
+        self.show_progress = show_progress
+        self.output_dir = Path(config.output_dir)
+        self._records: dict[str, list[Record]] = {}
+        self.failures: list[str] = []
+        self.trained: set[str] = set()
+
+    # data -----------------------------------------------------------------------------------
+    def records_for(self, stage: StageConfig) -> list[Record]:
+        records: list[Record] = []
+        for name in stage.sources or list(self.config.data):
+            if name not in self._records:
+                loaded = load_source(self.config.data[name], seed=self.config.seed)
+                self._records[name] = drop_records_without_media(loaded)
+                logger.info("data source %s: %d records", name, len(self._records[name]))
+            records.extend(self._records[name])
+        return records
+
+    def validation_records(self) -> list[Record]:
+        source = self.config.validation.source
+        if source is None:
+            return []
+        if "__validation__" not in self._records:
+            records = drop_records_without_media(load_source(source, seed=self.config.seed))
+            limit = self.config.validation.max_records
+            self._records["__validation__"] = records[:limit] if limit else records
+        return self._records["__validation__"]
+
+    def steps_for(self, stage: StageConfig, num_items: int) -> int:
+        steps = stage.max_steps or total_optimizer_steps(
+            num_items, stage.epochs, stage.batch_size, stage.grad_accum
+        )
+        return min(steps, self.max_steps) if self.max_steps else steps
+
+    # plans ----------------------------------------------------------------------------------
+    def classification_plan(self, model: nn.Module, stage: StageConfig, index: int) -> StagePlan:
+        prefix, fusion = find_vision_fusion(model)
+        if getattr(fusion.config, "freeze_encoders", False):
+            raise ValueError(
+                f"stage {stage.name!r} trains encoders on labels, but the model's fusion config has "
+                "freeze_encoders=true; set it false in model.overrides"
+            )
+        trainable = apply_trainable(model, stage.train)
+        self.trained.update(trainable)
+        outside = [name for name in trainable if not name.startswith(prefix + ".")]
+        if outside:
+            raise ValueError(
+                f"stage {stage.name!r} (classification) can only train {prefix}.*, but its patterns also "
+                f"select {outside[:3]}"
+            )
+        items, classes = labelled_images(self.records_for(stage))
+        classifier = ImageClassifier(fusion, fusion.hidden_size, len(classes))
+        dataset = LabelledImageDataset(items, stage.augmentation, seed=self.config.seed + index)
+        weights = class_weights(items, len(classes))
+        failures = self.failures
+
+        def collate(batch: list) -> tuple[list[torch.Tensor], torch.Tensor] | None:
+            good = []
+            for item in batch:
+                if item[0] == "failed":
+                    logger.warning("record %s skipped: %s", item[1], item[2])
+                    failures.append(item[1])
+                else:
+                    good.append(item)
+            if not good:
+                return None
+            return fusion.preprocess([image for image, _, _ in good]), torch.tensor(
+                [label for _, label, _ in good]
+            )
+
+        def loss_fn(module: nn.Module, batch: tuple[list[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+            pixel_values, labels = batch
+            logits = module(pixel_values)
+            return nn.functional.cross_entropy(logits.float(), labels, weight=weights.to(logits.device))
+
+        validate = None
+        val_records = self.validation_records()
+        if val_records:
+            val_items, _ = labelled_images(val_records, classes)
+
+            def validate(module: nn.Module) -> dict:
+                return validate_classifier(module, fusion, val_items, len(classes))
+
+        logger.info("stage %s: %d labelled images, classes %s", stage.name, len(items), classes)
+        return StagePlan(
+            stage=stage,
+            index=index,
+            module=classifier,
+            dataset=dataset,
+            collate=collate,
+            loss_fn=loss_fn,
+            batch_size_of=lambda batch: int(batch[1].shape[0]),
+            total_steps=self.steps_for(stage, len(items)),
+            validate=validate,
+            extra={"classes": classes},
+        )
+
+    def language_plan(self, model: nn.Module, processor: Any, stage: StageConfig, index: int) -> StagePlan:
+        self.trained.update(apply_trainable(model, stage.train))
+        records = self.records_for(stage)
+        dataset = RecordDataset(records, processor)
+        collator = SkippingCollator(processor)
+
+        def loss_fn(module: nn.Module, batch: dict) -> torch.Tensor:
+            return module(**batch).loss
+
+        validate = None
+        val_records = self.validation_records()
+        if val_records:
+            settings = self.config.validation
+
+            def validate(module: nn.Module) -> dict:
+                return validate_vqa(
+                    module, processor, val_records, settings.batch_size, settings.max_new_tokens
+                )
+
+        plan = StagePlan(
+            stage=stage,
+            index=index,
+            module=model,
+            dataset=dataset,
+            collate=collator,
+            loss_fn=loss_fn,
+            batch_size_of=lambda batch: int(batch["input_ids"].shape[0]),
+            total_steps=self.steps_for(stage, len(records)),
+            validate=validate,
+        )
+        plan.extra["collator"] = collator
+        return plan
+
+    # run ------------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> TrainingResult:
+        started = time.perf_counter()
+        config = self.config
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        set_seed(config.seed)
+        accelerator = Accelerator(mixed_precision=resolve_mixed_precision(config.mixed_precision))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / "config.json").write_text(
+            json.dumps(config.model_dump(mode="json"), ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+        model, processor = self.model_builder(config)
+        if config.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
+        state = ckpt.RunState()
+        resume_from = ckpt.latest_checkpoint(self.output_dir) if resume else None
+        if resume and resume_from is None:
+            logger.warning("--resume: no checkpoint in %s; starting from the beginning", self.output_dir)
+        if resume_from is not None:
+            state = ckpt.read_state(resume_from)
+            logger.info(
+                "resuming from %s (stage %d, step %d)", resume_from, state.stage_index, state.stage_step
+            )
+        summaries: list[dict] = []
+        for index, stage in enumerate(config.stages):
+            if index < state.stage_index:
+                apply_stage_structure(model, stage, finished=True)
+                continue
+            from_checkpoint = resume_from if index == state.stage_index else None
+            if from_checkpoint is not None and state.stage_step == 0:
+                ckpt.load_weights(from_checkpoint, model)
+                ckpt.load_trainer_state(from_checkpoint)
+                from_checkpoint = None
+            apply_stage_structure(model, stage, finished=False)
+            summaries.append(
+                self._run_one(model, processor, stage, index, state, accelerator, from_checkpoint)
+            )
+            if stage.lora is not None:
+                if stage.merge_lora:
+                    merge_lora(model)
+                else:
+                    save_adapter(model, stage.lora, self.output_dir / "adapters" / stage.name)
+            state.stage_index, state.stage_step = index + 1, 0
+            self._save(model, state, accelerator, stage.name)
+            resume_from = None
+        final_dir = self.export(model, processor)
+        curve = plot_loss_curve(state.history, self.output_dir / "loss_curve.png")
+        result = TrainingResult(
+            output_dir=self.output_dir,
+            final_dir=final_dir,
+            loss_curve=curve,
+            wall_s=time.perf_counter() - started,
+            stages=summaries,
+            validation=state.validation,
+            skipped_records=sorted(set(self.failures)),
+        )
+        (self.output_dir / "summary.json").write_text(
+            json.dumps(
+                {
+                    "wall_s": round(result.wall_s, 1),
+                    "stages": summaries,
+                    "validation": state.validation,
+                    "skipped_records": result.skipped_records,
+                },
+                ensure_ascii=False,
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
+        return result
+
+    def _run_one(
+        self,
+        model: nn.Module,
+        processor: Any,
+        stage: StageConfig,
+        index: int,
+        state: ckpt.RunState,
+        accelerator: Accelerator,
+        from_checkpoint: Path | None,
+    ) -> dict:
+        if stage.objective == "classification":
+            plan = self.classification_plan(model, stage, index)
+        else:
+            plan = self.language_plan(model, processor, stage, index)
+        head = plan.module.head if isinstance(plan.module, ImageClassifier) else None
+
+        def restore(optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+            if from_checkpoint is not None:
+                ckpt.load_weights(from_checkpoint, model, head)
+                ckpt.load_trainer_state(from_checkpoint, optimizer, scheduler)
+
+        every_val = self.config.validation.every_steps
+        every_save = self.config.save_every_steps
+
+        def on_step(step: int, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+            last = step == plan.total_steps
+            if plan.validate is not None and ((every_val and step % every_val == 0) or last):
+                scores = plan.validate(plan.module)
+                state.validation.append(
+                    {"stage": stage.name, "step": step, "global_step": state.global_step, **scores}
+                )
+                logger.info("validation %s step %d: %s", stage.name, step, _short(scores))
+            stopping = self.stop_after is not None and state.global_step >= self.stop_after and not last
+            if (every_save and step % every_save == 0 and not last) or stopping:
+                self._save(model, state, accelerator, stage.name, optimizer, scheduler, head)
+            if stopping:
+                raise TrainingInterrupted(f"stopped after global step {state.global_step} (checkpoint saved)")
+
+        seed = self.config.seed * 100 + index
+
+        def order(num_items: int, num_samples: int) -> list[int]:
+            return stage_order(num_items, num_samples, seed)
+
+        def view(order_: list[int], offset: int):
+            if isinstance(plan.dataset, LabelledImageDataset):
+                return PositionalView(plan.dataset, order_, offset)
+            return OrderedView(plan.dataset, order_[offset:])
+
+        run_stage(
+            plan,
+            accelerator,
+            state,
+            seed_order=order,
+            make_view=view,
+            optimizer_state=restore,
+            on_step=on_step,
+            num_workers=self.config.num_workers,
+            show_progress=self.show_progress,
+        )
+        collator = plan.extra.get("collator")
+        if collator is not None:
+            self.failures.extend(failure.record_id for failure in collator.failures)
+        return stage_summary(plan, self.output_dir)
+
+    def _save(
+        self,
+        model: nn.Module,
+        state: ckpt.RunState,
+        accelerator: Accelerator,
+        stage_name: str,
+        optimizer: torch.optim.Optimizer | None = None,
+        scheduler: Any = None,
+        head: nn.Module | None = None,
+    ) -> None:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            folder = ckpt.checkpoint_dir(self.output_dir, state.global_step, stage_name)
+            ckpt.save_checkpoint(folder, accelerator.unwrap_model(model), state, optimizer, scheduler, head)
+            ckpt.prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
+
+    def export(self, model: nn.Module, processor: Any) -> Path:
+        """The trained model as a plain ``from_pretrained`` folder (weights in ``export_dtype``)."""
+        final_dir = self.output_dir / "final"
+        dtype = getattr(torch, self.config.export_dtype)
+        if any(".projectors." in name for name in self.trained) and hasattr(
+            model.config, "projectors_trained"
+        ):
+            model.config.projectors_trained = True
+        model.save_pretrained(final_dir, state_dict={k: v.to(dtype) for k, v in model.state_dict().items()})
+        if hasattr(processor, "save_pretrained"):
+            processor.save_pretrained(final_dir)
+        logger.info("model exported to %s (%s)", final_dir, self.config.export_dtype)
+        return final_dir
+
+
+def _short(scores: dict) -> str:
+    return ", ".join(
+        f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in scores.items()
+        if not isinstance(v, dict | list)
+    )
+
+
+def run_training(
+    config: TrainConfig,
+    *,
+    max_steps: int | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainingResult:
+    """Train every stage of ``config`` (from its last checkpoint with ``resume``) and export."""
+    trainer = Trainer(config, max_steps=max_steps, show_progress=show_progress, stop_after=stop_after)
+    return trainer.run(resume=resume)

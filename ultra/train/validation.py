@@ -1,0 +1,81 @@
+"""Validation during training: answer held-out closed questions and score them with ``ultra.eval``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from data_zh.schema import Record
+from ultra.train.data import load_record_images
+from ultra.train.supervision import LabelledImage, balanced_accuracy
+
+logger = logging.getLogger(__name__)
+
+
+def answer_records(
+    model: nn.Module,
+    processor: Any,
+    records: list[Record],
+    *,
+    batch_size: int = 16,
+    max_new_tokens: int = 8,
+    blank_images: bool = False,
+) -> list[dict]:
+    """Greedy answers as ``{"id", "answer"}`` rows (the answers-file format ``ultra eval`` scores)."""
+    from ultra.inference import VQARequest, generate_answers
+
+    requests = [
+        VQARequest(images=load_record_images(record), question=record.question or "") for record in records
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        answers = generate_answers(
+            model,
+            processor,
+            requests,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            blank_images=blank_images,
+        )
+    finally:
+        model.train(was_training)
+    return [{"id": record.id, "answer": answer} for record, answer in zip(records, answers, strict=True)]
+
+
+def validate_vqa(
+    model: nn.Module, processor: Any, records: list[Record], batch_size: int, max_new_tokens: int
+) -> dict:
+    """Scores of the model on ``records`` by ``ultra.eval.score_answers`` (accuracy, breakdowns)."""
+    from ultra.eval import score_answers
+
+    answers = answer_records(model, processor, records, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    return score_answers(answers, records)
+
+
+@torch.no_grad()
+def validate_classifier(
+    classifier: nn.Module, fusion: nn.Module, items: list[LabelledImage], num_classes: int
+) -> dict:
+    """Accuracy and balanced accuracy of the stage-0 image classifier on held-out images."""
+    was_training = classifier.training
+    classifier.eval()
+    labels, predictions = [], []
+    try:
+        for start in range(0, len(items), 16):
+            chunk = items[start : start + 16]
+            images = [load_record_images(item.record)[0] for item in chunk]
+            logits = classifier(fusion.preprocess(images))
+            predictions += logits.argmax(dim=-1).tolist()
+            labels += [item.label for item in chunk]
+    finally:
+        classifier.train(was_training)
+    correct = sum(int(a == b) for a, b in zip(labels, predictions, strict=True))
+    return {
+        "n": len(labels),
+        "accuracy": correct / max(len(labels), 1),
+        "balanced_accuracy": balanced_accuracy(labels, predictions, num_classes),
+    }
