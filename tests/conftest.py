@@ -25,3 +25,18 @@ def shared_data() -> Path:
             f"real data not found at {root} (set ULTRA_SHARED_DATA or place shared/data beside the repo)"
         )
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A random-init tiny ``(model, processor)`` (the ``debug-tiny`` preset), built offline in well under a second.
+
+    Session-scoped and shared: tests that train or wrap it must work on ``copy.deepcopy(model)``.
+    """
+    import torch
+
+    from ultra.model import build_model
+
+    torch.manual_seed(0)
+    model, processor = build_model("debug-tiny", pretrained=False)
+    return model.eval(), processor

@@ -1,0 +1,155 @@
+"""Model presets: named architectures, from the offline ``tiny-zh`` to hub-weight Qwen2.5 models.
+
+A preset fixes the encoders, fusion, LLM shape and tokenizer. ``tiny-zh`` is the embedded default
+(trained from scratch by the training issue; its weights live in ``ultra/weights/ultra-tiny-zh``);
+``small-zh``/``base-zh``/``large-zh`` pair the paper's CLIP ViT + SAM ViT with Qwen2.5-Instruct
+LLMs by hub name. ``debug-tiny`` is a random-init toy for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fusion import EncoderSpec, FusionConfig, get_encoder_spec
+
+logger = logging.getLogger(__name__)
+
+QWEN_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class Preset(BaseModel):
+    """What a named model is made of; ``text_config`` is the LLM shape (hub presets: its known shape)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str
+    encoders: list[EncoderSpec]
+    grid: tuple[int, int]
+    fusion_mode: Literal["weighted", "token_gate", "concat"] = "weighted"
+    projector: Literal["linear", "mlp2x_gelu"] = "mlp2x_gelu"
+    freeze_encoders: bool = True
+    text_config: dict[str, Any]
+    llm_hub_name: str | None = None
+    tokenizer: Literal["bundled-tiny-zh", "llm"] = "llm"
+    video_num_frames: int = 8
+    video_tokens: int = 32
+    lora_target_modules: list[str] = Field(default_factory=lambda: list(QWEN_LORA_TARGETS))
+    embedded: bool = False
+
+    def fusion_config(self) -> FusionConfig:
+        return FusionConfig(
+            encoders=list(self.encoders),
+            hidden_size=int(self.text_config["hidden_size"]),
+            grid=self.grid,
+            mode=self.fusion_mode,
+            projector=self.projector,
+            freeze_encoders=self.freeze_encoders,
+        )
+
+    def hub_downloads(self) -> list[str]:
+        """Every hub repository this preset's weights come from (LLM first, then encoders)."""
+        import timm
+
+        names = [self.llm_hub_name] if self.llm_hub_name else []
+        for spec in self.encoders:
+            if spec.pretrained and spec.checkpoint_path is None:
+                cfg = timm.models.get_pretrained_cfg(spec.timm_name)
+                names.append(cfg.hf_hub_id if cfg is not None and cfg.hf_hub_id else f"timm/{spec.timm_name}")
+        return names
+
+
+def _sized(name: str, input_size: int) -> EncoderSpec:
+    return get_encoder_spec(name).model_copy(update={"input_size": input_size})
+
+
+def _qwen2_shape(hidden: int, layers: int, heads: int, kv_heads: int, intermediate: int, vocab: int) -> dict:
+    return {
+        "model_type": "qwen2",
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "intermediate_size": intermediate,
+        "vocab_size": vocab,
+        "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-6,
+        "tie_word_embeddings": True,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+    }
+
+
+def _builtin_presets() -> dict[str, Preset]:
+    tiny_text = _qwen2_shape(hidden=256, layers=4, heads=4, kv_heads=2, intermediate=768, vocab=8000)
+    tiny_text["max_position_embeddings"] = 1024
+    debug_text = _qwen2_shape(hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64, vocab=8000)
+    debug_text["max_position_embeddings"] = 512
+    clip_sam = [get_encoder_spec("clip-vit-l-336"), get_encoder_spec("sam-vit-b")]
+    presets = [
+        Preset(
+            name="tiny-zh",
+            description="offline default: resnet10t + convnext_atto (128 px, from scratch), 4x4 tokens, "
+            "4-layer Qwen2-shaped LLM (hidden 256), 8k byte-level BPE",
+            encoders=[_sized("resnet10t-128", 128), _sized("convnext-atto", 128)],
+            grid=(4, 4),
+            freeze_encoders=False,
+            text_config=tiny_text,
+            tokenizer="bundled-tiny-zh",
+            video_num_frames=4,
+            video_tokens=16,
+            embedded=True,
+        ),
+        Preset(
+            name="debug-tiny",
+            description="random-init toy for tests (32 px encoders, 2x2 tokens, hidden 32)",
+            encoders=[get_encoder_spec("tiny-cnn"), get_encoder_spec("tiny-convnext")],
+            grid=(2, 2),
+            freeze_encoders=False,
+            text_config=debug_text,
+            tokenizer="bundled-tiny-zh",
+            video_num_frames=2,
+            video_tokens=4,
+        ),
+        Preset(
+            name="small-zh",
+            description="CLIP ViT-L/14-336 + SAM ViT-B, 12x12 tokens, Qwen2.5-0.5B-Instruct",
+            encoders=clip_sam,
+            grid=(12, 12),
+            text_config=_qwen2_shape(896, 24, 14, 2, 4864, 151936),
+            llm_hub_name="Qwen/Qwen2.5-0.5B-Instruct",
+            video_tokens=144,
+        ),
+        Preset(
+            name="base-zh",
+            description="CLIP ViT-L/14-336 + SAM ViT-B, 12x12 tokens, Qwen2.5-1.5B-Instruct",
+            encoders=clip_sam,
+            grid=(12, 12),
+            text_config=_qwen2_shape(1536, 28, 12, 2, 8960, 151936),
+            llm_hub_name="Qwen/Qwen2.5-1.5B-Instruct",
+            video_tokens=144,
+        ),
+        Preset(
+            name="large-zh",
+            description="CLIP ViT-L/14-336 + SAM ViT-B, 24x24 tokens, Qwen2.5-7B-Instruct",
+            encoders=clip_sam,
+            grid=(24, 24),
+            text_config={**_qwen2_shape(3584, 28, 28, 4, 18944, 152064), "tie_word_embeddings": False},
+            llm_hub_name="Qwen/Qwen2.5-7B-Instruct",
+            video_tokens=288,
+        ),
+    ]
+    return {preset.name: preset for preset in presets}
+
+
+def list_presets() -> list[str]:
+    return sorted(_builtin_presets())
+
+
+def get_preset(name: str) -> Preset:
+    presets = _builtin_presets()
+    if name not in presets:
+        raise KeyError(f"unknown model preset {name!r}; available: {', '.join(sorted(presets))}")
+    return presets[name]

@@ -1,0 +1,251 @@
+"""``UltraProcessor``: chat prompts, placeholder expansion, image preprocessing, padding, labels.
+
+One object turns conversations plus images (or video frames) into model inputs, for generation
+(left padding, prompt ends with the assistant header) and for training (right padding, labels
+with every prompt and image position set to -100 so only the answers are learned).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers import PreTrainedTokenizerBase
+
+from ultra.model.configuration import UltraConfig
+from ultra.model.tokenizer import IM_END, IM_START, IMAGE_TOKEN, VIDEO_TOKEN
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+ImageTransform = Callable[[list[Image.Image]], torch.Tensor]
+
+
+def uniform_indices(total: int, count: int) -> list[int]:
+    """``count`` frame indices spread evenly over ``total`` frames (repeating when there are fewer)."""
+    if total <= 0:
+        raise ValueError("a video needs at least one frame")
+    return [min(total - 1, int((index + 0.5) * total / count)) for index in range(count)]
+
+
+def user_message(question: str, num_images: int = 0, video: bool = False) -> dict[str, str]:
+    """A user turn with one ``<image>`` placeholder per image (and ``<video>``) before the question."""
+    prefix = VIDEO_TOKEN + "\n" if video else ""
+    prefix += (IMAGE_TOKEN + "\n") * num_images
+    return {"role": "user", "content": prefix + question}
+
+
+class UltraProcessor:
+    """Tokenizer + per-encoder image transforms + the chat layout of one model.
+
+    ``image_transforms`` are the fusion encoders' own transforms (``encoder.transform``), so the
+    processor always normalises exactly as the encoders expect.
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        image_transforms: Sequence[ImageTransform],
+        config: UltraConfig,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.image_transforms = list(image_transforms)
+        self.image_token_id = config.image_token_id
+        self.video_token_id = config.video_token_id
+        self.tokens_per_image = config.tokens_per_image
+        self.video_tokens = config.video_tokens
+        self.video_num_frames = config.video_num_frames
+        self.system_prompt = config.system_prompt
+        for token, expected in ((IMAGE_TOKEN, self.image_token_id), (VIDEO_TOKEN, self.video_token_id)):
+            actual = tokenizer.convert_tokens_to_ids(token)
+            if actual != expected:
+                raise ValueError(
+                    f"tokenizer maps {token} to id {actual} but the model config expects {expected}"
+                )
+        self.pad_token_id = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        )
+        self.eos_token_id = tokenizer.convert_tokens_to_ids(IM_END)
+
+    # ---- text -------------------------------------------------------------------------------
+    def _text_ids(self, text: str) -> list[int]:
+        """Token ids of plain text, with placeholders expanded to their feature-token blocks."""
+        ids: list[int] = []
+        for video_index, video_part in enumerate(text.split(VIDEO_TOKEN)):
+            if video_index:
+                ids.extend([self.video_token_id] * self.video_tokens)
+            for image_index, part in enumerate(video_part.split(IMAGE_TOKEN)):
+                if image_index:
+                    ids.extend([self.image_token_id] * self.tokens_per_image)
+                if part:
+                    ids.extend(self.tokenizer.encode(part, add_special_tokens=False))
+        return ids
+
+    def _turn(self, role: str, content: str) -> tuple[list[int], list[int]]:
+        """(header ids, body ids) of one ChatML turn; the body includes ``<|im_end|>\\n``."""
+        header = self.tokenizer.encode(f"{IM_START}{role}\n", add_special_tokens=False)
+        body = self._text_ids(content) + self.tokenizer.encode(f"{IM_END}\n", add_special_tokens=False)
+        return header, body
+
+    def _with_system(self, messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+        messages = list(messages)
+        if not messages or messages[0]["role"] != "system":
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return messages
+
+    def tokenize_conversation(
+        self, messages: Sequence[dict[str, str]], add_generation_prompt: bool
+    ) -> tuple[list[int], list[int]]:
+        """(input ids, labels): labels copy only the assistant bodies; everything else is -100."""
+        input_ids: list[int] = []
+        labels: list[int] = []
+        for message in self._with_system(messages):
+            role = message["role"]
+            if role not in ("system", "user", "assistant"):
+                raise ValueError(f"unknown chat role {role!r} (expected system, user or assistant)")
+            header, body = self._turn(role, message["content"])
+            input_ids += header + body
+            labels += [IGNORE_INDEX] * len(header)
+            if role == "assistant":
+                # the trailing newline after <|im_end|> is layout, not something to predict
+                labels += body[:-1] + [IGNORE_INDEX]
+            else:
+                labels += [IGNORE_INDEX] * len(body)
+        if add_generation_prompt:
+            header = self.tokenizer.encode(f"{IM_START}assistant\n", add_special_tokens=False)
+            input_ids += header
+            labels += [IGNORE_INDEX] * len(header)
+        return input_ids, labels
+
+    # ---- images -----------------------------------------------------------------------------
+    def preprocess_images(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
+        """One ``[N, 3, H_i, W_i]`` tensor per encoder."""
+        return [transform(list(images)) for transform in self.image_transforms]
+
+    def sample_frames(self, frames: Sequence[Image.Image]) -> list[Image.Image]:
+        """Exactly ``video_num_frames`` frames, uniformly spread (repeated for short clips)."""
+        return [frames[index] for index in uniform_indices(len(frames), self.video_num_frames)]
+
+    @staticmethod
+    def _count(messages: Sequence[dict[str, str]], token: str) -> int:
+        return sum(message["content"].count(token) for message in messages)
+
+    def _check_counts(
+        self, messages: Sequence[dict[str, str]], images: Sequence[Image.Image], videos: int
+    ) -> None:
+        placeholders = self._count(messages, IMAGE_TOKEN)
+        if placeholders != len(images):
+            raise ValueError(
+                f"the conversation has {placeholders} {IMAGE_TOKEN} placeholders but {len(images)} images were given"
+            )
+        video_placeholders = self._count(messages, VIDEO_TOKEN)
+        if video_placeholders != videos:
+            raise ValueError(
+                f"the conversation has {video_placeholders} {VIDEO_TOKEN} placeholders but {videos} videos were given"
+            )
+
+    # ---- training ---------------------------------------------------------------------------
+    def encode_example(
+        self,
+        messages: Sequence[dict[str, str]],
+        images: Sequence[Image.Image] = (),
+        video_frames: Sequence[Image.Image] | None = None,
+    ) -> dict[str, Any]:
+        """One training example: ``input_ids``/``labels`` (1-D) and per-encoder pixel tensors."""
+        self._check_counts(messages, images, int(video_frames is not None))
+        input_ids, labels = self.tokenize_conversation(messages, add_generation_prompt=False)
+        example: dict[str, Any] = {
+            "input_ids": torch.tensor(input_ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "pixel_values": self.preprocess_images(images) if images else None,
+            "pixel_values_videos": (
+                self.preprocess_images(self.sample_frames(video_frames)) if video_frames is not None else None
+            ),
+        }
+        return example
+
+    def _stack_pixels(self, examples: Sequence[dict[str, Any]], key: str) -> list[torch.Tensor] | None:
+        parts = [example[key] for example in examples if example.get(key) is not None]
+        if not parts:
+            return None
+        return [torch.cat([part[index] for part in parts], dim=0) for index in range(len(parts[0]))]
+
+    def collate(self, examples: Sequence[dict[str, Any]], padding_side: str = "right") -> dict[str, Any]:
+        """Pad ``encode_example`` outputs into a batch (a DataLoader ``collate_fn``)."""
+        if not examples:
+            raise ValueError("collate needs at least one example")
+        length = max(int(example["input_ids"].shape[0]) for example in examples)
+        batch_ids = torch.full((len(examples), length), self.pad_token_id, dtype=torch.long)
+        batch_labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
+        attention = torch.zeros((len(examples), length), dtype=torch.long)
+        for row, example in enumerate(examples):
+            size = int(example["input_ids"].shape[0])
+            span = slice(length - size, length) if padding_side == "left" else slice(0, size)
+            batch_ids[row, span] = example["input_ids"]
+            attention[row, span] = 1
+            if example.get("labels") is not None:
+                batch_labels[row, span] = example["labels"]
+        batch: dict[str, Any] = {"input_ids": batch_ids, "attention_mask": attention, "labels": batch_labels}
+        for key in ("pixel_values", "pixel_values_videos"):
+            stacked = self._stack_pixels(examples, key)
+            if stacked is not None:
+                batch[key] = stacked
+        return batch
+
+    # ---- generation -------------------------------------------------------------------------
+    def encode_prompt(
+        self,
+        question: str,
+        images: Sequence[Image.Image] = (),
+        video_frames: Sequence[Image.Image] | None = None,
+        pixel_values: list[torch.Tensor] | None = None,
+    ) -> dict[str, Any]:
+        """A generation prompt for one question; ``pixel_values`` overrides the image tensors
+        (e.g. blank images) while keeping the placeholders of ``len(images)`` images."""
+        messages = [user_message(question, len(images), video_frames is not None)]
+        input_ids, _ = self.tokenize_conversation(messages, add_generation_prompt=True)
+        if pixel_values is None and images:
+            pixel_values = self.preprocess_images(images)
+        return {
+            "input_ids": torch.tensor(input_ids, dtype=torch.long),
+            "labels": None,
+            "pixel_values": pixel_values,
+            "pixel_values_videos": (
+                self.preprocess_images(self.sample_frames(video_frames)) if video_frames is not None else None
+            ),
+        }
+
+    def __call__(
+        self,
+        questions: Sequence[str],
+        images: Sequence[Sequence[Image.Image]] | None = None,
+        video_frames: Sequence[Sequence[Image.Image] | None] | None = None,
+    ) -> dict[str, Any]:
+        """A left-padded generation batch for several questions."""
+        images = images if images is not None else [()] * len(questions)
+        video_frames = video_frames if video_frames is not None else [None] * len(questions)
+        if not len(questions) == len(images) == len(video_frames):
+            raise ValueError(
+                f"{len(questions)} questions but {len(images)} image lists and {len(video_frames)} videos"
+            )
+        examples = [
+            self.encode_prompt(q, imgs, frames)
+            for q, imgs, frames in zip(questions, images, video_frames, strict=True)
+        ]
+        batch = self.collate(examples, padding_side="left")
+        batch.pop("labels")
+        return batch
+
+    def decode(self, ids: torch.Tensor | Sequence[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    def batch_decode(self, ids: torch.Tensor) -> list[str]:
+        return [self.decode(row) for row in ids]
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """The tokenizer files; everything else the processor needs is in the model config."""
+        self.tokenizer.save_pretrained(directory)
