@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from PIL import Image
+from pydicom import dcmread
 
+from ultra.dicom.deid import phi_strings, redact
 from ultra.dicom.deid_key import load_or_create_key
 from ultra.dicom.outputs import atomic_write_json, atomic_write_jsonl
 from ultra.dicom.process import InstanceOutcome, ProcessOptions, process_input
@@ -67,6 +69,35 @@ def _run_pool(
             yield future.result()
         except Exception as exc:  # a worker that died (e.g. out of memory) fails its file only
             yield InstanceOutcome(futures[future].name, "failed", f"worker failed ({type(exc).__name__})")
+
+
+def _split_duplicates(items: list[InputItem]) -> tuple[list[InputItem], list[InstanceOutcome]]:
+    """Keep the first local file of each SOP Instance UID; later ones are skipped with a reason.
+
+    Two files with one SOP Instance UID would write the same outputs (and a PACS keeps only one), so
+    the header of every local file is read once here; unreadable files go on to fail in a worker.
+    """
+    first_seen: dict[str, str] = {}
+    unique: list[InputItem] = []
+    duplicates: list[InstanceOutcome] = []
+    for item in items:
+        if item.path is None:
+            unique.append(item)
+            continue
+        try:
+            header = dcmread(item.path, stop_before_pixels=True)
+            sop = str(header.SOPInstanceUID)
+            name = redact(item.name, phi_strings(header))
+        except Exception:
+            unique.append(item)
+            continue
+        if sop in first_seen:
+            reason = f"duplicate SOP Instance UID (same as {first_seen[sop]})"
+            duplicates.append(InstanceOutcome(name, "skipped", reason, extra={"duplicate": True}))
+        else:
+            first_seen[sop] = name
+            unique.append(item)
+    return unique, duplicates
 
 
 def _ray_row(row: dict[str, Any], outdir: str, options_json: str, key: bytes | None) -> dict[str, Any]:
@@ -124,6 +155,8 @@ def run_batch(
     if questions and answerer is None:
         raise ValueError("questions were given but no answerer (model) to answer them")
     key = None if options.keep_phi else load_or_create_key(deid_key, out)
+    for stale in out.rglob(".*.tmp"):  # half-written files of a killed run
+        stale.unlink(missing_ok=True)
     handler = _attach_run_log(out)
     try:
         return _run(
@@ -151,9 +184,10 @@ def _run(
     items = list_inputs(source)
     logger.info("%d inputs; engine %s, %d worker(s)", len(items), engine, workers)
     job = partial(process_input, outdir=str(out), options=options, key=key)
-    outcomes: list[InstanceOutcome] = []
+    seen = len(items)
+    items, outcomes = _split_duplicates(items)
     with file_progress(show_progress) as progress:
-        task = progress.add_task("DICOM", total=len(items))
+        task = progress.add_task("DICOM", total=seen, completed=len(outcomes))
         if engine == "ray":
             stream = _run_ray(items, str(out), options, key, workers)
         elif executor is not None:
@@ -171,7 +205,7 @@ def _run(
             if engine != "ray" and executor is None:
                 own.shutdown(cancel_futures=True)
     outcomes.sort(key=lambda o: o.name)
-    return _finish(out, outcomes, len(items), questions, answerer, selector, start)
+    return _finish(out, outcomes, seen, questions, answerer, selector, start)
 
 
 def _finish(
@@ -216,7 +250,14 @@ def _finish(
     reasons: dict[str, int] = {}
     for outcome in outcomes:
         if outcome.status == "skipped":
-            reason = "already done (resume)" if outcome.extra.get("resumed") else "not ultrasound"
+            extra = outcome.extra
+            reason = (
+                "already done (resume)"
+                if extra.get("resumed")
+                else "duplicate"
+                if extra.get("duplicate")
+                else "not ultrasound"
+            )
             reasons[reason] = reasons.get(reason, 0) + 1
     summary = BatchSummary(
         inputs=seen,
