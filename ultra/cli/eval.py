@@ -29,7 +29,10 @@ def _records(dataset: str, root: Path | None, split: str):
 def _load_model(model: str, adapter: str | None, device: str):
     from ultra.model import load_model
 
-    return load_model(model, adapter=adapter, device=device)
+    try:
+        return load_model(model, adapter=adapter, device=device)
+    except (FileNotFoundError, OSError) as error:
+        raise typer.BadParameter(str(error), param_hint="--model") from None
 
 
 @eval_app.command("score")
@@ -85,7 +88,7 @@ def baseline(
 
 @eval_app.command("generate")
 def generate(
-    model: str = typer.Option("ultra-tiny-zh", "--model", "-m", help="model folder or preset name"),
+    model: str = typer.Option("tiny-zh", "--model", "-m", help="model folder or preset (tiny-zh = embedded)"),
     adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter folder"),
     dataset: str = typer.Option(..., "--dataset", "-d", help=DATASET_HELP),
     root: Path | None = typer.Option(None, "--root"),
@@ -130,7 +133,7 @@ def generate(
 
 @eval_app.command("run")
 def run(
-    model: str = typer.Option("ultra-tiny-zh", "--model", "-m", help="model folder or preset name"),
+    model: str = typer.Option("tiny-zh", "--model", "-m", help="model folder or preset (tiny-zh = embedded)"),
     adapter: str | None = typer.Option(None, "--adapter"),
     dataset: str = typer.Option(..., "--dataset", "-d", help=DATASET_HELP),
     root: Path | None = typer.Option(None, "--root"),

@@ -41,10 +41,20 @@ def answered_ids(path: str | Path) -> set[str]:
     return {str(row.get("id", row.get("question_id"))) for row in read_answers(path)}
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line left half-written by a killed run, so appending starts on a fresh line."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
 def append_answers(rows: Iterable[dict], path: str | Path) -> int:
     """Append answers (UTF-8, Chinese readable) and flush; returns how many were written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_torn_tail(path)
     count = 0
     with path.open("a", encoding="utf-8") as handle:
         for row in rows:
