@@ -34,3 +34,5 @@ from ultra.cli.eval import eval_app  # noqa: E402, I001
 app.add_typer(eval_app, name="eval")
 from ultra.cli.train import train  # noqa: E402, I001
 app.command("train")(train)
+from ultra.cli.data import data_app  # noqa: E402, I001
+app.add_typer(data_app, name="data")

@@ -1,0 +1,101 @@
+"""``ultra data convert | build | validate | stats`` and the library functions under them."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from data_zh import read_llava, read_records
+from data_zh.stats import cjk_font_family, plot_stats, record_stats
+from data_zh.validate import validate_records_file
+from ultra.cli.main import app
+
+runner = CliRunner()
+
+
+def test_convert_validate_stats_on_busi(shared_data, tmp_path):
+    out = tmp_path / "busi.jsonl"
+    result = runner.invoke(app, ["data", "convert", "busi", str(shared_data / "busi"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(read_records(out)) == 240
+    result = runner.invoke(app, ["data", "validate", str(out)])
+    assert result.exit_code == 0 and "240 record(s), no problems" in result.output
+    chart = tmp_path / "stats.png"
+    result = runner.invoke(app, ["data", "stats", str(out), "--chart", str(chart)])
+    assert result.exit_code == 0, result.output
+    assert "selftrain_pool" in result.output and "132" in result.output
+    assert Image.open(chart).format == "PNG"
+
+
+def test_build_and_convert_to_llava(shared_data, tmp_path):
+    out = tmp_path / "vqa.jsonl"
+    result = runner.invoke(
+        app,
+        ["data", "build", "busi_vqa", str(shared_data / "busi"), "--split", "val", "-o", str(out), "--llava"],
+    )
+    assert result.exit_code == 0, result.output
+    records = read_llava(out)
+    assert len(records) == 60 + 60 + 45 and all(r.split == "val" for r in records)
+    result = runner.invoke(app, ["data", "build", "nonsense", str(shared_data / "busi"), "-o", str(out)])
+    assert result.exit_code == 2 and "unknown builder 'nonsense'" in result.output
+
+
+def test_convert_reports_a_bad_root(tmp_path):
+    result = runner.invoke(
+        app, ["data", "convert", "busi", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.jsonl")]
+    )
+    assert result.exit_code == 2 and "nowhere: not a folder" in result.output
+
+
+def test_validate_names_record_field_and_missing_media(shared_data, tmp_path):
+    good = runner.invoke(
+        app, ["data", "convert", "busi", str(shared_data / "busi"), "-o", str(tmp_path / "b.jsonl")]
+    )
+    assert good.exit_code == 0
+    lines = (tmp_path / "b.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    broken = json.loads(lines[1])
+    broken["task"] = "dance"
+    moved = json.loads(lines[2])
+    moved["media"]["images"] = ["images/benign/不存在 (1).png"]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(
+        "\n".join([lines[0], json.dumps(broken), json.dumps(moved), lines[0], "{oops"]) + "\n",
+        encoding="utf-8",
+    )
+    report = validate_records_file(path)
+    found = {(p.line, p.field) for p in report.problems}
+    assert found == {(2, "task"), (3, "media.images[0]"), (4, "id"), (5, "<json>")}
+    assert report.records == 5 and not report.ok
+    assert "不存在 (1).png" in str(next(p for p in report.problems if p.line == 3))
+    result = runner.invoke(app, ["data", "validate", str(path)])
+    assert result.exit_code == 1
+    assert f"record '{broken['id']}': task" in result.output and "4 problem(s)" in result.output
+    assert validate_records_file(path, check_media=False).problems[1].field == "id"
+    elsewhere = validate_records_file(tmp_path / "b.jsonl", media_root=tmp_path)
+    assert len(elsewhere.problems) == 240
+
+
+def test_stats_counts_and_cjk_chart(shared_data, tmp_path):
+    from data_zh import convert
+
+    records = convert("busi", shared_data / "busi") + convert(
+        "promptcblue", shared_data / "promptcblue_toy_zh"
+    )
+    counts = record_stats(records)
+    assert counts["source"] == {"busi": 240, "promptcblue": 240}
+    assert counts["modality"] == {"US": 240, "text": 240}
+    assert counts["split"]["val"] == 60 + 80
+    path = plot_stats(counts, tmp_path / "chart.png")
+    image = Image.open(path)
+    assert image.format == "PNG" and image.size[0] > 600
+    if cjk_font_family() is None:
+        return
+    assert cjk_font_family() in {
+        "WenQuanYi Zen Hei",
+        "Noto Sans CJK SC",
+        "Source Han Sans SC",
+        "SimHei",
+        "Microsoft YaHei",
+    }

@@ -1,0 +1,137 @@
+"""``ultra data``: convert sources to records, validate record files, count them (thin layer over data_zh)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+data_app = typer.Typer(
+    help="Data in one schema: convert sources, build Chinese instruction/benchmark sets, validate, count.",
+    no_args_is_help=True,
+)
+console = Console()
+
+BUILDERS = (
+    "busi_instructions",
+    "busi_vqa",
+    "laparoscopy_instructions",
+    "dicom_instructions",
+    "report_benchmark",
+)
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def _write(records, out: Path, llava: bool) -> None:
+    from data_zh import write_llava, write_records
+
+    count = write_llava(records, out) if llava else write_records(records, out)
+    console.print(f"wrote {count} record(s) to {out} ({'LLaVA JSONL' if llava else 'unified JSONL'})")
+
+
+@data_app.command("convert")
+def convert(
+    source: str = typer.Argument(
+        ..., help="slake, vqa_rad, pathvqa, busi, laparoscopy, promptcblue, llava, dicom"
+    ),
+    root: Path = typer.Argument(..., help="the source's folder (or file, for llava)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output .jsonl"),
+    llava: bool = typer.Option(False, "--llava", help="write LLaVA JSONL instead of unified records"),
+) -> None:
+    """Convert one source into unified records (or LLaVA JSONL)."""
+    from data_zh import ConversionError
+    from data_zh import convert as convert_source
+
+    try:
+        records = convert_source(source, root)
+    except (ConversionError, ValueError) as error:
+        _fail(error)
+    _write(records, out, llava)
+
+
+@data_app.command("build")
+def build(
+    builder: str = typer.Argument(..., help=", ".join(BUILDERS)),
+    root: Path = typer.Argument(..., help="dataset folder (BUSI layout; laparoscopy frames; DICOM folder)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output .jsonl (report_benchmark: output folder)"),
+    split: str = typer.Option("train", "--split", help="committed split to build from"),
+    llava: bool = typer.Option(False, "--llava", help="write LLaVA JSONL instead of unified records"),
+    laparoscopy_root: Path | None = typer.Option(
+        None, "--laparoscopy-root", help="report_benchmark distractors"
+    ),
+    dicom_root: Path | None = typer.Option(None, "--dicom-root", help="report_benchmark distractors"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Build Chinese instruction / evaluation data from a committed split."""
+    from data_zh import ConversionError, builders
+
+    try:
+        if builder == "report_benchmark":
+            records = builders.build_report_benchmark(
+                root, out, split=split, laparoscopy_root=laparoscopy_root, dicom_root=dicom_root, seed=seed
+            )
+            console.print(f"wrote {len(records)} report(s) and their images to {out}")
+            return
+        if builder not in BUILDERS:
+            raise ValueError(f"unknown builder {builder!r}; known: {', '.join(BUILDERS)}")
+        records = getattr(builders, f"build_{builder}")(root, split=split)
+    except (ConversionError, ValueError, FileNotFoundError) as error:
+        _fail(error)
+    _write(records, out, llava)
+
+
+@data_app.command("validate")
+def validate(
+    path: Path = typer.Argument(..., help="a .jsonl of unified records"),
+    media_root: Path | None = typer.Option(
+        None, "--media-root", help="resolve media here instead of media.root"
+    ),
+    no_media: bool = typer.Option(False, "--no-media", help="skip the check that media files exist"),
+    limit: int = typer.Option(50, "--limit", help="problems to print"),
+) -> None:
+    """Check every record and its media; exit 1 when anything is wrong."""
+    from data_zh.validate import validate_records_file
+
+    report = validate_records_file(path, media_root=media_root, check_media=not no_media)
+    for problem in report.problems[:limit]:
+        console.print(
+            f"[red]{escape(str(path))}:[/red] {escape(str(problem))}", soft_wrap=True, highlight=False
+        )
+    if len(report.problems) > limit:
+        console.print(f"… and {len(report.problems) - limit} more")
+    if not report.ok:
+        console.print(f"[red]{len(report.problems)} problem(s) in {report.records} record(s)[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/green]: {report.records} record(s), no problems")
+
+
+@data_app.command("stats")
+def stats(
+    paths: list[Path] = typer.Argument(..., help="one or more .jsonl files of unified records"),
+    chart: Path | None = typer.Option(None, "--chart", help="write a PNG bar chart here"),
+) -> None:
+    """Count records by source, specialty, task, modality, language, split and answer type."""
+    from data_zh import RecordError, read_records
+    from data_zh.stats import DIMENSIONS, plot_stats, record_stats
+
+    try:
+        records = [record for path in paths for record in read_records(path)]
+    except RecordError as error:
+        _fail(error)
+    counts = record_stats(records)
+    table = Table(title=f"{len(records)} record(s)")
+    for column in ("dimension", "value", "count"):
+        table.add_column(column)
+    for name, counter in counts.items():
+        for value, count in counter.most_common():
+            table.add_row(f"{DIMENSIONS[name]} {name}", value, str(count))
+    console.print(table)
+    if chart is not None:
+        console.print(f"chart: {plot_stats(counts, chart)}")
