@@ -1,5 +1,13 @@
 """data_zh: the unified data schema, converters, committed splits, Chinese text tools and builders."""
 
+from data_zh.builders import (
+    ReportBenchmarkConfig,
+    build_busi_instructions,
+    build_busi_vqa,
+    build_dicom_instructions,
+    build_laparoscopy_instructions,
+    build_report_benchmark,
+)
 from data_zh.converters import CONVERTERS, ConversionError, convert
 from data_zh.io import RecordError, from_llava, read_llava, read_records, to_llava, write_llava, write_records
 from data_zh.schema import (
@@ -16,6 +24,9 @@ from data_zh.schema import (
     VideoRef,
 )
 from data_zh.splits import load_split, split_lookup
+from data_zh.stats import plot_stats, record_stats
+from data_zh.text import normalize_zh, parse_report, tokenize_zh
+from data_zh.validate import validate_records_file
 
 __all__ = [
     "CONVERTERS",
@@ -30,15 +41,27 @@ __all__ = [
     "Reasoning",
     "Record",
     "RecordError",
+    "ReportBenchmarkConfig",
     "Turn",
     "VideoRef",
+    "build_busi_instructions",
+    "build_busi_vqa",
+    "build_dicom_instructions",
+    "build_laparoscopy_instructions",
+    "build_report_benchmark",
     "convert",
     "from_llava",
     "load_split",
+    "normalize_zh",
+    "parse_report",
+    "plot_stats",
     "read_llava",
     "read_records",
+    "record_stats",
     "split_lookup",
     "to_llava",
+    "tokenize_zh",
+    "validate_records_file",
     "write_llava",
     "write_records",
 ]

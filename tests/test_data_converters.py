@@ -102,6 +102,7 @@ def test_laparoscopy_counts_boxes_and_frame_order(shared_data):
     counts = Counter(box.label for r in records for box in r.labels.boxes)
     assert counts == {"Allis": 2, "Bag": 2, "Cautery": 44, "Forceps": 59, "Gallbladder": 65, "Liver": 108}
     assert {r.extra["video"] for r in records} == {"video04"}
+    assert Counter(r.split for r in records) == {"train": 53, "val": 21, "gap": 14}
     assert len({r.extra["frame_index"] for r in records}) == 88
     for record in records[:20]:
         label_file = root / "test/labels" / (record.media.images[0].split("/")[-1].rsplit(".", 1)[0] + ".txt")

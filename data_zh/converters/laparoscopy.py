@@ -11,13 +11,14 @@ from pathlib import Path
 
 from data_zh.converters.base import ConversionError, progress, require_dir
 from data_zh.schema import Labels, Media, OrientedBox, Record, qa_turns
-from data_zh.splits import split_lookup
+from data_zh.splits import load_split_payload, split_lookup
 
 logger = logging.getLogger(__name__)
 
 LAPAROSCOPY_LICENCE = (
     "CC BY 4.0 per Roboflow export; frames from Cholec80 (CC BY-NC-SA 4.0): non-commercial research only"
 )
+GAP_SPLIT = "gap"  # frames dropped between temporal blocks of different splits: in no split
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _ROBOFLOW_FRAME = re.compile(r"^(?P<video>.+?)_(?:mp4|avi|mov)-(?P<frame>\d+)_(?:jpg|png)\.rf\.")
 _TRAILING_NUMBER = re.compile(r"^(?P<video>.*?)[_-]?(?P<frame>\d+)$")
@@ -64,10 +65,15 @@ def frame_index(name: str) -> tuple[str, int | None]:
 
 def read_boxes(path: Path, classes: list[str]) -> list[OrientedBox]:
     """Boxes of one label file; bad lines are logged with file and line and skipped."""
-    boxes = []
+    boxes: list[OrientedBox] = []
     if not path.is_file():
         return boxes
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        logger.warning("%s: skipped unreadable label file: %s", path, error)
+        return boxes
+    for line_no, line in enumerate(lines, start=1):
         parts = line.split()
         if not parts:
             continue
@@ -114,10 +120,15 @@ def _subsets(root: Path) -> list[Path]:
 
 
 def convert_laparoscopy(root: str | Path, split_map: dict[str, str] | None = None) -> list[Record]:
-    """One detection record per frame of every ``<subset>/images`` folder, boxes from ``labels/``."""
+    """One detection record per frame of every ``<subset>/images`` folder, boxes from ``labels/``.
+
+    Frames of the committed split carry its name; frames dropped as the temporal gap carry "gap".
+    """
     root = require_dir(root, "YOLO frames: classes.txt and <subset>/images + <subset>/labels").resolve()
     classes = read_classes(root / "classes.txt")
-    split_map = split_lookup("laparoscopy") if split_map is None else split_map
+    if split_map is None:
+        split_map = {key: GAP_SPLIT for key in load_split_payload("laparoscopy")["dropped"]}
+        split_map.update(split_lookup("laparoscopy"))
     frames = [
         image
         for subset in _subsets(root)
