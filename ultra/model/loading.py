@@ -132,11 +132,29 @@ def _load_pretrained_encoders(model: UltraForConditionalGeneration, preset: Pres
     model.model.vision_tower = tower
 
 
-def build_model(
-    preset_name: str, pretrained: bool = True, dtype: torch.dtype = torch.float32
-) -> tuple[UltraForConditionalGeneration, UltraProcessor]:
-    """A new model from a preset: hub LLM/encoder weights when ``pretrained``, projectors untrained."""
+def preset_with(preset_name: str, overrides: dict | None = None) -> Preset:
+    """A preset with some fields replaced (e.g. ``{"grid": [6, 6]}``); bad fields raise ``ConfigError``."""
+    from ultra.config_io import parse_config
+
     preset = get_preset(preset_name)
+    if not overrides:
+        return preset
+    return parse_config(
+        {**preset.model_dump(), **overrides}, Preset, source=f"preset {preset_name!r} overrides"
+    )
+
+
+def build_model(
+    preset_name: str,
+    pretrained: bool = True,
+    dtype: torch.dtype = torch.float32,
+    overrides: dict | None = None,
+) -> tuple[UltraForConditionalGeneration, UltraProcessor]:
+    """A new model from a preset: hub LLM/encoder weights when ``pretrained``, projectors untrained.
+
+    This is where training from scratch starts (``tiny-zh`` with ``pretrained=False``).
+    """
+    preset = preset_with(preset_name, overrides)
     tokenizer = load_preset_tokenizer(preset)
     model = UltraForConditionalGeneration(build_config(preset, tokenizer))
     if pretrained and preset.llm_hub_name:
@@ -169,7 +187,8 @@ def _load_checkpoint(path: Path, dtype: torch.dtype) -> tuple[UltraForConditiona
         )
     model = UltraForConditionalGeneration.from_pretrained(path, dtype=dtype, use_safetensors=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        # the LLM's config, so transformers does not try to read our composite config as a tokenizer hint
+        tokenizer = AutoTokenizer.from_pretrained(str(path), config=model.config.text_config)
     except (OSError, ValueError) as error:
         raise WeightsNotFoundError(f"{path}: no usable tokenizer files ({error})") from None
     return model, processor_for(model, tokenizer)
@@ -178,7 +197,7 @@ def _load_checkpoint(path: Path, dtype: torch.dtype) -> tuple[UltraForConditiona
 def _embedded_missing_message(folder: Path) -> str:
     return (
         f"the embedded tiny-zh model has not been trained yet (no weights in {folder}). Train it with the "
-        "training pipeline (`ultra train`), or pass --model PATH to a checkpoint folder, or a hub preset "
+        "training pipeline (`ultra train`, which starts from load_model('tiny-zh', from_scratch=True)), or pass --model PATH to a checkpoint folder, or a hub preset "
         f"({', '.join(name for name in list_presets() if name != 'tiny-zh')})."
     )
 
@@ -189,18 +208,28 @@ def load_model(
     merge: bool = False,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    from_scratch: bool = False,
+    overrides: dict | None = None,
 ) -> tuple[torch.nn.Module, UltraProcessor]:
     """Load a checkpoint folder or a preset, optionally with a LoRA adapter, optionally merged.
 
     ``tiny-zh`` means the embedded model; hub presets build from hub weights (projectors untrained);
-    ``debug-tiny`` builds a random toy. ``merge=True`` folds the adapter into plain weights.
+    ``debug-tiny`` builds a random toy. ``from_scratch`` (implied by preset ``overrides``) builds the
+    preset's architecture anew instead of loading the embedded checkpoint: the start of training.
+    ``merge=True`` folds the adapter into plain weights.
     """
     path = Path(path_or_preset)
     if _is_checkpoint(path):
+        if overrides:
+            raise ValueError(f"{path}: preset overrides only apply to preset names, not checkpoint folders")
         model, processor = _load_checkpoint(path, dtype)
     elif str(path_or_preset) in list_presets():
         preset = get_preset(str(path_or_preset))
-        if preset.embedded:
+        if from_scratch or overrides:
+            model, processor = build_model(
+                preset.name, pretrained=preset.llm_hub_name is not None, dtype=dtype, overrides=overrides
+            )
+        elif preset.embedded:
             folder = embedded_model_dir()
             if not _is_checkpoint(folder):
                 raise WeightsNotFoundError(_embedded_missing_message(folder))
@@ -266,11 +295,14 @@ def save_adapter(peft_model: torch.nn.Module, directory: str | Path) -> Path:
     directory = Path(directory)
     peft_model.save_pretrained(directory, safe_serialization=True)
     base = peft_model.get_base_model()
-    trainables = {
-        name: parameter.detach().contiguous().cpu()
-        for name, parameter in base.named_parameters()
-        if parameter.requires_grad and "lora_" not in name
-    }
+    trainables = {}
+    for module_name, module in base.named_modules():
+        if "lora_" in module_name or not any(p.requires_grad for p in module.parameters(recurse=False)):
+            continue
+        # parameters and buffers (BatchNorm running statistics move while training too)
+        for name, tensor in module.state_dict().items():
+            if "." not in name:
+                trainables[f"{module_name}.{name}"] = tensor.detach().contiguous().cpu()
     metadata = {"projectors_trained": str(bool(base.config.projectors_trained)).lower()}
     save_file(trainables, str(directory / VISION_TRAINABLES_FILE), metadata=metadata)
     return directory

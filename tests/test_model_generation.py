@@ -1,0 +1,104 @@
+"""Generation: batched left-padded == one at a time, KV cache on/off, streaming, sampling, blank images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ultra import blank_like
+from ultra.inference import VQARequest, generate_answers, prepare_batch, stream_answer
+
+
+def _images(count: int, seed: int) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 255, (30 + 7 * i, 40, 3), dtype=np.uint8)) for i in range(count)]
+
+
+REQUESTS = [
+    VQARequest([], "检查部位是什么？"),
+    VQARequest(_images(1, 1), "是否可见病灶？"),
+    VQARequest(_images(2, 2), "两张图像中的结节边界是否清晰，是良性还是恶性？"),
+    VQARequest(_images(1, 3), "右乳低回声结节，边界不清？"),
+]
+
+
+def _generate(model, processor, requests, **kwargs):
+    batch = prepare_batch(model, processor, requests)
+    with torch.no_grad():
+        out = model.generate(
+            **batch,
+            max_new_tokens=5,
+            do_sample=False,
+            output_logits=True,
+            return_dict_in_generate=True,
+            pad_token_id=processor.pad_token_id,
+            **kwargs,
+        )
+    return out.sequences[:, batch["input_ids"].shape[1] :], torch.stack(out.logits, dim=1)
+
+
+def test_batched_left_padded_generation_equals_one_at_a_time(tiny_model):
+    model, processor = tiny_model
+    batch = prepare_batch(model, processor, REQUESTS)
+    assert bool((batch["attention_mask"][:, -1] == 1).all())  # left padding: every prompt ends at the edge
+    assert len(set(batch["attention_mask"].sum(dim=1).tolist())) > 1
+    tokens, logits = _generate(model, processor, REQUESTS)
+    for index, request in enumerate(REQUESTS):
+        single_tokens, single_logits = _generate(model, processor, [request])
+        assert torch.equal(tokens[index], single_tokens[0])
+        assert torch.allclose(logits[index], single_logits[0], atol=1e-4)
+
+
+def test_kv_cache_on_and_off_give_the_same_tokens(tiny_model):
+    model, processor = tiny_model
+    cached, cached_logits = _generate(model, processor, REQUESTS[1:3], use_cache=True)
+    uncached, uncached_logits = _generate(model, processor, REQUESTS[1:3], use_cache=False)
+    assert torch.equal(cached, uncached)
+    assert torch.allclose(cached_logits, uncached_logits, atol=1e-4)
+
+
+def test_streaming_yields_the_greedy_answer(tiny_model):
+    model, processor = tiny_model
+    pieces = list(stream_answer(model, processor, REQUESTS[2], max_new_tokens=6))
+    batch = prepare_batch(model, processor, [REQUESTS[2]])
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=6, do_sample=False, pad_token_id=processor.pad_token_id)
+    expected = processor.tokenizer.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert "".join(pieces) == expected
+    assert generate_answers(model, processor, [REQUESTS[2]], max_new_tokens=6) == [expected.strip()]
+
+
+def test_sampling_is_seeded_and_respects_max_new_tokens(tiny_model):
+    model, processor = tiny_model
+    torch.manual_seed(7)
+    first = generate_answers(model, processor, REQUESTS, do_sample=True, temperature=1.5, max_new_tokens=4)
+    torch.manual_seed(7)
+    second = generate_answers(model, processor, REQUESTS, do_sample=True, temperature=1.5, max_new_tokens=4)
+    assert first == second and len(first) == len(REQUESTS)
+    batch = prepare_batch(model, processor, REQUESTS)
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=3, do_sample=True, pad_token_id=processor.pad_token_id)
+    assert out.shape[1] - batch["input_ids"].shape[1] <= 3
+
+
+def test_blank_images_are_zero_after_normalisation_and_change_the_output(tiny_model):
+    model, processor = tiny_model
+    blank = prepare_batch(model, processor, REQUESTS[1:3], blank_images=True)
+    seen = prepare_batch(model, processor, REQUESTS[1:3])
+    assert all(bool((p == 0).all()) for p in blank["pixel_values"])
+    assert torch.equal(blank["input_ids"], seen["input_ids"])  # same placeholders, only the pixels differ
+    with torch.no_grad():
+        assert not torch.allclose(model(**blank).logits[:, -1], model(**seen).logits[:, -1])
+    image = _images(1, 9)[0]
+    blanked = blank_like(image, model.vision_tower)
+    assert blanked.size == image.size
+    normalised = [transform([blanked]) for transform in processor.image_transforms]
+    assert max(float(t.abs().max()) for t in normalised) < 0.01
+
+
+def test_batch_size_must_be_positive(tiny_model):
+    model, processor = tiny_model
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        generate_answers(model, processor, REQUESTS, batch_size=0)
