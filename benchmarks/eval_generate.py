@@ -1,0 +1,82 @@
+"""Time per 100 questions of ``ultra eval generate``: batched against one question at a time.
+
+Both runs answer the same BUSI-zh questions (images shown) with the same model in one process,
+into fresh answers files, after a warm-up batch. The table gives seconds per 100 questions and
+the speed-up of each batch size over batch size 1.
+
+    python benchmarks/eval_generate.py [--model debug-tiny] [--questions 100] [--batch-sizes 1 8 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ultra.eval.generate import generate_answers_file
+from ultra.model import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def busi_questions(count: int):
+    from data_zh.builders import build_busi_vqa
+
+    root = Path(os.environ.get("ULTRA_SHARED_DATA", REPO.parent / "shared" / "data")) / "busi"
+    if not root.is_dir():
+        sys.exit(f"BUSI not found at {root} (set ULTRA_SHARED_DATA)")
+    records = build_busi_vqa(root, "val")
+    return (records * (count // len(records) + 1))[:count] if count > len(records) else records[:count]
+
+
+def timed_run(model, processor, records, batch_size: int, max_new_tokens: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        report = generate_answers_file(
+            model,
+            processor,
+            records,
+            Path(folder) / "answers.jsonl",
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            show_progress=False,
+        )
+        elapsed = time.perf_counter() - start
+    assert report.answered == len({r.id for r in records})
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="debug-tiny", help="preset or model folder (tiny-zh = embedded)")
+    parser.add_argument("--questions", type=int, default=100)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 16])
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    model, processor = load_model(args.model, device=args.device)
+    model.eval()
+    records = busi_questions(args.questions)
+    timed_run(model, processor, records[:8], 8, args.max_new_tokens)  # warm-up
+    sizes = sorted(set(args.batch_sizes) | {1})
+    seconds = {size: timed_run(model, processor, records, size, args.max_new_tokens) for size in sizes}
+    per100 = {size: 100 * s / len(records) for size, s in seconds.items()}
+    print(
+        f"\nmodel={args.model} device={args.device} questions={len(records)} "
+        f"max_new_tokens={args.max_new_tokens} torch threads={torch.get_num_threads()}\n"
+    )
+    print("| batch size | total s | s / 100 questions | speed-up vs batch 1 |")
+    print("| --- | --- | --- | --- |")
+    for size in sizes:
+        print(f"| {size} | {seconds[size]:.2f} | {per100[size]:.2f} | {per100[1] / per100[size]:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
