@@ -16,6 +16,15 @@ from fusion.encoders import (
 from fusion.io import load_fusion, save_fusion
 from fusion.model import VisionFusion, align_tokens
 from fusion.projectors import build_projector
+from fusion.ultrasound import (
+    ScanBox,
+    crop_scan_region,
+    denoise_speckle,
+    draw_scan_box,
+    find_scan_region,
+    prepare_ultrasound,
+    to_three_channels,
+)
 
 __all__ = [
     "EncoderRegistry",
@@ -24,15 +33,22 @@ __all__ = [
     "FusionConfig",
     "FusionMode",
     "ImageTransform",
+    "ScanBox",
     "VisionEncoder",
     "VisionFusion",
     "align_tokens",
     "build_encoder",
     "build_projector",
+    "crop_scan_region",
+    "denoise_speckle",
+    "draw_scan_box",
+    "find_scan_region",
     "get_encoder_spec",
     "list_encoders",
     "load_fusion",
+    "prepare_ultrasound",
     "register_encoder",
     "resolve_spec",
     "save_fusion",
+    "to_three_channels",
 ]
