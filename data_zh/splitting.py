@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,21 +35,63 @@ def _allocate(n: int, ratios: Mapping[str, float]) -> dict[str, int]:
 
 
 def stratified_split(
-    labels: Mapping[str, str], ratios: Mapping[str, float], seed: int
+    labels: Mapping[str, str],
+    ratios: Mapping[str, float],
+    seed: int,
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, list[str]]:
-    """Split keys (image paths) by label so each split keeps the label mix; sorted output."""
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for key, label in labels.items():
-        by_label[label].append(key)
+    """Split keys (image paths) by label so each split keeps the label mix; sorted output.
+
+    Keys sharing a group (near-duplicate images, one DICOM study) always land in the same split.
+    Groups are placed largest first into the split furthest below its target, then single keys
+    fill the remaining places, so the counts match the ratios exactly whenever groups allow.
+    """
+    groups = groups or {}
+    members: dict[str, list[str]] = defaultdict(list)
+    for key in labels:
+        members[groups.get(key, f"key:{key}")].append(key)
+    by_label: dict[str, list[list[str]]] = defaultdict(list)
+    for keys in members.values():
+        majority = Counter(labels[key] for key in keys).most_common(1)[0][0]
+        by_label[majority].append(sorted(keys))
     splits: dict[str, list[str]] = {name: [] for name in ratios}
     for label in sorted(by_label):
-        keys = sorted(by_label[label])
-        random.Random(f"{seed}:{label}").shuffle(keys)
-        start = 0
-        for name, count in _allocate(len(keys), ratios).items():
-            splits[name].extend(keys[start : start + count])
-            start += count
+        units = sorted(by_label[label])
+        random.Random(f"{seed}:{label}").shuffle(units)
+        units.sort(key=len, reverse=True)  # stable: shuffled order kept within each size
+        target = _allocate(sum(map(len, units)), ratios)
+        placed = dict.fromkeys(ratios, 0)
+        for unit in units:
+            name = max(ratios, key=lambda n: (target[n] - placed[n], ratios[n]))
+            splits[name].extend(unit)
+            placed[name] += len(unit)
     return {name: sorted(keys) for name, keys in splits.items()}
+
+
+def near_duplicate_groups(images: Mapping[str, Path], max_distance: int = 8) -> dict[str, str]:
+    """Key -> group id for images whose perceptual hashes (pHash) are within ``max_distance`` bits,
+    joined transitively; keys without a near-duplicate are left out."""
+    import imagehash
+    from PIL import Image
+
+    hashes = {key: imagehash.phash(Image.open(path)) for key, path in sorted(images.items())}
+    parent = {key: key for key in hashes}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    keys = list(hashes)
+    for i, first in enumerate(keys):
+        for second in keys[i + 1 :]:
+            if hashes[first] - hashes[second] <= max_distance:
+                parent[root(second)] = root(first)
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for key in keys:
+        grouped[root(key)].append(key)
+    return {key: f"group:{min(keys_)}" for keys_ in grouped.values() if len(keys_) > 1 for key in keys_}
 
 
 def temporal_block_split(
@@ -87,16 +129,33 @@ def temporal_block_split(
     return splits, dropped
 
 
-def busi_split_payload(labels: Mapping[str, str], seed: int = 20240601) -> dict[str, Any]:
-    """The BUSI split: by image, stratified by benign/malignant/normal, 55/20/25."""
+def busi_split_payload(
+    labels: Mapping[str, str], groups: Mapping[str, str], seed: int = 20240601, max_distance: int = 8
+) -> dict[str, Any]:
+    """The BUSI split: by image, stratified by benign/malignant/normal, 55/20/25, near-duplicate
+    images (BUSI holds several near-identical frames of one scan) kept in one split."""
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for key, group in groups.items():
+        grouped[group].append(key)
     return {
         "name": "busi",
         "unit": "image path relative to the BUSI root",
         "seed": seed,
         "ratios": BUSI_RATIOS,
         "stratified_by": "label",
-        "splits": stratified_split(labels, BUSI_RATIOS, seed),
+        "grouped_by": f"near-duplicate images (pHash distance <= {max_distance} bits, transitive)",
+        "groups": sorted(sorted(keys) for keys in grouped.values()),
+        "splits": stratified_split(labels, BUSI_RATIOS, seed, groups),
     }
+
+
+def make_busi_split_payload(root: str | Path, seed: int = 20240601, max_distance: int = 8) -> dict[str, Any]:
+    """``busi_split_payload`` computed from a BUSI-layout folder (labels.csv + images/)."""
+    from data_zh.converters.busi import read_busi_labels
+
+    rows = read_busi_labels(root)
+    groups = near_duplicate_groups({key: Path(root) / key for key in rows}, max_distance)
+    return busi_split_payload({key: row["label"] for key, row in rows.items()}, groups, seed, max_distance)
 
 
 def laparoscopy_split_payload(
@@ -117,15 +176,19 @@ def laparoscopy_split_payload(
     }
 
 
-def dicom_split_payload(modalities: Mapping[str, str], seed: int = 20240601) -> dict[str, Any]:
-    """The DICOM split: by file, stratified by modality."""
+def dicom_split_payload(
+    modalities: Mapping[str, str], studies: Mapping[str, str], seed: int = 20240601
+) -> dict[str, Any]:
+    """The DICOM split: listed by file, stratified by modality, files of one study kept together
+    (the shared files include the same image in several transfer syntaxes)."""
     return {
         "name": "dicom",
         "unit": "file path relative to the DICOM root",
         "seed": seed,
         "ratios": DICOM_RATIOS,
         "stratified_by": "modality",
-        "splits": stratified_split(modalities, DICOM_RATIOS, seed),
+        "grouped_by": "StudyInstanceUID",
+        "splits": stratified_split(modalities, DICOM_RATIOS, seed, studies),
     }
 
 

@@ -15,15 +15,15 @@ from data_zh.builders import (
     build_dicom_instructions,
     build_laparoscopy_instructions,
 )
-from data_zh.converters.busi import read_busi_labels
 from data_zh.converters.dicom import convert_dicom
 from data_zh.converters.laparoscopy import CLASS_ZH, convert_laparoscopy
 from data_zh.splits import load_split_payload
 from data_zh.splitting import (
-    busi_split_payload,
     check_disjoint,
     dicom_split_payload,
     laparoscopy_split_payload,
+    make_busi_split_payload,
+    stratified_split,
 )
 
 ZH = {"benign": "良性", "malignant": "恶性"}
@@ -41,11 +41,30 @@ def test_busi_split_is_disjoint_stratified_and_reproducible(shared_data, busi_tr
     assert {k: len(v) for k, v in splits.items()} == {"train": 132, "selftrain_pool": 48, "val": 60}
     assert sorted(sum(splits.values(), [])) == sorted(busi_truth)
     assert Counter(busi_truth[p] for p in splits["val"]) == {"benign": 25, "malignant": 20, "normal": 15}
-    rows = read_busi_labels(shared_data / "busi")
-    regenerated = busi_split_payload(
-        {p: r["label"] for p, r in rows.items()}, seed=load_split_payload("busi")["seed"]
-    )
-    assert regenerated["splits"] == splits
+    payload = load_split_payload("busi")
+    regenerated = make_busi_split_payload(shared_data / "busi", seed=payload["seed"])
+    assert regenerated["splits"] == splits and regenerated["groups"] == payload["groups"]
+
+
+def test_busi_near_duplicates_never_straddle_splits():
+    payload = load_split_payload("busi")
+    split_of = {key: name for name, keys in payload["splits"].items() for key in keys}
+    assert len(payload["groups"]) >= 10
+    for group in payload["groups"]:
+        assert len({split_of[key] for key in group}) == 1, group
+
+
+def test_grouped_stratified_split_keeps_groups_and_counts():
+    labels = {f"k{i}": "a" if i < 60 else "b" for i in range(100)}
+    groups = {"k0": "g1", "k1": "g1", "k2": "g1", "k70": "g2", "k71": "g2"}
+    splits = stratified_split(labels, {"train": 0.5, "val": 0.5}, seed=3, groups=groups)
+    check_disjoint(splits)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 50, "val": 50}
+    for group in ({"k0", "k1", "k2"}, {"k70", "k71"}):
+        assert any(group <= set(keys) for keys in splits.values())
+    assert sum(labels[k] == "a" for k in splits["val"]) == 30
+    with pytest.raises(ValueError, match="'k0' is in both"):
+        check_disjoint({"train": ["k0"], "val": ["k0"]})
 
 
 def _check_answer(record, truth):
@@ -128,7 +147,11 @@ def test_dicom_split_by_file_covers_every_modality(shared_data):
     modality = {r.media.dicom[0].path: r.modality for r in records}
     assert sorted(sum(splits.values(), [])) == sorted(modality)
     assert {modality[p] for p in splits["val"]} == {"US", "MR"}
-    assert dicom_split_payload(modality, load_split_payload("dicom")["seed"])["splits"] == splits
+    study = {r.media.dicom[0].path: r.extra["dicom"]["StudyKey"] for r in records}
+    assert dicom_split_payload(modality, study, load_split_payload("dicom")["seed"])["splits"] == splits
+    split_of = {path: name for name, paths in splits.items() for path in paths}
+    for key in set(study.values()):
+        assert len({split_of[p] for p in study if study[p] == key}) == 1
 
 
 def test_laparoscopy_instructions_follow_box_files(shared_data):

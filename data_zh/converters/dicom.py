@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ def read_dicom_header(path: Path) -> dict[str, Any]:
     for tag in ("Rows", "Columns"):
         if tag in header:
             header[tag] = int(header[tag])
+    study = dataset.get("StudyInstanceUID")
+    if study:
+        # A one-way key, not the UID itself: enough to keep a study in one split, not to re-identify.
+        header["StudyKey"] = hashlib.sha256(str(study).encode()).hexdigest()[:16]
     syntax = getattr(dataset, "file_meta", None) and dataset.file_meta.get("TransferSyntaxUID")
     if syntax is not None:
         header["TransferSyntaxUID"] = str(syntax)
