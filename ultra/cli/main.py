@@ -36,3 +36,5 @@ from ultra.cli.train import train  # noqa: E402, I001
 app.command("train")(train)
 from ultra.cli.data import data_app  # noqa: E402, I001
 app.add_typer(data_app, name="data")
+from ultra.cli.ask import ask  # noqa: E402, I001
+app.command("ask")(ask)

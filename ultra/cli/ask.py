@@ -1,0 +1,82 @@
+"""``ultra ask``: one question about images (PNG/JPEG/DICOM) or a video, answered as it streams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ultra import RESEARCH_NOTICE
+
+
+def ask(
+    question: str = typer.Option(..., "--question", "-q", help="The question, in Chinese or English."),
+    image: list[Path] = typer.Option(
+        None, "--image", "-i", help="An image (PNG/JPEG/DICOM); repeat for several."
+    ),
+    video: Path | None = typer.Option(None, "--video", help="A video file or a folder of ordered frames."),
+    model: str = typer.Option("tiny-zh", "--model", "-m", help="A preset name or a checkpoint folder."),
+    adapter: Path | None = typer.Option(None, "--adapter", help="A LoRA adapter folder to apply."),
+    frame: int = typer.Option(0, "--frame", help="Frame of a multi-frame DICOM file."),
+    explain: Path | None = typer.Option(
+        None, "--explain", help="Write an occlusion heat map PNG of the first image here."
+    ),
+    allow_untrained: bool = typer.Option(
+        False, "--allow-untrained", help="Run a model whose image projectors were never trained."
+    ),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
+) -> None:
+    """Ask a question about ultrasound images and print the streamed answer (仅供研究，非临床诊断)."""
+    from ultra.inference import (
+        InputImageError,
+        UntrainedModelError,
+        VQARequest,
+        check_projectors_trained,
+        read_image,
+        stream_answer,
+    )
+    from ultra.model import WeightsNotFoundError, load_model
+
+    console = Console(soft_wrap=True)
+    errors = Console(stderr=True, soft_wrap=True)
+    try:
+        images = [read_image(path, frame=frame) for path in image or []]
+    except InputImageError as error:
+        errors.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    frames = None
+    if video is not None:
+        from fusion.video import read_video_frames
+
+        try:
+            frames = read_video_frames(video)
+        except (OSError, ValueError) as error:
+            errors.print(f"[red]error:[/red] {video}: {error}")
+            raise typer.Exit(2) from None
+    try:
+        vlm, processor = load_model(model, adapter=adapter)
+        check_projectors_trained(vlm, allow_untrained)
+    except (WeightsNotFoundError, FileNotFoundError, UntrainedModelError) as error:
+        errors.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+
+    request = VQARequest(images=images, question=question, video_frames=frames)
+    pieces = []
+    for piece in stream_answer(vlm, processor, request, max_new_tokens=max_new_tokens):
+        pieces.append(piece)
+        console.print(piece, end="", markup=False, highlight=False)
+    console.print()
+    answer = "".join(pieces).strip()
+    if explain is not None:
+        if not images:
+            errors.print("[yellow]--explain needs an image; no heat map written[/yellow]")
+        elif not answer:
+            errors.print("[yellow]empty answer; no heat map written[/yellow]")
+        else:
+            from ultra.explain import occlusion_map, save_heatmap
+
+            occlusion = occlusion_map(vlm, processor, images, question, answer, image_index=0)
+            save_heatmap(images[0], occlusion, explain, question, answer)
+            console.print(f"heat map ({occlusion.method}): {explain}")
+    console.print(f"[dim]{RESEARCH_NOTICE}[/dim]")
