@@ -175,7 +175,9 @@ def test_no_phi_anywhere_in_outdir(shared_data: Path, tmp_path: Path, caplog) ->
     second = _phi_dataset(us / "gdcm-US-ALOKA-16.dcm")
     second.StudyInstanceUID = first.StudyInstanceUID  # same study as the first image
     second.save_as(patient_dir / "IMG0002.dcm", enforce_file_format=True)
-    data = (patient_dir / "IMG0001.dcm").read_bytes()
+    first.SOPInstanceUID = pydicom.uid.generate_uid()  # a third instance, cut short below
+    first.save_as(tmp_path / "whole.dcm", enforce_file_format=True)
+    data = (tmp_path / "whole.dcm").read_bytes()
     (patient_dir / "IMG0003_truncated.dcm").write_bytes(data[: len(data) - 4000])
     key_file = tmp_path / "deid.key"
     key_file.write_text(KEY.decode())
@@ -193,7 +195,7 @@ def test_no_phi_anywhere_in_outdir(shared_data: Path, tmp_path: Path, caplog) ->
     for path in written:
         ds = pydicom.dcmread(path)
         assert ds.PatientIdentityRemoved == "YES" and ds.BurnedInAnnotation == "NO"
-        assert ds.StudyInstanceUID == Deidentifier(KEY).remap_uid(first.StudyInstanceUID)
+        assert ds.StudyInstanceUID == Deidentifier(KEY).remap_uid(second.StudyInstanceUID)
 
 
 def test_burned_in_text_masked_outside_regions(shared_data: Path, tmp_path: Path) -> None:
@@ -218,3 +220,19 @@ def _key(tmp_path: Path) -> Path:
     path = tmp_path / "key.txt"
     path.write_text(KEY.decode())
     return path
+
+
+def test_keep_phi_is_explicit(shared_data: Path, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    _phi_dataset(shared_data / "dicom" / "us" / "examples_palette.dcm").save_as(source / "a.dcm")
+    original = pydicom.dcmread(source / "a.dcm")
+    kept, default = tmp_path / "kept", tmp_path / "default"
+    run_batch(source, kept, ProcessOptions(keep_phi=True), workers=1)
+    run_batch(source, default, ProcessOptions(), workers=1, deid_key=_key(tmp_path))
+    (kept_meta,) = (kept / "metadata").rglob("*.json")
+    assert kept_meta.stem == original.SOPInstanceUID
+    assert "PID778899" in kept_meta.read_text(encoding="utf-8")
+    (default_meta,) = (default / "metadata").rglob("*.json")
+    assert default_meta.stem == Deidentifier(KEY).remap_uid(original.SOPInstanceUID)
+    assert not _grep_outputs(default, "")

@@ -58,9 +58,13 @@ def dicom(
         console.print("[bold red]--keep-phi: outputs will contain patient data.[/]")
     answerer = None
     if question:
-        from ultra.dicom.answering import load_answerer
+        from ultra.dicom.answering import UntrainedModelError, load_answerer
 
-        answerer = load_answerer(model, batch_size=batch_size, allow_untrained=allow_untrained)
+        try:
+            answerer = load_answerer(model, batch_size=batch_size, allow_untrained=allow_untrained)
+        except (UntrainedModelError, FileNotFoundError, OSError) as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
     try:
         summary = run_batch(
             source,

@@ -9,6 +9,12 @@ from PIL import Image
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_MODEL = "tiny-zh"
+
+
+class UntrainedModelError(RuntimeError):
+    """The model's projectors were never trained, so its answers would be noise."""
+
 
 def answerer_from_model(model: Any, processor: Any, *, batch_size: int = 8, max_new_tokens: int = 32):
     """An ``Answerer`` over a loaded (model, processor) pair using ``ultra.inference``."""
@@ -23,10 +29,25 @@ def answerer_from_model(model: Any, processor: Any, *, batch_size: int = 8, max_
 
 
 def load_answerer(
-    model_name: str | None, *, batch_size: int = 8, max_new_tokens: int = 32, **load_kwargs: Any
+    model_name: str | None = None,
+    *,
+    allow_untrained: bool = False,
+    batch_size: int = 8,
+    max_new_tokens: int = 32,
+    device: str = "cpu",
 ):
-    """Load a model by preset name or folder (None = the embedded default) and wrap it as an answerer."""
+    """Load a model by preset name or folder (default: the embedded model) as an answerer.
+
+    A model whose projectors were never trained is refused unless ``allow_untrained`` is set.
+    """
     from ultra.model import load_model
 
-    model, processor = load_model(model_name, **load_kwargs) if model_name else load_model(**load_kwargs)
+    name = model_name or DEFAULT_MODEL
+    model, processor = load_model(name, device=device)
+    if not getattr(model.config, "projectors_trained", False):
+        if not allow_untrained:
+            raise UntrainedModelError(
+                f"model {name!r} is untrained (random projectors); pass --allow-untrained"
+            )
+        logger.warning("model %s is untrained: its answers are not meaningful", name)
     return answerer_from_model(model, processor, batch_size=batch_size, max_new_tokens=max_new_tokens)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from pydicom import Dataset, dcmread
+from pydicom import Dataset
 
 from ultra.dicom.deid import Deidentifier, phi_strings, redact
 from ultra.dicom.errors import DicomReadError
@@ -130,7 +130,9 @@ def process_input(
         label = redact(item.name, phi_strings(ds))
         return _process_dataset(ds, data, label, out, options, key)
     except DicomReadError as exc:
-        return InstanceOutcome(redact(exc.name, []), "failed", exc.reason)
+        return InstanceOutcome(exc.name, "failed", exc.reason)
+    except ImportError as exc:
+        return InstanceOutcome(label, "failed", f"missing dependency ({exc.name})")
     except Exception as exc:  # one bad file must never end a batch
         logger.debug("%s: unexpected %s", label, type(exc).__name__, exc_info=True)
         return InstanceOutcome(label, "failed", f"unexpected error ({type(exc).__name__})")
@@ -227,10 +229,3 @@ def _write_dicom(
     buffer = io.BytesIO()
     public.save_as(buffer, enforce_file_format=True)
     atomic_write_bytes(path, buffer.getvalue())
-
-
-def read_header(data: bytes) -> Dataset:
-    """Header only, for quick checks."""
-    import io
-
-    return dcmread(io.BytesIO(data), stop_before_pixels=True)
