@@ -79,7 +79,9 @@ def validate_records_file(
                 record = Record.model_validate(data)
             except ValidationError as error:
                 for item in error.errors():
-                    field = ".".join(str(part) for part in item["loc"]) or "<record>"
+                    field = ".".join(str(part) for part in item["loc"])
+                    if not field:  # record-level checks: name the field they are about
+                        field = "conversations" if "placeholder" in item["msg"] else "<record>"
                     problems.append(Problem(line, record_id, field, item["msg"]))
                 continue
             if record.id in seen:

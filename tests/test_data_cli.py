@@ -42,6 +42,23 @@ def test_build_and_convert_to_llava(shared_data, tmp_path):
     assert result.exit_code == 2 and "unknown builder 'nonsense'" in result.output
 
 
+def test_convert_options_are_checked_per_source(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "convert",
+            "busi",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "x.jsonl"),
+            "--image-dir",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 2 and "--image-dir applies to pathvqa only" in result.output
+
+
 def test_convert_reports_a_bad_root(tmp_path):
     result = runner.invoke(
         app, ["data", "convert", "busi", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.jsonl")]
@@ -59,19 +76,23 @@ def test_validate_names_record_field_and_missing_media(shared_data, tmp_path):
     broken["task"] = "dance"
     moved = json.loads(lines[2])
     moved["media"]["images"] = ["images/benign/不存在 (1).png"]
+    unplaced = json.loads(lines[0])
+    unplaced["id"] = "no-placeholder"
+    unplaced["conversations"][0]["content"] = "是否可见病灶？"
     path = tmp_path / "mixed.jsonl"
     path.write_text(
-        "\n".join([lines[0], json.dumps(broken), json.dumps(moved), lines[0], "{oops"]) + "\n",
+        "\n".join([lines[0], json.dumps(broken), json.dumps(moved), lines[0], "{oops", json.dumps(unplaced)])
+        + "\n",
         encoding="utf-8",
     )
     report = validate_records_file(path)
     found = {(p.line, p.field) for p in report.problems}
-    assert found == {(2, "task"), (3, "media.images[0]"), (4, "id"), (5, "<json>")}
-    assert report.records == 5 and not report.ok
+    assert found == {(2, "task"), (3, "media.images[0]"), (4, "id"), (5, "<json>"), (6, "conversations")}
+    assert report.records == 6 and not report.ok
     assert "不存在 (1).png" in str(next(p for p in report.problems if p.line == 3))
     result = runner.invoke(app, ["data", "validate", str(path)])
     assert result.exit_code == 1
-    assert f"record '{broken['id']}': task" in result.output and "4 problem(s)" in result.output
+    assert f"record '{broken['id']}': task" in result.output and "5 problem(s)" in result.output
     assert validate_records_file(path, check_media=False).problems[1].field == "id"
     elsewhere = validate_records_file(tmp_path / "b.jsonl", media_root=tmp_path)
     assert len(elsewhere.problems) == 240

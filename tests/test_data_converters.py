@@ -24,7 +24,11 @@ def test_slake_counts_and_fields(shared_data):
         ("test", "en"): 690,
     }
     assert len({r.id for r in records}) == len(records)
-    assert len({r.extra["img_id"] for r in records if r.split == "train"}) == 586
+    images = {
+        split: len({r.extra["img_id"] for r in records if r.split == split})
+        for split in ("train", "val", "test")
+    }
+    assert images == {"train": 586, "val": 174, "test": 120}
     zh = next(r for r in records if r.language == "zh" and r.answer_type == "closed")
     assert {"content_type", "location", "base_type", "qid", "q_lang", "triple"} <= set(zh.extra)
     assert {r.modality for r in records} == {"CT", "MR", "X-ray"}

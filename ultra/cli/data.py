@@ -44,13 +44,26 @@ def convert(
     root: Path = typer.Argument(..., help="the source's folder (or file, for llava)"),
     out: Path = typer.Option(..., "--out", "-o", help="output .jsonl"),
     llava: bool = typer.Option(False, "--llava", help="write LLaVA JSONL instead of unified records"),
+    image_dir: Path | None = typer.Option(None, "--image-dir", help="pathvqa parquet: write its images here"),
+    image_root: Path | None = typer.Option(
+        None, "--image-root", help="llava: folder the image paths start from"
+    ),
 ) -> None:
     """Convert one source into unified records (or LLaVA JSONL)."""
     from data_zh import ConversionError
     from data_zh import convert as convert_source
 
+    options = {}
+    if image_dir is not None:
+        if source != "pathvqa":
+            _fail(ValueError("--image-dir applies to pathvqa only"))
+        options["image_dir"] = image_dir
+    if image_root is not None:
+        if source != "llava":
+            _fail(ValueError("--image-root applies to llava only"))
+        options["image_root"] = image_root
     try:
-        records = convert_source(source, root)
+        records = convert_source(source, root, **options)
     except (ConversionError, ValueError) as error:
         _fail(error)
     _write(records, out, llava)
