@@ -193,3 +193,12 @@ def test_report_writes_json_markdown_and_chart(slake_test, tmp_path):
     table = paths["markdown"].read_text(encoding="utf-8")
     assert "| **overall** |" in table and "content_type: Organ" in table
     assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_docs_show_the_current_canonical_table():
+    from pathlib import Path
+
+    from ultra.eval import canonical_table_markdown
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+    assert canonical_table_markdown() in docs.read_text(encoding="utf-8")

@@ -56,9 +56,13 @@ def score(
     from ultra.eval.report import write_report
     from ultra.eval.run import score_with_baselines
 
+    try:
+        predictions = read_answers(answers)
+    except (FileNotFoundError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="ANSWERS") from None
     records = _records(dataset, root, split)
     train = _records(dataset, root, train_split) if train_split else None
-    metrics = score_with_baselines(read_answers(answers), records, None, train, token_mode, compat)
+    metrics = score_with_baselines(predictions, records, None, train, token_mode, compat)
     paths = write_report(metrics, out, title or f"{dataset} {split}")
     console.print(paths["markdown"].read_text(encoding="utf-8"))
     console.print(f"written: {', '.join(str(p) for p in paths.values())}")
