@@ -25,8 +25,26 @@ from fusion.ultrasound import (
     prepare_ultrasound,
     to_three_channels,
 )
+from fusion.video import (
+    count_video_frames,
+    encode_clip,
+    pool_video_tokens,
+    read_video_frames,
+    sample_frames,
+    scene_change_frame_indices,
+    uniform_frame_indices,
+    video_token_count,
+)
 
 __all__ = [
+    "count_video_frames",
+    "encode_clip",
+    "pool_video_tokens",
+    "read_video_frames",
+    "sample_frames",
+    "scene_change_frame_indices",
+    "uniform_frame_indices",
+    "video_token_count",
     "EncoderRegistry",
     "EncoderSpec",
     "EncoderTokens",

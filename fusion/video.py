@@ -1,0 +1,191 @@
+"""Video input (LLaVA-Surg style): sample a fixed number of frames, encode each, pool tokens.
+
+A clip always costs ``video_token_count(num_tokens, num_frames)`` LLM tokens whatever its
+length: it is sampled to exactly ``num_frames`` frames (a short clip repeats frames), every
+frame goes through the same ``VisionFusion``, and the ``[F, T, D]`` frame tokens are pooled to
+the temporal mean of each spatial token (``T``) plus each frame's spatial mean (``F``), as
+Video-ChatGPT does.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from skimage.metrics import structural_similarity
+
+from fusion.model import VisionFusion
+
+logger = logging.getLogger(__name__)
+
+FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+SamplingStrategy = Literal["uniform", "scene"]
+
+
+def uniform_frame_indices(total: int, num_frames: int) -> list[int]:
+    """``num_frames`` indices at the centres of equal segments; repeats frames when total < num_frames."""
+    if total <= 0:
+        raise ValueError(f"cannot sample from a clip with {total} frames")
+    if num_frames <= 0:
+        raise ValueError(f"num_frames must be positive, got {num_frames}")
+    return [min(total - 1, int((index + 0.5) * total / num_frames)) for index in range(num_frames)]
+
+
+def _thumbnail(frame: Image.Image, size: int) -> np.ndarray:
+    return (
+        np.asarray(frame.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+        / 255.0
+    )
+
+
+def scene_change_frame_indices(frames: Sequence[Image.Image], num_frames: int, size: int = 64) -> list[int]:
+    """The first frame plus the ``num_frames - 1`` frames that differ most from their predecessor.
+
+    Difference is ``1 - SSIM`` between consecutive grayscale thumbnails (``size`` px), so a cut
+    or a new view is picked over a slow drift. Clips no longer than ``num_frames`` fall back to
+    uniform sampling (repeating frames). Returned in temporal order.
+    """
+    total = len(frames)
+    if total <= num_frames:
+        return uniform_frame_indices(total, num_frames)
+    thumbnails = [_thumbnail(frame, size) for frame in frames]
+    change = np.array(
+        [
+            1.0 - structural_similarity(a, b, data_range=1.0)
+            for a, b in zip(thumbnails, thumbnails[1:], strict=False)
+        ]
+    )
+    order = np.argsort(-change, kind="stable")[: num_frames - 1] + 1
+    return sorted([0, *order.tolist()])
+
+
+def _natural_key(path: Path) -> list[int | str]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def _read_frame_folder(folder: Path) -> list[Image.Image]:
+    paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=_natural_key)
+    frames = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                frames.append(image.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as error:
+            logger.warning("skipping unreadable frame %s: %s", path, error)
+    if not frames:
+        raise ValueError(f"{folder}: no readable frames ({', '.join(sorted(FRAME_SUFFIXES))})")
+    return frames
+
+
+def _read_video_file(path: Path, indices: Sequence[int] | None) -> list[Image.Image]:
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ValueError(f"{path}: OpenCV cannot open this video (unknown container or codec)")
+    wanted = None if indices is None else set(indices)
+    last = None if indices is None else max(indices)
+    decoded: dict[int, Image.Image] = {}
+    index = 0
+    try:
+        while last is None or index <= last:
+            if not capture.grab():
+                break
+            if wanted is None or index in wanted:
+                ok, bgr = capture.retrieve()
+                if ok:
+                    decoded[index] = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                else:
+                    logger.warning("%s: frame %d could not be decoded; skipped", path, index)
+            index += 1
+    finally:
+        capture.release()
+    if not decoded:
+        raise ValueError(f"{path}: no frame could be decoded")
+    if indices is None:
+        return [decoded[i] for i in sorted(decoded)]
+    missing = sorted(set(indices) - set(decoded))
+    if missing:
+        raise ValueError(f"{path}: frames {missing[:5]} are past the end ({index} frames) or undecodable")
+    return [decoded[i] for i in indices]
+
+
+def read_video_frames(path: str | Path, indices: Sequence[int] | None = None) -> list[Image.Image]:
+    """RGB frames of a video file (OpenCV) or a folder of frames in natural name order.
+
+    With ``indices`` only those frames are kept (in the order given), so a long video need not
+    sit in memory. Unreadable files in a folder are skipped with a warning.
+    """
+    source = Path(path)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such video file or frame folder")
+    if source.is_dir():
+        frames = _read_frame_folder(source)
+        if indices is None:
+            return frames
+        bad = [i for i in indices if not 0 <= i < len(frames)]
+        if bad:
+            raise ValueError(f"{source}: frame indices {bad[:5]} out of range (0..{len(frames) - 1})")
+        return [frames[i] for i in indices]
+    return _read_video_file(source, indices)
+
+
+def count_video_frames(path: str | Path) -> int:
+    """Frames in a folder, or the container's frame count for a video file."""
+    source = Path(path)
+    if source.is_dir():
+        return sum(1 for p in source.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    capture = cv2.VideoCapture(str(source))
+    try:
+        if not capture.isOpened():
+            raise ValueError(f"{source}: OpenCV cannot open this video")
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+
+
+def sample_frames(
+    frames: Sequence[Image.Image], num_frames: int, strategy: SamplingStrategy = "uniform"
+) -> list[Image.Image]:
+    """Exactly ``num_frames`` frames by ``uniform`` or ``scene`` (SSIM change) sampling."""
+    if strategy == "uniform":
+        indices = uniform_frame_indices(len(frames), num_frames)
+    elif strategy == "scene":
+        indices = scene_change_frame_indices(frames, num_frames)
+    else:
+        raise ValueError(f"unknown sampling strategy {strategy!r}; choose 'uniform' or 'scene'")
+    return [frames[i] for i in indices]
+
+
+def video_token_count(num_tokens_per_frame: int, num_frames: int) -> int:
+    """LLM tokens for one clip: one per spatial position plus one per frame."""
+    return num_tokens_per_frame + num_frames
+
+
+def pool_video_tokens(frame_tokens: torch.Tensor) -> torch.Tensor:
+    """``[F, T, D]`` → ``[T + F, D]``: temporal mean per spatial token, then spatial mean per frame."""
+    if frame_tokens.dim() != 3:
+        raise ValueError(f"expected frame tokens [F, T, D], got shape {tuple(frame_tokens.shape)}")
+    return torch.cat([frame_tokens.mean(dim=0), frame_tokens.mean(dim=1)], dim=0)
+
+
+def encode_clip(
+    fusion: VisionFusion,
+    frames: Sequence[Image.Image],
+    num_frames: int,
+    strategy: SamplingStrategy = "uniform",
+    batch_size: int = 8,
+) -> torch.Tensor:
+    """Tokens ``[video_token_count(fusion.num_tokens, num_frames), hidden]`` for one clip."""
+    if not frames:
+        raise ValueError("encode_clip needs at least one frame")
+    chosen = sample_frames(frames, num_frames, strategy)
+    chunks = []
+    for start in range(0, len(chosen), batch_size):
+        chunks.append(fusion(fusion.preprocess(list(chosen[start : start + batch_size]))))
+    return pool_video_tokens(torch.cat(chunks, dim=0))
