@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -187,3 +188,29 @@ def test_dicom_instructions_follow_modality_tag(shared_data):
             else ("是" if tag == "US" else "否")
         )
         assert record.answer == expected
+
+
+def test_busi_phrasings_and_user_folders(shared_data, tmp_path, busi_truth):
+    records = build_busi_instructions(shared_data / "busi", split="val", phrasings=3)
+    per_image = Counter((r.media.images[0], r.extra["question_type"]) for r in records)
+    assert set(per_image.values()) == {3}
+    for image in load_split("busi")["val"][:10]:
+        questions = [
+            r.question for r in records if r.media.images[0] == image and r.extra["question_type"] == "lesion"
+        ]
+        assert len(set(questions)) == 3
+    for record in records:
+        _check_answer(record, busi_truth)
+    assert len({r.id for r in records}) == len(records)
+    (tmp_path / "images/x").mkdir(parents=True)
+    shutil.copy(shared_data / "busi/images/malignant/malignant (10).png", tmp_path / "images/x/m 1.png")
+    (tmp_path / "labels.csv").write_text("image_path,label\nimages/x/m 1.png,malignant\n", encoding="utf-8")
+    own = build_busi_vqa(tmp_path, split="all")
+    assert [(r.extra["question_type"], r.answer, r.split) for r in own] == [
+        ("site", "乳腺", None),
+        ("lesion", "是", None),
+        ("malignancy", "恶性", None),
+    ]
+    assert len(build_busi_instructions(tmp_path, split="all")) == 5
+    with pytest.raises(ValueError, match="phrasings must be >= 1"):
+        build_busi_instructions(tmp_path, split="all", phrasings=0)

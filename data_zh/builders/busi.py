@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from data_zh.builders.phrasing import pick
+from data_zh.builders.phrasing import pick, pick_distinct
 from data_zh.converters.busi import BUSI_LICENCE, LABEL_ZH, read_busi_labels
 from data_zh.schema import Labels, Media, Reasoning, Record, qa_turns
-from data_zh.splits import load_split
+from data_zh.splits import load_split, split_lookup
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,12 @@ def lesion_answer(label: str) -> str:
 
 
 def _images_of(split: str, rows: dict[str, dict[str, str]], split_name: str) -> list[str]:
+    """Images of one committed split that labels.csv has; ``"all"`` = every row (user folders)."""
+    if split == "all":
+        return sorted(rows)
     splits = load_split(split_name)
     if split not in splits:
-        raise ValueError(f"unknown {split_name} split {split!r}; known: {sorted(splits)}")
+        raise ValueError(f"unknown {split_name} split {split!r}; known: {sorted(splits)} or 'all'")
     wanted = splits[split]
     missing = [path for path in wanted if path not in rows]
     if missing:
@@ -71,12 +74,13 @@ def _images_of(split: str, rows: dict[str, dict[str, str]], split_name: str) -> 
 
 
 def _record(
-    root: Path, path: str, label: str, split: str, kind: str, question: str, answer: str, **kw
+    root: Path, path: str, label: str, split: str | None, kind: str, question: str, answer: str, **kw
 ) -> Record:
     stem = Path(path).with_suffix("").as_posix().removeprefix("images/").replace(" ", "_")
     closed = kw.pop("answer_type", "closed")
+    suffix = kw.pop("id_suffix", "")
     return Record(
-        id=f"busi-zh-{kind}-{stem}",
+        id=f"busi-zh-{kind}-{stem}{suffix}",
         source="busi",
         licence=BUSI_LICENCE,
         specialty="breast",
@@ -92,125 +96,103 @@ def _record(
     )
 
 
-def _generated_question(path: str, label: str) -> str:
-    options = [f"问题：{pick(SITE_QUESTIONS, path, 'qg-site')}答案：{SITE_ANSWER}。"]
-    options.append(f"问题：{pick(LESION_QUESTIONS, path, 'qg-lesion')}答案：{lesion_answer(label)}。")
+def _generated_question(path: str, label: str, salt: int = 0) -> str:
+    options = [f"问题：{pick(SITE_QUESTIONS, path, 'qg-site', salt)}答案：{SITE_ANSWER}。"]
+    options.append(f"问题：{pick(LESION_QUESTIONS, path, 'qg-lesion', salt)}答案：{lesion_answer(label)}。")
     if label != "normal":
-        options.append(f"问题：{pick(MALIGNANCY_QUESTIONS, path, 'qg-malig')}答案：{LABEL_ZH[label]}。")
-    return pick(options, path, "qg")
+        options.append(f"问题：{pick(MALIGNANCY_QUESTIONS, path, 'qg-malig', salt)}答案：{LABEL_ZH[label]}。")
+    return pick(options, path, "qg", salt)
+
+
+def _reasoning(label: str, impression: str) -> Reasoning:
+    return Reasoning(
+        perception="可见局灶性病灶" if label != "normal" else "未见明确局灶性病灶",
+        inference=None if label == "normal" else f"病灶特征符合{LABEL_ZH[label]}病变",
+        conclusion=impression,
+    )
 
 
 def build_busi_instructions(
-    busi_root: str | Path, split: str = "train", split_name: str = "busi"
+    busi_root: str | Path, split: str = "train", split_name: str = "busi", phrasings: int = 1
 ) -> list[Record]:
-    """检查部位, 是否可见病灶, 良性还是恶性 (lesions only), a one-sentence impression and a
-    question-generation example per image of the committed split, phrasings varied per image."""
+    """Per image of the committed split (``"all"``: every labels.csv row, for user folders):
+    检查部位, 是否可见病灶, 良性还是恶性 (lesions only), a one-sentence impression and a
+    question-generation example; ``phrasings`` distinct wordings of each, chosen per image."""
+    if phrasings < 1:
+        raise ValueError(f"phrasings must be >= 1, got {phrasings}")
     root = Path(busi_root)
     rows = read_busi_labels(root)
+    tags = split_lookup(split_name) if split == "all" else {}
     records = []
     for path in _images_of(split, rows, split_name):
         label = rows[path]["label"]
-        records.append(
-            _record(
-                root, path, label, split, "site", pick(SITE_QUESTIONS, path), SITE_ANSWER, task="closed_vqa"
-            )
-        )
-        records.append(
-            _record(
-                root,
-                path,
-                label,
-                split,
-                "lesion",
-                pick(LESION_QUESTIONS, path),
-                lesion_answer(label),
-                task="closed_vqa",
-            )
-        )
+        tag = tags.get(path) if split == "all" else split
+        impression = pick(IMPRESSIONS[label], path)
+        closed = [("site", SITE_QUESTIONS, SITE_ANSWER), ("lesion", LESION_QUESTIONS, lesion_answer(label))]
         if label != "normal":
+            closed.append(("malignancy", MALIGNANCY_QUESTIONS, LABEL_ZH[label]))
+        for kind, questions, answer in closed:
+            for index, question in enumerate(pick_distinct(questions, phrasings, path, kind)):
+                suffix = f"-p{index}" if phrasings > 1 else ""
+                records.append(
+                    _record(
+                        root, path, label, tag, kind, question, answer, task="closed_vqa", id_suffix=suffix
+                    )
+                )
+        for index, question in enumerate(pick_distinct(IMPRESSION_QUESTIONS, phrasings, path, "impression")):
             records.append(
                 _record(
                     root,
                     path,
                     label,
-                    split,
-                    "malignancy",
-                    pick(MALIGNANCY_QUESTIONS, path),
-                    LABEL_ZH[label],
-                    task="closed_vqa",
+                    tag,
+                    "impression",
+                    question,
+                    impression,
+                    task="report",
+                    answer_type="open",
+                    reasoning=_reasoning(label, impression),
+                    id_suffix=f"-p{index}" if phrasings > 1 else "",
                 )
             )
-        impression = pick(IMPRESSIONS[label], path)
-        records.append(
-            _record(
-                root,
-                path,
-                label,
-                split,
-                "impression",
-                pick(IMPRESSION_QUESTIONS, path),
-                impression,
-                task="report",
-                answer_type="open",
-                reasoning=Reasoning(
-                    perception="可见局灶性病灶" if label != "normal" else "未见明确局灶性病灶",
-                    inference=None if label == "normal" else f"病灶特征符合{LABEL_ZH[label]}病变",
-                    conclusion=impression,
-                ),
+        prompts = pick_distinct(QUESTION_GENERATION_PROMPTS, phrasings, path, "qg-prompt")
+        for index, prompt in enumerate(prompts):
+            records.append(
+                _record(
+                    root,
+                    path,
+                    label,
+                    tag,
+                    "question_generation",
+                    prompt,
+                    _generated_question(path, label, index),
+                    task="question_generation",
+                    answer_type="open",
+                    id_suffix=f"-p{index}" if phrasings > 1 else "",
+                )
             )
-        )
-        records.append(
-            _record(
-                root,
-                path,
-                label,
-                split,
-                "question_generation",
-                pick(QUESTION_GENERATION_PROMPTS, path),
-                _generated_question(path, label),
-                task="question_generation",
-                answer_type="open",
-            )
-        )
     return records
 
 
 def build_busi_vqa(busi_root: str | Path, split: str = "val", split_name: str = "busi") -> list[Record]:
     """The BUSI-zh evaluation set: closed questions with gold answers from labels.csv.
 
-    Fixed phrasings (the first of each list) so scores compare across runs and models.
+    Fixed phrasings (the first of each list) so scores compare across runs and models;
+    ``split="all"`` evaluates every labels.csv row (a user's own BUSI-layout folder).
     """
     root = Path(busi_root)
     rows = read_busi_labels(root)
+    tags = split_lookup(split_name) if split == "all" else {}
     records = []
     for path in _images_of(split, rows, split_name):
         label = rows[path]["label"]
-        records.append(
-            _record(root, path, label, split, "site", SITE_QUESTIONS[0], SITE_ANSWER, task="closed_vqa")
-        )
-        records.append(
-            _record(
-                root,
-                path,
-                label,
-                split,
-                "lesion",
-                LESION_QUESTIONS[0],
-                lesion_answer(label),
-                task="closed_vqa",
-            )
-        )
+        tag = tags.get(path) if split == "all" else split
+        closed = [
+            ("site", SITE_QUESTIONS[0], SITE_ANSWER),
+            ("lesion", LESION_QUESTIONS[0], lesion_answer(label)),
+        ]
         if label != "normal":
-            records.append(
-                _record(
-                    root,
-                    path,
-                    label,
-                    split,
-                    "malignancy",
-                    MALIGNANCY_QUESTIONS[0],
-                    LABEL_ZH[label],
-                    task="closed_vqa",
-                )
-            )
+            closed.append(("malignancy", MALIGNANCY_QUESTIONS[0], LABEL_ZH[label]))
+        for kind, question, answer in closed:
+            records.append(_record(root, path, label, tag, kind, question, answer, task="closed_vqa"))
     return records
