@@ -57,3 +57,22 @@ def test_baseline_command_and_bad_dataset(shared_data, tmp_path):
         app, ["eval", "score", str(tmp_path / "answers.jsonl"), "-d", "nope", "--out", str(tmp_path)]
     )
     assert bad.exit_code != 0 and "unknown dataset" in bad.output
+
+
+def test_generate_command_with_a_records_file_resumes(shared_data, tmp_path):
+    from data_zh import write_records
+    from data_zh.builders import build_busi_vqa
+
+    records = build_busi_vqa(shared_data / "busi", "val")[:3]
+    write_records(records, tmp_path / "busi.jsonl")
+    base = ["eval", "generate", "-m", "debug-tiny", "-d", str(tmp_path / "busi.jsonl"), "--split", "all"]
+    base += ["-o", str(tmp_path / "answers.jsonl"), "--max-new-tokens", "2"]
+    runner = CliRunner()
+    refused = runner.invoke(app, base)
+    assert refused.exit_code != 0 and "--allow-untrained" in refused.output
+    first = runner.invoke(app, [*base, "--allow-untrained", "--limit", "2"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, [*base, "--allow-untrained"])
+    assert second.exit_code == 0, second.output
+    assert "1 answered now, 2 already there" in " ".join(second.output.split())
+    assert [row["id"] for row in read_answers(tmp_path / "answers.jsonl")] == [r.id for r in records]

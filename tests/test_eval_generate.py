@@ -61,6 +61,21 @@ def test_missing_media_is_reported_and_strict_fails(tiny_model, busi_records, tm
         model, processor, records, tmp_path / "c.jsonl", blank_images=True, max_new_tokens=2
     )
     assert blind.answered == 3 and blind.missing_media == []
+    corrupt_dir = tmp_path / "media"
+    corrupt_dir.mkdir()
+    (corrupt_dir / "bad.png").write_bytes(b"not a png at all")
+    corrupt = busi_records[1].model_copy(
+        update={
+            "media": busi_records[1].media.model_copy(
+                update={"root": str(corrupt_dir), "images": ["bad.png"]}
+            )
+        }
+    )
+    mixed = generate_answers_file(
+        model, processor, [corrupt, busi_records[2]], tmp_path / "d.jsonl", batch_size=2, max_new_tokens=2
+    )
+    assert mixed.answered == 1 and mixed.missing_media[0][0] == corrupt.id
+    assert "unreadable" in mixed.missing_media[0][1]
 
 
 def test_run_evaluation_writes_blind_check_and_baselines(tiny_model, busi_records, shared_data, tmp_path):

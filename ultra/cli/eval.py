@@ -26,13 +26,27 @@ def _records(dataset: str, root: Path | None, split: str):
         raise typer.BadParameter(str(error)) from None
 
 
-def _load_model(model: str, adapter: str | None, device: str):
+def _check_modes(token_mode: str, compat: str | None) -> None:
+    if token_mode not in ("char", "jieba"):
+        raise typer.BadParameter(f"{token_mode!r}: use char or jieba", param_hint="--tokens")
+    if compat not in (None, "llava-med"):
+        raise typer.BadParameter(f"{compat!r}: the only compat mode is llava-med", param_hint="--compat")
+
+
+def _load_model(model: str, adapter: str | None, device: str, allow_untrained: bool):
+    """Load the model; refuse one whose image projectors never trained unless allowed."""
+    from ultra.inference import UntrainedModelError, check_projectors_trained
     from ultra.model import load_model
 
     try:
-        return load_model(model, adapter=adapter, device=device)
+        loaded, processor = load_model(model, adapter=adapter, device=device)
     except (FileNotFoundError, OSError) as error:
         raise typer.BadParameter(str(error), param_hint="--model") from None
+    try:
+        check_projectors_trained(loaded, allow_untrained)
+    except UntrainedModelError as error:
+        raise typer.BadParameter(str(error), param_hint="--model") from None
+    return loaded, processor
 
 
 @eval_app.command("score")
@@ -56,6 +70,7 @@ def score(
     from ultra.eval.report import write_report
     from ultra.eval.run import score_with_baselines
 
+    _check_modes(token_mode, compat)
     try:
         predictions = read_answers(answers)
     except (FileNotFoundError, ValueError) as error:
@@ -105,12 +120,15 @@ def generate(
     strict: bool = typer.Option(False, "--strict", help="fail when any record's media is missing"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="answer at most this many new questions"),
     device: str = typer.Option("cpu", "--device"),
+    allow_untrained: bool = typer.Option(
+        False, "--allow-untrained", help="run a random-projector model anyway"
+    ),
 ) -> None:
     """Answer a dataset's questions into a JSONL; rerunning skips ids already answered."""
     from ultra.eval.generate import MissingMediaError, generate_answers_file
 
     records = _records(dataset, root, split)
-    loaded_model, processor = _load_model(model, adapter, device)
+    loaded_model, processor = _load_model(model, adapter, device, allow_untrained)
     try:
         report = generate_answers_file(
             loaded_model,
@@ -155,11 +173,15 @@ def run(
     compat: str | None = typer.Option(None, "--compat"),
     token_mode: str = typer.Option("char", "--tokens"),
     device: str = typer.Option("cpu", "--device"),
+    allow_untrained: bool = typer.Option(
+        False, "--allow-untrained", help="run a random-projector model anyway"
+    ),
 ) -> None:
     """Generate + blind check + baselines + score, all into one folder."""
     from ultra.eval.generate import MissingMediaError
     from ultra.eval.run import run_evaluation
 
+    _check_modes(token_mode, compat)
     records = _records(dataset, root, split)
     train = None
     if train_split:
@@ -167,7 +189,7 @@ def run(
             train = _records(dataset, root, train_split)
         except typer.BadParameter as error:
             console.print(f"[yellow]no majority baseline: {error}[/yellow]")
-    loaded_model, processor = _load_model(model, adapter, device)
+    loaded_model, processor = _load_model(model, adapter, device, allow_untrained)
     try:
         metrics = run_evaluation(
             loaded_model,

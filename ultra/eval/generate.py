@@ -18,6 +18,7 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
+from ultra.dicom.errors import DicomReadError
 from ultra.eval.answers import answered_ids, append_answers
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def generate_answers_file(
     show_progress: bool = True,
 ) -> GenerationReport:
     """Answer the records not yet in ``answers_path`` (at most ``limit`` of them), batch by batch."""
-    from ultra.inference import VQARequest, generate_answers
+    from ultra.inference import generate_answers
 
     answers_path = Path(answers_path)
     done = answered_ids(answers_path)
@@ -100,30 +101,58 @@ def generate_answers_file(
     with tqdm(total=len(todo), unit="q", desc="answering", disable=not show_progress) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            requests = [
-                VQARequest(images=_images_for(r, image_root, blank_images), question=r.question or "")
-                for r in batch
-            ]
-            texts = generate_answers(
-                model,
-                processor,
-                requests,
-                batch_size=batch_size,
-                max_new_tokens=max_new_tokens,
-                blank_images=blank_images,
+            ready, requests = [], []
+            for record in batch:
+                try:
+                    requests.append(request_for(record, image_root, blank_images))
+                    ready.append(record)
+                except (OSError, ValueError, DicomReadError) as error:  # one bad file must not end the run
+                    if strict:
+                        raise MissingMediaError(f"{record.id}: unreadable media ({error})") from error
+                    log.warning("%s: unreadable media, not answered (%s)", record.id, error)
+                    report.missing_media.append((record.id, f"unreadable: {error}"))
+            texts = (
+                generate_answers(
+                    model,
+                    processor,
+                    requests,
+                    batch_size=batch_size,
+                    max_new_tokens=max_new_tokens,
+                    blank_images=blank_images,
+                )
+                if requests
+                else []
             )
             rows = [
                 {"id": r.id, "question": r.question, "answer": text, "blank_images": blank_images}
-                for r, text in zip(batch, texts, strict=True)
+                for r, text in zip(ready, texts, strict=True)
             ]
             report.answered += append_answers(rows, answers_path)
             bar.update(len(batch))
     return report
 
 
-def _images_for(record: Any, image_root: str | Path | None, blank_images: bool) -> list[Image.Image]:
-    count = max(1, record.media.count)
+def _video_frames(record: Any, image_root: str | Path | None) -> list[Image.Image] | None:
+    """Frames of a record's video (its listed frame indices, else all; the processor samples)."""
+    video = record.media.video
+    if video is None:
+        return None
+    from fusion.video import read_video_frames
+
+    return read_video_frames(record.media.resolve(video.path, image_root), video.frame_indices or None)
+
+
+def request_for(record: Any, image_root: str | Path | None = None, blank_images: bool = False):
+    """The ``VQARequest`` of one record; for a blind run, absent media become neutral placeholders."""
+    from ultra.inference import VQARequest
+
+    question = record.question or ""
     if blank_images and _missing_path(record, image_root) is not None:
-        return [Image.new("RGB", PLACEHOLDER_SIZE, (127, 127, 127)) for _ in range(count)]
-    images = load_record_images(record, image_root)
-    return images or [Image.new("RGB", PLACEHOLDER_SIZE, (127, 127, 127))]
+        grey = Image.new("RGB", PLACEHOLDER_SIZE, (127, 127, 127))
+        frames = [grey] * 4 if record.media.video is not None else None
+        return VQARequest(images=[grey] * record.media.count, question=question, video_frames=frames)
+    return VQARequest(
+        images=load_record_images(record, image_root),
+        question=question,
+        video_frames=_video_frames(record, image_root),
+    )

@@ -113,14 +113,25 @@ def f1_precision_recall(prediction: str, gold: str) -> tuple[float, float, float
     return 2 * precision * recall / (precision + recall), precision, recall
 
 
-def open_accuracy(prediction: str, gold: str, candidates: Sequence[str | int]) -> float:
+def prepare_candidates(candidates: Sequence[str | int]) -> list[tuple[str, Counter]]:
+    """Normalised candidate answers with their word counts (computed once per scoring run)."""
+    prepared = []
+    for candidate in candidates:
+        normalized = normalize_word(str(candidate))
+        prepared.append((normalized, _unigrams(normalized)))
+    return prepared
+
+
+def open_accuracy(
+    prediction: str, gold: str, candidates: Sequence[str | int] | list[tuple[str, Counter]]
+) -> float:
     """1.0 when the candidate most similar to the prediction (first on ties) equals the gold."""
+    if candidates and not isinstance(candidates[0], tuple):
+        candidates = prepare_candidates(candidates)
     predicted = _unigrams(normalize_word(prediction))
     reference = normalize_word(gold)
     best, best_similarity = None, -1.0
-    for candidate in candidates:
-        normalized = normalize_word(str(candidate))
-        words = _unigrams(normalized)
+    for normalized, words in candidates:
         similarity = sum(1 for word in predicted if word in words) / len(words) if words else 0.0
         if similarity > best_similarity:
             best, best_similarity = normalized, similarity
@@ -153,6 +164,7 @@ def score_llava_med(items: Sequence[LlavaMedItem], candidates: Sequence[str | in
     """The numbers LLaVA-Med's ``run_eval.py`` prints (in percent), plus the counts behind them."""
     closed_hits: list[int] = []
     open_rows: list[dict[str, float]] = []
+    prepared = prepare_candidates(candidates) if candidates is not None else None
     for item in items:
         gold = normalize_word(item.gold.lower())
         prediction = normalize_word(item.prediction.lower())
@@ -169,8 +181,8 @@ def score_llava_med(items: Sequence[LlavaMedItem], candidates: Sequence[str | in
                 "bleu_2": _sentence_bleu(reference, hypothesis, (0, 1, 0, 0)),
                 "bleu_3": _sentence_bleu(reference, hypothesis, (0, 0, 1, 0)),
             }
-            if candidates is not None:
-                row["open_accuracy"] = open_accuracy(prediction, gold, candidates)
+            if prepared is not None:
+                row["open_accuracy"] = open_accuracy(prediction, gold, prepared)
             open_rows.append(row)
         elif item.answer_type == "CLOSED":
             if "yes" in prediction or "no" in prediction:

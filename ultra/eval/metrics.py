@@ -151,7 +151,7 @@ def bootstrap_ci(
         return (0.0, 0.0)
     rng = random.Random(seed)
     size = len(values)
-    stats = sorted(statistic([values[rng.randrange(size)] for _ in range(size)]) for _ in range(n_resamples))
+    stats = sorted(statistic(rng.choices(values, k=size)) for _ in range(n_resamples))
     tail = (1 - confidence) / 2
     low = stats[max(0, math.floor(tail * n_resamples))]
     high = stats[min(n_resamples - 1, math.ceil((1 - tail) * n_resamples) - 1)]
