@@ -86,6 +86,10 @@ def test_zh_and_en_forms_of_the_table_give_the_same_canonical_set(slake_all):
         ("X-Ray", "x-ray"),
         ("X光", "x-ray"),
         ("不正常", "no"),
+        ("无法确定", "uncertain"),
+        ("看不到病灶", "no"),
+        ("可以看到肿块", "yes"),
+        ("良性", "benign"),
     ],
 )
 def test_canonical_rules(answer, label):

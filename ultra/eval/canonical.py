@@ -45,14 +45,18 @@ CANONICAL_TABLE: tuple[CanonicalLabel, ...] = (
     _row(
         "yes",
         "yes|yeah|yep|true|correct|normal|healthy|no abnormality|nothing abnormal|unremarkable",
-        "是|是的|对|对的|正确|有|有的|存在|包含|包括|可以|能|可见|见到|是存在的|正常|健康|无异常|未见异常",
+        "是|是的|对|对的|正确|有|有的|存在|包含|包括|可以|能|可见|见到|可以看到|能看到|是存在的|正常|健康|无异常|未见异常",
     ),
     _row(
         "no",
         "no|nope|false|incorrect|not|absent|abnormal|unhealthy",
-        "否|不是|不|没有|无|未见|未见明显|不存在|不包含|不包括|不可以|不能|不对|错|错误|不可见|不正常|异常|不健康",
+        "否|不是|不|没有|无|未见|未见明显|未发现|没发现|看不到|看不见|不存在|不包含|不包括|不可以|不能|不对|错|错误|不可见|不正常|异常|不健康",
     ),
-    _row("uncertain", "not sure|maybe|unsure|uncertain", "不确定|可能|也许"),
+    _row(
+        "uncertain",
+        "not sure|maybe|unsure|uncertain|cannot tell",
+        "不确定|可能|也许|无法确定|无法判断|不好说",
+    ),
     _row("breast", "breast|breasts", "乳腺|乳房"),
     _row("benign", "benign", "良性"),
     _row("malignant", "malignant", "恶性"),

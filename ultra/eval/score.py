@@ -89,10 +89,14 @@ def gold_item(record: ScorableRecord) -> GoldItem | None:
 
 def gold_items(records: Iterable[ScorableRecord]) -> list[GoldItem]:
     """Gold items of every record that has an answer (the rest are logged and skipped)."""
-    items, skipped = [], []
+    items: list[GoldItem] = []
+    skipped: list[str] = []
     for record in records:
         item = gold_item(record)
-        (items if item is not None else skipped).append(item or record.id)
+        if item is None:
+            skipped.append(record.id)
+        else:
+            items.append(item)
     if skipped:
         log.warning("%d record(s) have no gold answer and are not scored (e.g. %s)", len(skipped), skipped[0])
     return items
