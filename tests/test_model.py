@@ -220,3 +220,18 @@ def test_special_token_ids_match_config(tiny_model):
     model, processor = tiny_model
     assert processor.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN) == model.config.image_token_id
     assert processor.tokenizer.convert_tokens_to_ids(VIDEO_TOKEN) == model.config.video_token_id
+
+
+def test_processor_can_cut_images_to_the_scan_region(tiny_model):
+    from ultra.model import UltraProcessor
+
+    model, processor = tiny_model
+    config = copy.deepcopy(model.config)
+    config.crop_scan_region = True
+    cropping = UltraProcessor(processor.tokenizer, processor.image_transforms, config)
+    frame = np.zeros((120, 160, 3), dtype=np.uint8)
+    frame[30:90, 40:130] = np.random.default_rng(0).integers(60, 255, (60, 90, 3), dtype=np.uint8)
+    image = Image.fromarray(frame)
+    assert cropping.prepare_image(image).size == (90, 60)
+    assert processor.prepare_image(image).size == (160, 120)
+    assert not torch.equal(cropping.preprocess_images([image])[0], processor.preprocess_images([image])[0])

@@ -77,6 +77,6 @@ def ask(
             from ultra.explain import occlusion_map, save_heatmap
 
             occlusion = occlusion_map(vlm, processor, images, question, answer, image_index=0)
-            save_heatmap(images[0], occlusion, explain, question, answer)
+            save_heatmap(processor.prepare_image(images[0]), occlusion, explain, question, answer)
             console.print(f"heat map ({occlusion.method}): {explain}")
     console.print(f"[dim]{RESEARCH_NOTICE}[/dim]")

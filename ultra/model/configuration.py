@@ -23,7 +23,8 @@ class UltraConfig(PreTrainedConfig):
     ``vision`` is ``fusion.FusionConfig.model_dump()``; ``fusion.hidden_size`` must equal the LLM's
     hidden size, and ``tokens_per_image`` the fusion's ``num_tokens`` (checked when the model is built). ``projectors_trained`` records
     whether the projector/fusion weights were ever trained, so ``ultra ask`` can refuse a model whose
-    image pathway is still random.
+    image pathway is still random. ``crop_scan_region`` makes the processor cut every image to its
+    ultrasound scan region (``fusion.ultrasound``) before the encoders see it.
     """
 
     model_type = "ultra"
@@ -41,6 +42,7 @@ class UltraConfig(PreTrainedConfig):
     projectors_trained: bool = False
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     lora_target_modules: list[str] | None = None
+    crop_scan_region: bool = False
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs: Any) -> None:

@@ -94,6 +94,7 @@ def build_config(preset: Preset, tokenizer: PreTrainedTokenizerBase) -> UltraCon
         video_num_frames=preset.video_num_frames,
         video_tokens=preset.video_tokens,
         lora_target_modules=list(preset.lora_target_modules),
+        crop_scan_region=preset.crop_scan_region,
         projectors_trained=False,
     )
 

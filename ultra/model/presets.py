@@ -38,6 +38,7 @@ class Preset(BaseModel):
     video_num_frames: int = 8
     video_tokens: int = 32
     lora_target_modules: list[str] = Field(default_factory=lambda: list(QWEN_LORA_TARGETS))
+    crop_scan_region: bool = False
     embedded: bool = False
 
     def fusion_config(self) -> FusionConfig:

@@ -60,6 +60,7 @@ class UltraProcessor:
         self.video_tokens = config.video_tokens
         self.video_num_frames = config.video_num_frames
         self.system_prompt = config.system_prompt
+        self.crop_scan_region = bool(getattr(config, "crop_scan_region", False))
         for token, expected in ((IMAGE_TOKEN, self.image_token_id), (VIDEO_TOKEN, self.video_token_id)):
             actual = tokenizer.convert_tokens_to_ids(token)
             if actual != expected:
@@ -122,9 +123,18 @@ class UltraProcessor:
         return input_ids, labels
 
     # ---- images -----------------------------------------------------------------------------
+    def prepare_image(self, image: Image.Image) -> Image.Image:
+        """What the encoders see before resizing: RGB, cut to the scan region when configured."""
+        if not self.crop_scan_region:
+            return image.convert("RGB")
+        from fusion.ultrasound import prepare_ultrasound
+
+        return prepare_ultrasound(image, crop=True)[0]
+
     def preprocess_images(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
         """One ``[N, 3, H_i, W_i]`` tensor per encoder."""
-        return [transform(list(images)) for transform in self.image_transforms]
+        prepared = [self.prepare_image(image) for image in images]
+        return [transform(prepared) for transform in self.image_transforms]
 
     def sample_frames(self, frames: Sequence[Image.Image]) -> list[Image.Image]:
         """Exactly ``video_num_frames`` frames, uniformly spread (repeated for short clips)."""
