@@ -40,9 +40,14 @@ class GenerationReport:
     missing_media: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _open_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
 def load_record_images(record: Any, image_root: str | Path | None = None) -> list[Image.Image]:
     """RGB images of a record: its image files, then its DICOM frames (via ``ultra.dicom``)."""
-    images = [Image.open(record.media.resolve(rel, image_root)).convert("RGB") for rel in record.media.images]
+    images = [_open_rgb(record.media.resolve(rel, image_root)) for rel in record.media.images]
     if record.media.dicom:
         from ultra.dicom import load_dicom_image
 

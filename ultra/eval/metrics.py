@@ -21,6 +21,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from ultra.eval.canonical import canonical_label
 
@@ -138,13 +139,17 @@ def balanced_accuracy(gold_labels: Sequence[str], predicted_labels: Sequence[str
 
 
 def bootstrap_ci(
-    values: Sequence[float],
-    statistic: Callable[[Sequence[float]], float] = accuracy,
+    values: Sequence[Any],
+    statistic: Callable[[Sequence[Any]], float] = accuracy,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over per-item values (seeded, reproducible)."""
+    """Percentile bootstrap interval of ``statistic`` over per-item values (seeded, reproducible).
+
+    Items may be anything ``statistic`` understands, e.g. (gold, predicted) pairs for balanced
+    accuracy; the default statistic is the mean of 0/1 hits.
+    """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if not values:
