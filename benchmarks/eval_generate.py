@@ -16,10 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+# benchmarks/fusion.py would shadow the `fusion` package while this folder is first on sys.path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from ultra.eval.generate import generate_answers_file
-from ultra.model import load_model
+import torch  # noqa: E402
+
+from ultra.eval.generate import generate_answers_file  # noqa: E402
+from ultra.model import load_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
