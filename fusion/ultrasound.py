@@ -101,19 +101,19 @@ def find_scan_region(
     flat_tolerance: float = 0.01,
     min_part: float = 0.2,
 ) -> ScanBox:
-    """Box of the largest bright region, leaving out black margins and text around it.
+    """Box of the scan region, leaving out black margins, text and flat panels around it.
 
     Steps: grayscale (channel max, so colour Doppler counts) → pixels above ``threshold`` that
     are not flat (local 5×5 std above ``flat_tolerance``: speckle is never flat, while header
-    bars and info panels are a uniform colour) →
-    a small closing (speckle joins up) → an opening with a disk of diameter ``text_size``
-    (erases characters, text lines, calliper marks and the thin edge where a grey background
-    meets a black margin, all narrower than that) → hole filling (dark fluid inside the scan) → the bounding box of the connected components at least
-    ``min_part`` times the largest (a dual view's two panels, or a fan that dark chambers cut
-    in pieces, stay whole). An opening keeps a rectangle's box exactly; a fan's
-    apex, narrower than the disk, loses a few pixels. ``text_size`` defaults to 1/30 of the
-    shorter side; text must sit a few pixels from the scan to be left out. Returns the whole
-    frame when nothing is above threshold.
+    bars and info panels are a uniform colour) → a small closing (speckle joins up) → an opening
+    with a disk of diameter ``text_size`` (erases characters, text lines, calliper marks and the
+    thin edge where a grey background meets a black margin, all narrower than that) → hole
+    filling (dark fluid inside the scan) → the bounding box of the connected components at least
+    ``min_part`` times the largest (a dual view's two panels, or a fan cut in pieces by dark
+    chambers, stay whole). An opening keeps a rectangle's box exactly; a fan's apex, narrower
+    than the disk, loses a few pixels. ``text_size`` defaults to 1/30 of the shorter side; text
+    must sit a few pixels from the scan to be left out, and narrow colour bars glued to the
+    scan's side stay in. Returns the whole frame when nothing is above threshold.
     """
     gray = _gray(image)
     height, width = gray.shape

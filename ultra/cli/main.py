@@ -38,3 +38,5 @@ from ultra.cli.data import data_app  # noqa: E402, I001
 app.add_typer(data_app, name="data")
 from ultra.cli.ask import ask  # noqa: E402, I001
 app.command("ask")(ask)
+from ultra.cli.fusion import fusion_app  # noqa: E402, I001
+app.add_typer(fusion_app, name="fusion")

@@ -1,0 +1,63 @@
+"""``ultra fusion``: list the vision encoders, crop ultrasound images to their scan regions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from PIL import Image
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fusion import crop_image_files, get_encoder_spec, list_encoders
+from fusion.crop_files import open_image
+
+console = Console()
+fusion_app = typer.Typer(help="Vision encoders and ultrasound scan-region cropping.", no_args_is_help=True)
+
+
+@fusion_app.command("encoders")
+def encoders() -> None:
+    """The registered encoder specs (timm model, feature layer, input size, how loaded)."""
+    table = Table("name", "timm model", "layer", "input px", "loaded from")
+    for name in list_encoders():
+        spec = get_encoder_spec(name)
+        source = spec.checkpoint_path or ("hub (pretrained)" if spec.pretrained else "random init")
+        table.add_row(name, spec.timm_name, str(spec.feature_layer), str(spec.input_size), source)
+    console.print(table)
+
+
+def _load_any(path: Path) -> Image.Image:
+    """PNG/JPEG through Pillow; DICOM through ``ultra.dicom`` (frame 0)."""
+    if path.suffix.lower() == ".dcm":
+        from ultra.dicom import DicomReadError, load_dicom_image
+
+        try:
+            return load_dicom_image(path)
+        except DicomReadError as error:
+            raise ValueError(str(error)) from error
+    return open_image(path)
+
+
+@fusion_app.command("crop")
+def crop(
+    images: list[Path] = typer.Argument(..., help="Images (PNG/JPEG/DICOM) to crop."),
+    outdir: Path = typer.Option(..., "--out", "-o", help="Folder for crops, previews and crops.jsonl."),
+    previews: bool = typer.Option(
+        True, "--previews/--no-previews", help="Also write the frame with its box drawn."
+    ),
+) -> None:
+    """Crop each image to its ultrasound scan region (black margins and burned-in text removed)."""
+    columns = [TextColumn("cropping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("crop", total=len(images))
+        results = crop_image_files(
+            images, outdir, loader=_load_any, previews=previews, on_done=lambda _: progress.advance(task)
+        )
+    failed = [r for r in results if r.error]
+    for result in failed:
+        console.print(f"[red]{result.error}[/]")
+    console.print(f"cropped {len(results) - len(failed)} of {len(results)} → {outdir / 'crops.jsonl'}")
+    if failed and len(failed) == len(results):
+        raise typer.Exit(1)
