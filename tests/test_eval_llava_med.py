@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from typer.testing import CliRunner
 
+from ultra.cli.main import app
 from ultra.eval import score_answers
 from ultra.eval.datasets import load_eval_records
 from ultra.eval.llava_med import normalize_word, read_llava_med_files, score_llava_med
@@ -96,3 +98,15 @@ def test_compat_and_default_disagree_on_chinese_gold(shared_data):
     # zh closed golds (是/否…) never contain "yes"/"no": each is a miss under LLaVA-Med's rule
     assert compat["yes_no_accuracy"] < 60
     assert compat["recall"] == pytest.approx(100.0)
+
+
+def test_llava_med_command_scores_its_own_files(tmp_path):
+    gt_path, pred_path = _write_files(tmp_path)
+    (tmp_path / "candidate.json").write_text(json.dumps({"0": CANDIDATES}), encoding="utf-8")
+    result = CliRunner().invoke(
+        app,
+        ["eval", "llava-med", str(gt_path), str(pred_path), "--candidate", str(tmp_path / "candidate.json")],
+    )
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "yes_no_accuracy │ 50.00" in flat and "open_accuracy │ 40.00" in flat

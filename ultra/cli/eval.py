@@ -212,3 +212,28 @@ def run(
         raise typer.Exit(code=2) from None
     console.print((out / "metrics.md").read_text(encoding="utf-8"))
     console.print(f"overall: {json.dumps(metrics['overall'], ensure_ascii=False)}")
+
+
+@eval_app.command("llava-med")
+def llava_med(
+    gt: Path = typer.Argument(..., help="LLaVA-Med test json (id, conversations, answer_type)"),
+    pred: Path = typer.Argument(..., help="answers jsonl (question_id, text), same ids in the same order"),
+    candidate: Path | None = typer.Option(None, "--candidate", help='candidate json {"0": [answers]}'),
+) -> None:
+    """Score LLaVA-Med's own files exactly as its v1.0.0 run_eval.py does."""
+    from rich.table import Table
+
+    from ultra.eval.llava_med import read_llava_med_files, score_llava_med
+
+    try:
+        items = read_llava_med_files(gt, pred)
+        candidates = json.loads(candidate.read_text(encoding="utf-8"))["0"] if candidate else None
+    except (OSError, ValueError, KeyError) as error:
+        raise typer.BadParameter(str(error)) from None
+    result = score_llava_med(items, candidates)
+    table = Table(title=f"LLaVA-Med v1.0.0 scoring of {pred.name}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result.items():
+        table.add_row(name, f"{value:.2f}" if isinstance(value, float) else str(value))
+    console.print(table)
