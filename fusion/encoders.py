@@ -261,27 +261,57 @@ class EncoderTokens:
         return flat if self.prefix is None else torch.cat([self.prefix, flat], dim=1)
 
 
+def _load_checkpoint(model: nn.Module, spec: EncoderSpec) -> None:
+    """Load a local timm-format checkpoint (.pth/.bin/.safetensors), strictly apart from the head.
+
+    Strict on purpose: timm's own pretrained path tolerates missing keys, which would leave a
+    mistyped checkpoint silently random.
+    """
+    path = Path(spec.checkpoint_path or "")
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder {spec.name!r}: checkpoint file {path} does not exist")
+    try:
+        state = timm.models.load_state_dict(str(path))
+    except Exception as error:  # torch/safetensors raise many types for a corrupt file
+        raise ValueError(f"encoder {spec.name!r}: cannot read checkpoint {path}: {error}") from error
+    heads = model.pretrained_cfg.get("classifier") or ()
+    heads = (heads,) if isinstance(heads, str) else tuple(heads)
+
+    def is_head(key: str) -> bool:
+        return any(key.startswith(f"{head}.") for head in heads)
+
+    state = {key: value for key, value in state.items() if not is_head(key)}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:
+        raise ValueError(
+            f"encoder {spec.name!r}: checkpoint {path} does not fit {spec.timm_name}: {error}"
+        ) from error
+    missing = [key for key in missing if not is_head(key)]
+    if missing or unexpected:
+        raise ValueError(
+            f"encoder {spec.name!r}: checkpoint {path} does not match {spec.timm_name} "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}); convert it to timm's key names first"
+        )
+    logger.info("encoder %s: loaded %d tensors from %s", spec.name, len(state), path)
+
+
 def _create_timm_model(spec: EncoderSpec) -> nn.Module:
     kwargs: dict[str, Any] = {"num_classes": 0, **spec.model_kwargs}
-    if spec.checkpoint_path is not None:
-        path = Path(spec.checkpoint_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"encoder {spec.name!r}: checkpoint file {path} does not exist")
-        kwargs["pretrained"] = True
-        kwargs["pretrained_cfg_overlay"] = {"file": str(path), "num_classes": 0}
-    else:
-        kwargs["pretrained"] = spec.pretrained
     pretrained_cfg = timm.models.get_pretrained_cfg(spec.timm_name.split(".")[0])
-    fixed = bool(pretrained_cfg and pretrained_cfg.fixed_input_size)
-    if fixed and "img_size" not in kwargs:
+    if pretrained_cfg is not None and pretrained_cfg.fixed_input_size and "img_size" not in kwargs:
         kwargs["img_size"] = spec.input_size
+    from_hub = spec.pretrained and spec.checkpoint_path is None
     try:
-        return timm.create_model(spec.timm_name, **kwargs)
-    except (RuntimeError, OSError) as error:
+        model = timm.create_model(spec.timm_name, pretrained=from_hub, **kwargs)
+    except (RuntimeError, OSError, ValueError) as error:
         raise RuntimeError(
             f"encoder {spec.name!r}: could not build timm model {spec.timm_name!r} "
-            f"(pretrained={kwargs['pretrained']}): {error}"
+            f"(pretrained={from_hub}; offline hub weights must already be in the HF cache): {error}"
         ) from error
+    if spec.checkpoint_path is not None:
+        _load_checkpoint(model, spec)
+    return model
 
 
 class VisionEncoder(nn.Module):

@@ -215,3 +215,37 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, mode: str) -> No
 def test_load_fusion_names_the_missing_file(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="fusion_config.json"):
         fusion.load_fusion(tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_local_checkpoint_loads_exactly(tmp_path, suffix: str) -> None:
+    from safetensors.torch import save_file
+
+    spec = fusion.get_encoder_spec("tiny-cnn")
+    torch.manual_seed(1)
+    source = timm.create_model(spec.timm_name, pretrained=False, **spec.model_kwargs)
+    path = tmp_path / f"encoder{suffix}"
+    if suffix == ".pth":
+        torch.save({"state_dict": source.state_dict()}, path)
+    else:
+        save_file(source.state_dict(), str(path))
+    encoder = fusion.build_encoder(
+        spec.model_copy(update={"name": "from-file", "checkpoint_path": str(path)})
+    )
+    torch.testing.assert_close(
+        encoder.model.layer3[0].conv1.weight, source.layer3[0].conv1.weight, rtol=0, atol=0
+    )
+    torch.testing.assert_close(encoder.model.conv1[0].weight, source.conv1[0].weight, rtol=0, atol=0)
+
+
+def test_mismatched_or_missing_checkpoint_names_the_file(tmp_path) -> None:
+    cnn = fusion.get_encoder_spec("tiny-cnn")
+    path = tmp_path / "cnn.pth"
+    torch.save(timm.create_model(cnn.timm_name, pretrained=False, **cnn.model_kwargs).state_dict(), path)
+    vit = fusion.get_encoder_spec("tiny-vit")
+    with pytest.raises(ValueError, match=r"cnn\.pth does not match"):
+        fusion.build_encoder(vit.model_copy(update={"name": "wrong", "checkpoint_path": str(path)}))
+    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+        fusion.build_encoder(
+            vit.model_copy(update={"name": "gone", "checkpoint_path": str(tmp_path / "nowhere.pth")})
+        )
