@@ -19,12 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pydicom
-from pydicom.uid import generate_uid
+# Python puts this script's folder first on sys.path, where benchmarks/fusion.py would shadow the
+# `fusion` package that the pipeline imports; drop it before importing anything of ours.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 
-from ultra.dicom import ProcessOptions, make_pool, run_batch
-from ultra.dicom.outputs import write_png
+import numpy as np  # noqa: E402
+import pydicom  # noqa: E402
+from pydicom.uid import generate_uid  # noqa: E402
+
+from ultra.dicom import ProcessOptions, make_pool, run_batch  # noqa: E402
+from ultra.dicom.outputs import write_png  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

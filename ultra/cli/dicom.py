@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ultra.dicom.batch import run_batch
 from ultra.dicom.deid_key import DeidKeyError
+from ultra.dicom.dicomweb import DicomWebError
 from ultra.dicom.process import ProcessOptions
 from ultra.dicom.sources import SourceError
 
@@ -77,7 +78,7 @@ def dicom(
             answerer=answerer,
             show_progress=True,
         )
-    except (SourceError, DeidKeyError) as exc:
+    except (SourceError, DeidKeyError, DicomWebError, RuntimeError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     table = Table(title=f"ultra dicom → {outdir}")

@@ -109,8 +109,10 @@ def _ray_row(row: dict[str, Any], outdir: str, options_json: str, key: bytes | N
 def _run_ray(
     items: list[InputItem], outdir: str, options: ProcessOptions, key: bytes | None, workers: int
 ) -> Iterator[InstanceOutcome]:
-    import ray
-
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--engine ray needs the cluster extra: pip install 'ultra[cluster]'") from None
     if not ray.is_initialized():
         ray.init()
     rows = [{"item": json.dumps(dataclasses.asdict(item), ensure_ascii=False)} for item in items]

@@ -239,9 +239,9 @@ class Deidentifier:
         """Days every date of this patient moves back (1..MAX_DATE_SHIFT_DAYS), same across runs."""
         return 1 + int.from_bytes(self._digest("date", patient_key)[:4], "big") % MAX_DATE_SHIFT_DAYS
 
-    def deidentify(self, ds: Dataset, *, pixels_cleaned: bool = False) -> Dataset:
-        """Return a de-identified copy of ``ds`` (the input is left untouched)."""
-        out = copy.deepcopy(ds)
+    def deidentify(self, ds: Dataset, *, pixels_cleaned: bool = False, in_place: bool = False) -> Dataset:
+        """Return a de-identified copy of ``ds`` (or ``ds`` itself, changed, when ``in_place``)."""
+        out = ds if in_place else copy.deepcopy(ds)
         patient = patient_key(ds)
         offset = dt.timedelta(days=-self.date_offset_days(patient))
         pseudonym = self.pseudonym(patient)

@@ -40,9 +40,12 @@ def _value(item: dict, tag: str) -> str:
 
 
 def _get_json(session: requests.Session, url: str, params: dict | None = None) -> list[dict]:
-    response = session.get(
-        url, params=params, headers={"Accept": "application/dicom+json"}, timeout=TIMEOUT_S
-    )
+    try:
+        response = session.get(
+            url, params=params, headers={"Accept": "application/dicom+json"}, timeout=TIMEOUT_S
+        )
+    except requests.RequestException as exc:
+        raise DicomWebError(f"QIDO-RS {url} unreachable ({type(exc).__name__})") from None
     if response.status_code == 204:
         return []
     if not response.ok:

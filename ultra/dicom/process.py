@@ -20,7 +20,13 @@ from ultra.dicom.deid import Deidentifier, phi_strings, redact
 from ultra.dicom.errors import DicomReadError
 from ultra.dicom.outputs import atomic_write_bytes, atomic_write_json, write_png
 from ultra.dicom.reader import decode_frame_rgb, frame_count, read_dataset
-from ultra.dicom.regions import mask_outside, needs_pixel_cleaning, scan_box, ultrasound_regions
+from ultra.dicom.regions import (
+    header_band_rows,
+    mask_outside,
+    needs_pixel_cleaning,
+    scan_box,
+    ultrasound_regions,
+)
 from ultra.dicom.sources import InputItem
 
 logger = logging.getLogger(__name__)
@@ -170,16 +176,20 @@ def _process_dataset(
         rgb = decode_frame_rgb(ds, index, plugins=options.plugins, name=label)
         if box is None:
             box, box_source = scan_box(ds, rgb)
-        if clean_pixels:
-            keep = ultrasound_regions(ds, rgb.shape[1], rgb.shape[0]) or [box]
-            rgb = mask_outside(rgb, keep)
+            height, width = rgb.shape[:2]
+        origin = (0, 0)
         if options.crop:
-            rgb = np.ascontiguousarray(rgb[box.y0 : box.y1, box.x0 : box.x1])
+            rgb, origin = rgb[box.y0 : box.y1, box.x0 : box.x1], (box.x0, box.y0)
+        if clean_pixels:
+            keep = ultrasound_regions(ds, width, height) or [box]
+            rgb = mask_outside(rgb, keep, header_band_rows(height), origin)
+        rgb = np.ascontiguousarray(rgb)
         rel = f"images/{study}/{sop}_f{index:04d}.png"
         write_png(out / rel, rgb)
         images.append(rel)
 
-    public = deid.deidentify(ds, pixels_cleaned=clean_pixels) if deid else ds
+    # In place: the frames are written, and the pixel module that a DICOM output decodes is untouched.
+    public = deid.deidentify(ds, pixels_cleaned=clean_pixels, in_place=True) if deid else ds
     dicom_rel = None
     if options.write_dicom:
         dicom_rel = f"dicom/{study}/{sop}.dcm"
@@ -223,7 +233,7 @@ def _write_dicom(
         for index in range(frame_count(source)):
             rgb = decode_frame_rgb(source, index, plugins=options.plugins, name=label)
             keep = ultrasound_regions(source, rgb.shape[1], rgb.shape[0]) or [scan_box(source, rgb)[0]]
-            frames.append(mask_outside(rgb, keep))
+            frames.append(mask_outside(rgb, keep, header_band_rows(rgb.shape[0])))
         array = frames[0] if len(frames) == 1 else np.stack(frames)
         public.set_pixel_data(array, "RGB", 8, generate_instance_uid=False)
     buffer = io.BytesIO()

@@ -73,15 +73,27 @@ def needs_pixel_cleaning(ds: Dataset) -> bool:
     return str(ds.get("BurnedInAnnotation", "") or "").strip().upper() != "NO"
 
 
+def header_band_rows(frame_height: int, fraction: float = HEADER_BAND_FRACTION) -> int:
+    """Rows at the top of a frame where scanners burn in patient names and dates."""
+    return int(round(frame_height * fraction))
+
+
 def mask_outside(
-    rgb: np.ndarray, keep: list[Box], header_fraction: float = HEADER_BAND_FRACTION
+    rgb: np.ndarray, keep: list[Box], band_rows: int, origin: tuple[int, int] = (0, 0)
 ) -> np.ndarray:
-    """Black out everything outside ``keep`` and the top header band, where scanners burn in names."""
+    """Black out everything outside ``keep`` and the top ``band_rows`` rows of the frame.
+
+    ``rgb`` may be a crop whose top-left corner sits at ``origin`` (x, y) in the frame; ``keep`` and
+    ``band_rows`` are in frame coordinates, so masking after cropping equals cropping after masking.
+    """
     height, width = rgb.shape[:2]
-    keep_mask = np.zeros((height, width), dtype=bool)
+    ox, oy = origin
+    out = np.zeros_like(rgb)
     for box in keep:
-        keep_mask[box.y0 : box.y1, box.x0 : box.x1] = True
-    keep_mask[: int(round(height * header_fraction)), :] = False
-    out = rgb.copy()
-    out[~keep_mask] = 0
+        x0, y0 = max(box.x0 - ox, 0), max(box.y0 - oy, 0)
+        x1, y1 = min(box.x1 - ox, width), min(box.y1 - oy, height)
+        if x1 > x0 and y1 > y0:
+            out[y0:y1, x0:x1] = rgb[y0:y1, x0:x1]
+    if band_rows > oy:
+        out[: band_rows - oy] = 0
     return out
