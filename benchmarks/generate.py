@@ -44,7 +44,6 @@ def build(name: str):
             "freeze_encoders": True,
             "tokenizer": "bundled-tiny-zh",
             "llm_hub_name": None,
-            "video_tokens": 16,
         }
         return build_model("small-zh", pretrained=False, overrides=overrides)
     raise ValueError(f"unknown benchmark model {name!r}")

@@ -235,3 +235,17 @@ def test_processor_can_cut_images_to_the_scan_region(tiny_model):
     assert cropping.prepare_image(image).size == (90, 60)
     assert processor.prepare_image(image).size == (160, 120)
     assert not torch.equal(cropping.preprocess_images([image])[0], processor.preprocess_images([image])[0])
+
+
+def test_video_block_is_fusion_video_encode_clip(tiny_model):
+    from fusion.video import encode_clip, video_token_count
+
+    model, processor = tiny_model
+    frames = make_images(7, seed=4)
+    assert processor.video_tokens == video_token_count(model.config.tokens_per_image, processor.video_num_frames)
+    batch = processor(["视频中可见哪些器械？"], video_frames=[frames])
+    with torch.no_grad():
+        block = model.model.get_video_features(batch["pixel_values_videos"]).pooler_output[0]
+        expected = encode_clip(model.vision_tower, frames, processor.video_num_frames)
+    assert block.shape == (processor.video_tokens, model.config.text_config.hidden_size)
+    assert torch.allclose(block, expected, atol=1e-6)

@@ -48,6 +48,20 @@ def test_ask_streams_an_answer_with_the_notice(checkpoint, png, tmp_path):
     assert heat.is_file() or "no heat map written" in result.output
 
 
+def test_ask_answers_about_a_video_folder(checkpoint, tmp_path):
+    frames = tmp_path / "clip"
+    frames.mkdir()
+    rng = np.random.default_rng(2)
+    for index in range(5):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(frames / f"frame_{index}.png")
+    args = ["ask", "--model", str(checkpoint), "--allow-untrained", "-q", "视频中可见哪些器械？"]
+    result = CliRunner().invoke(app, [*args, "--video", str(frames), "--max-new-tokens", "3"])
+    assert result.exit_code == 0, result.output
+    assert RESEARCH_NOTICE in result.output
+    missing = CliRunner().invoke(app, [*args, "--video", str(tmp_path / "none.mp4")])
+    assert missing.exit_code == 2 and "none.mp4" in missing.output
+
+
 def test_ask_refuses_untrained_projectors_without_the_flag(checkpoint, png):
     result = CliRunner().invoke(
         app, ["ask", "--model", str(checkpoint), "-q", "是否可见病灶？", "--image", str(png)]

@@ -52,7 +52,7 @@ def ask(
         try:
             frames = read_video_frames(video)
         except (OSError, ValueError) as error:
-            errors.print(f"[red]error:[/red] {video}: {error}")
+            errors.print(f"[red]error:[/red] {error}")
             raise typer.Exit(2) from None
     try:
         vlm, processor = load_model(model, adapter=adapter)

@@ -15,7 +15,7 @@ from ultra.model.loading import (
     save_adapter,
     save_checkpoint,
 )
-from ultra.model.modeling import UltraForConditionalGeneration, UltraModel, pool_clip_tokens
+from ultra.model.modeling import UltraForConditionalGeneration, UltraModel
 from ultra.model.presets import Preset, get_preset, list_presets
 from ultra.model.processor import IGNORE_INDEX, UltraProcessor, user_message
 from ultra.model.tokenizer import build_tiny_tokenizer, bundled_tokenizer_dir, train_tokenizer
@@ -40,7 +40,6 @@ __all__ = [
     "load_adapter",
     "load_model",
     "merge_adapter",
-    "pool_clip_tokens",
     "preset_with",
     "processor_for",
     "save_adapter",

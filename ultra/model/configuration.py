@@ -38,7 +38,8 @@ class UltraConfig(PreTrainedConfig):
     video_token_id: int = 4
     tokens_per_image: int = 16
     video_num_frames: int = 8
-    video_tokens: int = 32
+    video_tokens: int = 24
+    video_sampling: str = "uniform"
     projectors_trained: bool = False
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     lora_target_modules: list[str] | None = None
@@ -62,5 +63,7 @@ class UltraConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not 0 <= value < vocab:
                 raise ValueError(f"{name} ({value}) is outside the LLM vocabulary (size {vocab})")
+        if self.video_sampling not in ("uniform", "scene"):
+            raise ValueError(f"video_sampling must be 'uniform' or 'scene', got {self.video_sampling!r}")
         if self.image_token_id == self.video_token_id:
             raise ValueError(f"image_token_id and video_token_id must differ (both {self.image_token_id})")

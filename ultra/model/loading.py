@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from fusion import FusionConfig, VisionFusion
+from fusion.video import video_token_count
 from ultra.model.configuration import UltraConfig
 from ultra.model.modeling import UltraForConditionalGeneration
 from ultra.model.presets import QWEN_LORA_TARGETS, Preset, get_preset, list_presets
@@ -85,14 +86,16 @@ def build_config(preset: Preset, tokenizer: PreTrainedTokenizerBase) -> UltraCon
     text["vocab_size"] = max(int(text["vocab_size"]), len(tokenizer))
     text["eos_token_id"] = tokenizer.eos_token_id
     text["pad_token_id"] = tokenizer.pad_token_id
+    per_image = tokens_per_image(fusion_config)
     return UltraConfig(
         text_config=text,
         vision=fusion_config.model_dump(mode="json"),
         image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         video_token_id=tokenizer.convert_tokens_to_ids(VIDEO_TOKEN),
-        tokens_per_image=tokens_per_image(fusion_config),
+        tokens_per_image=per_image,
         video_num_frames=preset.video_num_frames,
-        video_tokens=preset.video_tokens,
+        video_tokens=video_token_count(per_image, preset.video_num_frames),
+        video_sampling=preset.video_sampling,
         lora_target_modules=list(preset.lora_target_modules),
         crop_scan_region=preset.crop_scan_region,
         projectors_trained=False,

@@ -19,20 +19,10 @@ from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, CausalLMOutputWithPast
 
 from fusion import FusionConfig, VisionFusion
+from fusion.video import pool_video_tokens, video_token_count
 from ultra.model.configuration import UltraConfig
 
 logger = logging.getLogger(__name__)
-
-
-def pool_clip_tokens(frame_tokens: torch.Tensor, num_tokens: int) -> torch.Tensor:
-    """[frames, tokens, hidden] -> [num_tokens, hidden]: average pooling along time-major order.
-
-    A clip of F frames with T tokens each becomes one bounded block, so a long video costs the LLM
-    no more than ``video_tokens`` positions.
-    """
-    frames, tokens, hidden = frame_tokens.shape
-    flat = frame_tokens.reshape(1, frames * tokens, hidden).transpose(1, 2)
-    return nn.functional.adaptive_avg_pool1d(flat, num_tokens).transpose(1, 2)[0]
 
 
 class UltraPreTrainedModel(PreTrainedModel):
@@ -66,6 +56,12 @@ class UltraModel(UltraPreTrainedModel):
                 f"tokens_per_image ({config.tokens_per_image}) differs from the fusion's "
                 f"{self.vision_tower.num_tokens} tokens per image"
             )
+        expected_video = video_token_count(config.tokens_per_image, config.video_num_frames)
+        if config.video_tokens != expected_video:
+            raise ValueError(
+                f"video_tokens ({config.video_tokens}) differs from fusion.video's count for "
+                f"{config.video_num_frames} frames of {config.tokens_per_image} tokens ({expected_video})"
+            )
         self._mark_vision_initialised(self.vision_tower)
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
@@ -86,7 +82,8 @@ class UltraModel(UltraPreTrainedModel):
     def get_video_features(
         self, pixel_values_videos: list[torch.Tensor], **kwargs: Any
     ) -> BaseModelOutputWithPooling:
-        """Frames of every clip (``video_num_frames`` each, clip-major) -> one token block per clip."""
+        """Frames of every clip (``video_num_frames`` each, clip-major) -> one token block per clip,
+        pooled by ``fusion.video.pool_video_tokens`` (the same block ``fusion.video.encode_clip`` gives)."""
         frames = int(pixel_values_videos[0].shape[0])
         per_clip = self.config.video_num_frames
         if frames % per_clip:
@@ -95,7 +92,7 @@ class UltraModel(UltraPreTrainedModel):
             )
         features = self.vision_tower(list(pixel_values_videos))
         clips = features.reshape(frames // per_clip, per_clip, *features.shape[1:])
-        blocks = [pool_clip_tokens(clip, self.config.video_tokens) for clip in clips]
+        blocks = [pool_video_tokens(clip) for clip in clips]
         return BaseModelOutputWithPooling(last_hidden_state=features, pooler_output=blocks)
 
     def _splice(

@@ -36,7 +36,7 @@ class Preset(BaseModel):
     llm_hub_name: str | None = None
     tokenizer: Literal["bundled-tiny-zh", "llm"] = "llm"
     video_num_frames: int = 8
-    video_tokens: int = 32
+    video_sampling: Literal["uniform", "scene"] = "uniform"
     lora_target_modules: list[str] = Field(default_factory=lambda: list(QWEN_LORA_TARGETS))
     crop_scan_region: bool = False
     embedded: bool = False
@@ -100,7 +100,6 @@ def _builtin_presets() -> dict[str, Preset]:
             text_config=tiny_text,
             tokenizer="bundled-tiny-zh",
             video_num_frames=4,
-            video_tokens=16,
             embedded=True,
         ),
         Preset(
@@ -112,7 +111,6 @@ def _builtin_presets() -> dict[str, Preset]:
             text_config=debug_text,
             tokenizer="bundled-tiny-zh",
             video_num_frames=2,
-            video_tokens=4,
         ),
         Preset(
             name="small-zh",
@@ -121,7 +119,6 @@ def _builtin_presets() -> dict[str, Preset]:
             grid=(12, 12),
             text_config=_qwen2_shape(896, 24, 14, 2, 4864, 151936),
             llm_hub_name="Qwen/Qwen2.5-0.5B-Instruct",
-            video_tokens=144,
         ),
         Preset(
             name="base-zh",
@@ -130,7 +127,6 @@ def _builtin_presets() -> dict[str, Preset]:
             grid=(12, 12),
             text_config=_qwen2_shape(1536, 28, 12, 2, 8960, 151936),
             llm_hub_name="Qwen/Qwen2.5-1.5B-Instruct",
-            video_tokens=144,
         ),
         Preset(
             name="large-zh",
@@ -139,7 +135,6 @@ def _builtin_presets() -> dict[str, Preset]:
             grid=(24, 24),
             text_config={**_qwen2_shape(3584, 28, 28, 4, 18944, 152064), "tie_word_embeddings": False},
             llm_hub_name="Qwen/Qwen2.5-7B-Instruct",
-            video_tokens=288,
         ),
     ]
     return {preset.name: preset for preset in presets}

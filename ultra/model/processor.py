@@ -25,13 +25,6 @@ IGNORE_INDEX = -100
 ImageTransform = Callable[[list[Image.Image]], torch.Tensor]
 
 
-def uniform_indices(total: int, count: int) -> list[int]:
-    """``count`` frame indices spread evenly over ``total`` frames (repeating when there are fewer)."""
-    if total <= 0:
-        raise ValueError("a video needs at least one frame")
-    return [min(total - 1, int((index + 0.5) * total / count)) for index in range(count)]
-
-
 def user_message(question: str, num_images: int = 0, video: bool = False) -> dict[str, str]:
     """A user turn with one ``<image>`` placeholder per image (and ``<video>``) before the question."""
     prefix = VIDEO_TOKEN + "\n" if video else ""
@@ -59,6 +52,7 @@ class UltraProcessor:
         self.tokens_per_image = config.tokens_per_image
         self.video_tokens = config.video_tokens
         self.video_num_frames = config.video_num_frames
+        self.video_sampling = config.video_sampling
         self.system_prompt = config.system_prompt
         self.crop_scan_region = bool(getattr(config, "crop_scan_region", False))
         for token, expected in ((IMAGE_TOKEN, self.image_token_id), (VIDEO_TOKEN, self.video_token_id)):
@@ -137,8 +131,10 @@ class UltraProcessor:
         return [transform(prepared) for transform in self.image_transforms]
 
     def sample_frames(self, frames: Sequence[Image.Image]) -> list[Image.Image]:
-        """Exactly ``video_num_frames`` frames, uniformly spread (repeated for short clips)."""
-        return [frames[index] for index in uniform_indices(len(frames), self.video_num_frames)]
+        """Exactly ``video_num_frames`` frames (``fusion.video`` sampling; short clips repeat frames)."""
+        from fusion.video import sample_frames
+
+        return sample_frames(list(frames), self.video_num_frames, self.video_sampling)
 
     @staticmethod
     def _count(messages: Sequence[dict[str, str]], token: str) -> int:

@@ -135,3 +135,20 @@ def add_multimodal_tokens(tokenizer: PreTrainedTokenizerFast) -> list[str]:
 def bundled_tokenizer_dir() -> Path:
     """The committed ``tiny-zh`` tokenizer files (the training issue copies them into the embedded model)."""
     return Path(__file__).resolve().parent / "assets" / "tokenizer-tiny-zh"
+
+
+def main() -> None:
+    """Rebuild the committed tokenizer: ``python -m ultra.model.tokenizer --slake ../shared/data/slake``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--slake", type=Path, default=None, help="folder with SLAKE train.json/validate.json")
+    parser.add_argument("--out", type=Path, default=bundled_tokenizer_dir())
+    parser.add_argument("--vocab-size", type=int, default=8000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    build_tiny_tokenizer(args.out, args.slake, vocab_size=args.vocab_size)
+
+
+if __name__ == "__main__":
+    main()
