@@ -102,3 +102,15 @@ def test_batch_size_must_be_positive(tiny_model):
     model, processor = tiny_model
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         generate_answers(model, processor, REQUESTS, batch_size=0)
+
+
+def test_trained_tiny_zh_batched_answers_equal_one_at_a_time():
+    from ultra.model import load_model
+    from ultra.resources import embedded_model_dir
+
+    if not (embedded_model_dir() / "config.json").is_file():
+        pytest.skip("the embedded tiny-zh model is not trained yet")
+    model, processor = load_model("tiny-zh")
+    batched = generate_answers(model, processor, REQUESTS, batch_size=4, max_new_tokens=12)
+    single = [generate_answers(model, processor, [r], batch_size=1, max_new_tokens=12)[0] for r in REQUESTS]
+    assert batched == single
