@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
-from skimage import measure, morphology, restoration
+from skimage import measure, restoration
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +88,18 @@ def _gray(image: np.ndarray | Image.Image) -> np.ndarray:
     return array.max(axis=2)
 
 
-def _morph(operation, mask: np.ndarray, radius: int) -> np.ndarray:
-    """A binary morphology step on a zero-padded copy, so edges behave like the black margin."""
-    padded = np.pad(mask, radius + 1, constant_values=False)
-    result = operation(padded, structure=morphology.disk(radius))
-    return result[radius + 1 : -(radius + 1), radius + 1 : -(radius + 1)]
+def _morph(operation: int, mask: np.ndarray, radius: int) -> np.ndarray:
+    """A binary morphology step (OpenCV, disk-shaped) on a zero-padded copy, so the frame's
+    edges behave like the black margin around it."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    pad = radius + 1
+    padded = np.pad(mask.astype(np.uint8), pad)
+    result = cv2.morphologyEx(padded, operation, kernel)
+    return result[pad:-pad, pad:-pad].astype(bool)
+
+
+def _short_side(bbox: tuple[int, int, int, int]) -> int:
+    return min(bbox[2] - bbox[0], bbox[3] - bbox[1])
 
 
 def find_scan_region(
@@ -108,9 +116,10 @@ def find_scan_region(
     bars and info panels are a uniform colour) → a small closing (speckle joins up) → an opening
     with a disk of diameter ``text_size`` (erases characters, text lines, calliper marks and the
     thin edge where a grey background meets a black margin, all narrower than that) → hole
-    filling (dark fluid inside the scan) → the bounding box of the connected components at least
-    ``min_part`` times the largest (a dual view's two panels, or a fan cut in pieces by dark
-    chambers, stay whole). An opening keeps a rectangle's box exactly; a fan's apex, narrower
+    filling (dark fluid inside the scan) → the bounding box of the largest connected component
+    and of any other at least ``min_part`` times its area and ``3 * text_size`` px on its short
+    side (a dual view's two panels, or a fan cut in pieces by dark chambers, stay whole; a
+    status bar does not join). An opening keeps a rectangle's box exactly; a fan's apex, narrower
     than the disk, loses a few pixels. ``text_size`` defaults to 1/30 of the shorter side; text
     must sit a few pixels from the scan to be left out, and narrow colour bars glued to the
     scan's side stay in. Returns the whole frame when nothing is above threshold.
@@ -123,8 +132,8 @@ def find_scan_region(
     mean = ndimage.uniform_filter(gray, size=5)
     spread = np.sqrt(np.clip(ndimage.uniform_filter(gray * gray, size=5) - mean * mean, 0.0, None))
     raw = (gray > threshold) & (spread > flat_tolerance)
-    mask = _morph(ndimage.binary_closing, raw, max(1, open_radius // 3))
-    mask = _morph(ndimage.binary_opening, mask, open_radius)
+    mask = _morph(cv2.MORPH_CLOSE, raw, max(1, open_radius // 3))
+    mask = _morph(cv2.MORPH_OPEN, mask, open_radius)
     mask = ndimage.binary_fill_holes(mask)
     labels = measure.label(mask, connectivity=2)
     if labels.max() == 0:
@@ -132,7 +141,14 @@ def find_scan_region(
         return ScanBox(0, 0, width, height)
     regions = measure.regionprops(labels)
     largest = max(region.area for region in regions)
-    boxes = np.array([region.bbox for region in regions if region.area >= min_part * largest])
+    boxes = np.array(
+        [
+            region.bbox
+            for region in regions
+            if region.area == largest
+            or (region.area >= min_part * largest and _short_side(region.bbox) >= 3 * text_size)
+        ]
+    )
     y0, x0 = boxes[:, 0].min(), boxes[:, 1].min()
     y1, x1 = boxes[:, 2].max(), boxes[:, 3].max()
     return ScanBox(int(x0), int(y0), int(x1), int(y1))
