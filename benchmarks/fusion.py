@@ -7,7 +7,7 @@ forward while forward hooks time each encoder inside that same call; the medians
 and the ratio fused time / sum of the encoders' times (target <= 1.1: alignment,
 projection and weighting should cost little next to the encoders).
 
-    python benchmarks/fusion.py [--rounds 2] [--families tiny base] [--threads 2]
+    python benchmarks/fusion.py [--rounds 2] [--families tiny base] [--threads 2] [--projector mlp2x_gelu] [--hidden 896]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ FAMILIES = {
         ("vit_base", "vit_base_patch16_224"),
     ],
 }
-BATCH, SIZE, HIDDEN, GRID = 8, 224, 896, (14, 14)
+BATCH, SIZE, GRID = 8, 224, (14, 14)
 
 
 def import_fusion_package() -> None:
@@ -45,7 +45,7 @@ def import_fusion_package() -> None:
     sys.modules.pop("fusion", None)
 
 
-def measure(family: str, count: int, rounds: int, threads: int) -> dict:
+def measure(family: str, count: int, rounds: int, threads: int, projector: str, hidden: int) -> dict:
     """Runs in the child process: build, warm up, time, report peak RSS.
 
     Forward hooks time each encoder inside the fused forward, so both numbers of the ratio come
@@ -61,7 +61,7 @@ def measure(family: str, count: int, rounds: int, threads: int) -> dict:
         EncoderSpec(name=name, timm_name=timm_name, pretrained=False, input_size=SIZE)
         for name, timm_name in FAMILIES[family][:count]
     ]
-    config = FusionConfig(encoders=specs, hidden_size=HIDDEN, grid=GRID, mode="weighted")
+    config = FusionConfig(encoders=specs, hidden_size=hidden, grid=GRID, mode="weighted", projector=projector)
     model = VisionFusion(config).eval()
     encoder_seconds: list[float] = []
     started: list[float] = []
@@ -93,10 +93,10 @@ def measure(family: str, count: int, rounds: int, threads: int) -> dict:
     }
 
 
-def run_child(family: str, count: int, rounds: int, threads: int) -> dict:
-    command = [sys.executable, __file__, "--child", family, str(count), "--rounds", str(rounds)]
-    command += ["--threads", str(threads)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
+def run_child(family: str, count: int, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--child", family, str(count), "--rounds", str(args.rounds)]
+    command += ["--threads", str(args.threads), "--projector", args.projector, "--hidden", str(args.hidden)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads)}
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{family} x{count} failed:\n{result.stderr[-2000:]}")
@@ -119,19 +119,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds after one warm-up")
     parser.add_argument("--families", nargs="+", default=["tiny", "base"], choices=sorted(FAMILIES))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--projector", default="mlp2x_gelu", choices=["linear", "mlp2x_gelu"])
+    parser.add_argument("--hidden", type=int, default=896, help="LLM hidden size (896 = Qwen2.5-0.5B)")
     parser.add_argument("--child", nargs=2, metavar=("FAMILY", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         import_fusion_package()
-        print(json.dumps(measure(args.child[0], int(args.child[1]), args.rounds, args.threads)))
+        print(
+            json.dumps(
+                measure(
+                    args.child[0], int(args.child[1]), args.rounds, args.threads, args.projector, args.hidden
+                )
+            )
+        )
         return
     rows = []
     started = time.perf_counter()
     for family in args.families:
         for count in (1, 2, 3):
-            rows.append(run_child(family, count, args.rounds, args.threads))
+            rows.append(run_child(family, count, args))
             print(f"  done {family} x{count} ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
-    print(f"batch {BATCH}, {SIZE} px, weighted fusion to hidden {HIDDEN} on a {GRID[0]}x{GRID[1]} grid, ")
+    print(f"batch {BATCH}, {SIZE} px, weighted fusion, {args.projector} projectors to hidden {args.hidden}, ")
+    print(f"{GRID[0]}x{GRID[1]} token grid, ", end="")
     print(f"{args.rounds} timed rounds (median), {args.threads} threads, random init\n")
     print_table(rows)
     worst = max(row["ratio"] for row in rows)
