@@ -321,9 +321,10 @@ class VisionEncoder(nn.Module):
         super().__init__()
         self.spec = spec
         model = _create_timm_model(spec)
-        if not hasattr(model, "forward_intermediates"):
+        if not (hasattr(model, "forward_intermediates") and hasattr(model, "feature_info")):
             raise ValueError(
-                f"encoder {spec.name!r}: timm model {spec.timm_name!r} has no forward_intermediates"
+                f"encoder {spec.name!r}: timm model {spec.timm_name!r} has no forward_intermediates/feature_info, "
+                "so its token map cannot be read"
             )
         num_layers = len(model.feature_info)
         if not -num_layers <= spec.feature_layer < num_layers:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from skimage.metrics import structural_similarity
+from tqdm import tqdm
 
 from fusion.model import VisionFusion
 
@@ -84,14 +85,16 @@ def _read_frame_folder(folder: Path) -> list[Image.Image]:
     return frames
 
 
-def _read_video_file(path: Path, indices: Sequence[int] | None) -> list[Image.Image]:
+def _read_video_file(path: Path, indices: Sequence[int] | None, show_progress: bool) -> list[Image.Image]:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ValueError(f"{path}: OpenCV cannot open this video (unknown container or codec)")
     wanted = None if indices is None else set(indices)
     last = None if indices is None else max(indices)
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if last is None else last + 1
     decoded: dict[int, Image.Image] = {}
     index = 0
+    progress = tqdm(total=total or None, desc=f"reading {path.name}", unit="frame", disable=not show_progress)
     try:
         while last is None or index <= last:
             if not capture.grab():
@@ -103,8 +106,10 @@ def _read_video_file(path: Path, indices: Sequence[int] | None) -> list[Image.Im
                 else:
                     logger.warning("%s: frame %d could not be decoded; skipped", path, index)
             index += 1
+            progress.update()
     finally:
         capture.release()
+        progress.close()
     if not decoded:
         raise ValueError(f"{path}: no frame could be decoded")
     if indices is None:
@@ -115,11 +120,14 @@ def _read_video_file(path: Path, indices: Sequence[int] | None) -> list[Image.Im
     return [decoded[i] for i in indices]
 
 
-def read_video_frames(path: str | Path, indices: Sequence[int] | None = None) -> list[Image.Image]:
+def read_video_frames(
+    path: str | Path, indices: Sequence[int] | None = None, show_progress: bool = False
+) -> list[Image.Image]:
     """RGB frames of a video file (OpenCV) or a folder of frames in natural name order.
 
     With ``indices`` only those frames are kept (in the order given), so a long video need not
-    sit in memory. Unreadable files in a folder are skipped with a warning.
+    sit in memory. Unreadable files in a folder are skipped with a warning. ``show_progress``
+    draws a frame counter with its rate while a video file decodes.
     """
     source = Path(path)
     if not source.exists():
@@ -132,7 +140,7 @@ def read_video_frames(path: str | Path, indices: Sequence[int] | None = None) ->
         if bad:
             raise ValueError(f"{source}: frame indices {bad[:5]} out of range (0..{len(frames) - 1})")
         return [frames[i] for i in indices]
-    return _read_video_file(source, indices)
+    return _read_video_file(source, indices, show_progress)
 
 
 def count_video_frames(path: str | Path) -> int:
