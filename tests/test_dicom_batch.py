@@ -190,11 +190,14 @@ def test_one_and_two_workers_and_ray_agree(full_source: Path, tmp_path: Path, po
     one, two, on_ray = tmp_path / "one", tmp_path / "two", tmp_path / "ray"
     run_batch(source, one, ProcessOptions(), workers=1, deid_key=key_file)
     run_batch(source, two, ProcessOptions(), workers=2, deid_key=key_file, executor=pool)
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     try:
         summary = run_batch(source, on_ray, ProcessOptions(), workers=2, engine="ray", deid_key=key_file)
     finally:
-        ray.shutdown()
+        if started_here:
+            ray.shutdown()
     assert (summary.processed, summary.failed) == (2, 1)
     assert _tree(one) == _tree(two) == _tree(on_ray)
 

@@ -7,6 +7,8 @@ the ``dicom`` extra would give.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import logging
 from collections.abc import Sequence
@@ -147,17 +149,52 @@ def _window_count(ds: Dataset) -> int:
     return max(1, elem.VM)
 
 
-def _palette_to_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
-    """Map through the palette: pydicom builds the table once over every index, then one lookup."""
-    first_map, entries = (
-        int(ds.RedPaletteColorLookupTableDescriptor[1]),
-        int(ds.RedPaletteColorLookupTableDescriptor[0]),
-    )
-    entries = entries or 65536
+_PALETTE_KEYWORDS = tuple(
+    f"{prefix}{colour}PaletteColorLookupTable{part}"
+    for colour in ("Red", "Green", "Blue", "Alpha")
+    for prefix, part in (("", "Descriptor"), ("", "Data"), ("Segmented", "Data"))
+)
+
+
+class _PaletteSource:
+    """A dataset's palette, hashed by its LUT values, so one scanner's table is expanded once."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        digest = hashlib.sha1()
+        for keyword in _PALETTE_KEYWORDS:
+            value = ds.get(keyword)
+            digest.update(keyword.encode() + (value if isinstance(value, bytes) else repr(value).encode()))
+        digest.update(repr(getattr(ds, "original_encoding", None)).encode())
+        self.key = digest.hexdigest()
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _PaletteSource) and other.key == self.key
+
+
+@functools.lru_cache(maxsize=16)
+def _palette_table(source: _PaletteSource) -> tuple[int, np.ndarray]:
+    """(first mapped value, read-only uint8 RGB table over every index) via pydicom's apply_color_lut.
+
+    Memoised because expanding a segmented 16-bit palette takes pydicom ~0.2 s, and every instance
+    from the same scanner carries the same palette.
+    """
+    descriptor = source.ds.RedPaletteColorLookupTableDescriptor
+    first_map, entries = int(descriptor[1]), int(descriptor[0]) or 65536
     index_dtype = np.int32 if first_map < 0 else np.uint16 if entries > 256 or first_map else np.uint8
-    table = apply_color_lut(np.arange(first_map, first_map + entries).astype(index_dtype), ds)[..., :3]
+    table = apply_color_lut(np.arange(first_map, first_map + entries).astype(index_dtype), source.ds)[..., :3]
     if table.dtype.itemsize > 1:
         table = (table >> 8).astype(np.uint8) if int(table.max()) > 255 else table.astype(np.uint8)
+    table.flags.writeable = False
+    return first_map, table
+
+
+def _palette_to_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    first_map, table = _palette_table(_PaletteSource(ds))
+    entries = len(table)
     if first_map == 0 and arr.dtype.kind == "u":
         return table[arr] if entries >= 2 ** (8 * arr.dtype.itemsize) else table[np.minimum(arr, entries - 1)]
     return table[np.clip(arr.astype(np.int64) - first_map, 0, entries - 1)]
