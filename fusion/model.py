@@ -35,6 +35,11 @@ def align_tokens(tokens: EncoderTokens, grid: tuple[int, int], add_global: bool)
     return torch.cat([summary.unsqueeze(1), pooled], dim=1)
 
 
+def _is_frozen(module: nn.Module) -> bool:
+    """Frozen = no trainable parameter; read from the module so unfreezing later just works."""
+    return not any(parameter.requires_grad for parameter in module.parameters())
+
+
 class VisionFusion(nn.Module):
     """Fuse several vision encoders into one token sequence ``[B, num_tokens, hidden_size]``.
 
@@ -87,9 +92,12 @@ class VisionFusion(nn.Module):
         return self.config.hidden_size
 
     def train(self, mode: bool = True) -> VisionFusion:
+        """As ``nn.Module.train``, but frozen encoders stay in eval mode (BatchNorm statistics
+        and dropout of a frozen encoder must not change)."""
         super().train(mode)
-        if self.config.freeze_encoders:
-            self.encoders.eval()
+        for encoder in self.encoders:
+            if _is_frozen(encoder):
+                encoder.eval()
         return self
 
     def _reference_parameter(self) -> torch.Tensor:
@@ -108,7 +116,7 @@ class VisionFusion(nn.Module):
     def _encode(self, encoder: VisionEncoder, pixel_values: torch.Tensor) -> torch.Tensor:
         parameter = next(encoder.parameters())
         pixel_values = pixel_values.to(device=parameter.device, dtype=parameter.dtype)
-        if self.config.freeze_encoders:
+        if _is_frozen(encoder):
             with torch.no_grad():
                 tokens = encoder(pixel_values)
         else:

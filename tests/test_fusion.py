@@ -161,11 +161,17 @@ def test_blank_pixel_values_are_the_mean_colour() -> None:
 def test_frozen_encoders_get_no_grad_and_stay_in_eval() -> None:
     model = _tiny_fusion(["tiny-cnn", "tiny-convnext"], freeze_encoders=True)
     model.train()
-    assert not model.encoders.training
+    assert not any(encoder.training for encoder in model.encoders)
     out = model(model.preprocess(_noise_images(2)))
     out.sum().backward()
     assert all(p.grad is None for p in model.encoders.parameters())
     assert model.fusion_logits.grad is not None
+    model.encoders[1].requires_grad_(True)  # a later training stage unfreezes one encoder
+    model.train()
+    assert model.encoders[1].training and not model.encoders[0].training
+    model(model.preprocess(_noise_images(2))).sum().backward()
+    assert all(p.grad is not None for p in model.encoders[1].parameters())
+    assert all(p.grad is None for p in model.encoders[0].parameters())
 
 
 def test_output_follows_module_dtype() -> None:
