@@ -49,7 +49,7 @@ class UltraModel(UltraPreTrainedModel):
     def __init__(self, config: UltraConfig) -> None:
         super().__init__(config)
         # A checkpoint holds the encoder weights, so the architecture is built without hub weights;
-        # presets that start from pretrained encoders swap in a loaded tower (``presets.build_model``).
+        # presets that start from pretrained encoders swap in a loaded tower (``loading.build_model``).
         self.vision_tower = VisionFusion(FusionConfig.model_validate(config.vision), load_pretrained=False)
         if self.vision_tower.num_tokens != config.tokens_per_image:
             raise ValueError(
