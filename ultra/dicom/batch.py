@@ -5,11 +5,13 @@ summary where processed + skipped + failed = inputs seen."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import multiprocessing
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
@@ -52,18 +54,39 @@ class BatchSummary:
 _WORKER_PRELOAD = ["ultra.dicom.process", "fusion.video", "fusion.ultrasound"]
 
 
+def _worker_pid(delay_s: float) -> int:
+    time.sleep(delay_s)
+    return os.getpid()
+
+
 def make_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool started with forkserver (safe beside threads of torch or Ray); the server
-    imports the worker's modules once so each worker starts without re-importing torch."""
+    """A started process pool of ``workers`` processes, forked from a forkserver (safe beside
+    threads of torch or Ray) that imports the worker's modules once.
+
+    All workers are started here: a forkserver pool otherwise spawns a worker only when none is
+    idle, so a pool first used one file at a time stays at one process for good.
+    """
+    workers = max(1, workers)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_WORKER_PRELOAD)
-    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pids = {f.result() for f in [pool.submit(_worker_pid, 0.2) for _ in range(workers)]}
+    logger.debug("process pool of %d workers started (%d answered)", workers, len(pids))
+    return pool
 
 
 def _run_pool(
-    job: Callable[[InputItem], InstanceOutcome], items: list[InputItem], executor: Executor
+    job: Callable[[InputItem], InstanceOutcome],
+    entries: Iterable[InputItem | InstanceOutcome],
+    executor: Executor,
 ) -> Iterator[InstanceOutcome]:
-    futures = {executor.submit(job, item): item for item in items}
+    """Submit while the duplicate check reads headers, so workers start at once; then collect."""
+    futures = {}
+    for entry in entries:
+        if isinstance(entry, InstanceOutcome):
+            yield entry
+        else:
+            futures[executor.submit(job, entry)] = entry
     for future in as_completed(futures):
         try:
             yield future.result()
@@ -71,33 +94,30 @@ def _run_pool(
             yield InstanceOutcome(futures[future].name, "failed", f"worker failed ({type(exc).__name__})")
 
 
-def _split_duplicates(items: list[InputItem]) -> tuple[list[InputItem], list[InstanceOutcome]]:
-    """Keep the first local file of each SOP Instance UID; later ones are skipped with a reason.
+def _without_duplicates(items: list[InputItem]) -> Iterator[InputItem | InstanceOutcome]:
+    """Each input, or a ``skipped`` outcome for a local file whose SOP Instance UID came before.
 
     Two files with one SOP Instance UID would write the same outputs (and a PACS keeps only one), so
     the header of every local file is read once here; unreadable files go on to fail in a worker.
     """
     first_seen: dict[str, str] = {}
-    unique: list[InputItem] = []
-    duplicates: list[InstanceOutcome] = []
     for item in items:
         if item.path is None:
-            unique.append(item)
+            yield item
             continue
         try:
             header = dcmread(item.path, stop_before_pixels=True)
             sop = str(header.SOPInstanceUID)
             name = redact(item.name, phi_strings(header))
         except Exception:
-            unique.append(item)
+            yield item
             continue
         if sop in first_seen:
             reason = f"duplicate SOP Instance UID (same as {first_seen[sop]})"
-            duplicates.append(InstanceOutcome(name, "skipped", reason, extra={"duplicate": True}))
+            yield InstanceOutcome(name, "skipped", reason, extra={"duplicate": True})
         else:
             first_seen[sop] = name
-            unique.append(item)
-    return unique, duplicates
+            yield item
 
 
 def _ray_row(row: dict[str, Any], outdir: str, options_json: str, key: bytes | None) -> dict[str, Any]:
@@ -187,16 +207,20 @@ def _run(
     logger.info("%d inputs; engine %s, %d worker(s)", len(items), engine, workers)
     job = partial(process_input, outdir=str(out), options=options, key=key)
     seen = len(items)
-    items, outcomes = _split_duplicates(items)
+    outcomes: list[InstanceOutcome] = []
+    entries = _without_duplicates(items)
     with file_progress(show_progress) as progress:
-        task = progress.add_task("DICOM", total=seen, completed=len(outcomes))
+        task = progress.add_task("DICOM", total=seen)
         if engine == "ray":
-            stream = _run_ray(items, str(out), options, key, workers)
+            checked = list(entries)
+            unique = [e for e in checked if isinstance(e, InputItem)]
+            duplicates = [e for e in checked if isinstance(e, InstanceOutcome)]
+            stream = itertools.chain(duplicates, _run_ray(unique, str(out), options, key, workers))
         elif executor is not None:
-            stream = _run_pool(job, items, executor)
+            stream = _run_pool(job, entries, executor)
         else:
             own = make_pool(workers)
-            stream = _run_pool(job, items, own)
+            stream = _run_pool(job, entries, own)
         try:
             for outcome in stream:
                 outcomes.append(outcome)
