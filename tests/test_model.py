@@ -242,7 +242,9 @@ def test_video_block_is_fusion_video_encode_clip(tiny_model):
 
     model, processor = tiny_model
     frames = make_images(7, seed=4)
-    assert processor.video_tokens == video_token_count(model.config.tokens_per_image, processor.video_num_frames)
+    assert processor.video_tokens == video_token_count(
+        model.config.tokens_per_image, processor.video_num_frames
+    )
     batch = processor(["视频中可见哪些器械？"], video_frames=[frames])
     with torch.no_grad():
         block = model.model.get_video_features(batch["pixel_values_videos"]).pooler_output[0]
