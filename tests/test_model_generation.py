@@ -114,3 +114,29 @@ def test_trained_tiny_zh_batched_answers_equal_one_at_a_time():
     batched = generate_answers(model, processor, REQUESTS, batch_size=4, max_new_tokens=12)
     single = [generate_answers(model, processor, [r], batch_size=1, max_new_tokens=12)[0] for r in REQUESTS]
     assert batched == single
+
+
+def test_generation_stops_at_eos(tiny_model):
+    """A head that always prefers <|im_end|> ends every answer after one step, empty."""
+    import copy
+
+    model, processor = tiny_model
+    model = copy.deepcopy(model)
+    head = torch.nn.Linear(model.lm_head.in_features, model.lm_head.out_features, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(model.lm_head.weight)
+        head.bias.zero_()
+        head.bias[processor.eos_token_id] = 1e4
+    model.lm_head = head
+    batch = prepare_batch(model, processor, REQUESTS)
+    with torch.no_grad():
+        out = model.generate(
+            **batch,
+            max_new_tokens=8,
+            do_sample=False,
+            eos_token_id=processor.eos_token_id,
+            pad_token_id=processor.pad_token_id,
+        )
+    assert out.shape[1] == batch["input_ids"].shape[1] + 1
+    assert bool((out[:, -1] == processor.eos_token_id).all())
+    assert generate_answers(model, processor, REQUESTS, max_new_tokens=8) == [""] * len(REQUESTS)
