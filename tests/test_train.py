@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoTokenizer
 
 from data_zh import Labels, Media, Record, write_records
 from data_zh.schema import qa_turns
-from fusion import FusionConfig
 from ultra.config_io import ConfigError
-from ultra.model.configuration import UltraConfig
+from ultra.model import build_model, load_model, save_checkpoint
 from ultra.model.modeling import UltraForConditionalGeneration
-from ultra.model.processor import UltraProcessor
-from ultra.model.tokenizer import bundled_tokenizer_dir
 from ultra.train import (
     TrainableSelectionError,
     TrainConfig,
@@ -34,30 +31,10 @@ ANSWERS = {"benign": "良性", "malignant": "恶性", "normal": "正常"}
 
 
 def build_tiny(config: TrainConfig | None = None, seed: int = 0):
-    """A random-init tiny model (CNN + ViT fusion, 2-layer Qwen2) built offline; same weights per seed."""
-    tokenizer = AutoTokenizer.from_pretrained(bundled_tokenizer_dir())
+    """The random-init ``debug-tiny`` preset (tiny CNN + ConvNeXt fusion, 2-layer Qwen2), built
+    offline; the same weights for the same seed, as a resumed process would rebuild them."""
     torch.manual_seed(seed)
-    fusion = FusionConfig(encoders=["tiny-cnn", "tiny-vit"], hidden_size=32, grid=(2, 2), mode="weighted")
-    text = {
-        "model_type": "qwen2",
-        "vocab_size": len(tokenizer),
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "max_position_embeddings": 256,
-    }
-    model_config = UltraConfig(
-        text_config=text,
-        vision=fusion.model_dump(),
-        tokens_per_image=4,
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
-    )
-    model = UltraForConditionalGeneration(model_config)
-    processor = UltraProcessor(tokenizer, [e.transform for e in model.vision_tower.encoders], model_config)
-    return model, processor
+    return build_model("debug-tiny", pretrained=False)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +127,7 @@ STAGES = {
         "sources": ["toy"],
         "augmentation": {},
     },
-    "stage0-llm": {"name": "llm", "train": ["model.language_model.*", "lm_head.*"]},
+    "stage0-llm": {"name": "llm", "train": ["model.language_model.*"]},
     "alignment": {
         "name": "alignment",
         "train": ["model.vision_tower.projectors.*", "model.vision_tower.fusion_logits"],
@@ -194,8 +171,26 @@ def test_instruction_stage_trains_lora_and_projectors_only(data_dir, tmp_path):
     assert any(
         not torch.equal(before[n], after[n]) for n in before if n.startswith("model.vision_tower.projectors.")
     )
-    adapter = tmp_path / "run" / "adapters" / "instruction"
-    assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
+    # the saved adapter on the untouched base reproduces the trained model
+    base, processor = build_tiny()
+    save_checkpoint(base, processor, tmp_path / "base")
+    restored, _ = load_model(tmp_path / "base", adapter=tmp_path / "run" / "adapters" / "instruction")
+    batch = processor.collate(
+        [
+            processor.encode_example(
+                [
+                    {"role": "user", "content": "<image>\n良性还是恶性？"},
+                    {"role": "assistant", "content": "良性"},
+                ],
+                [Image.open(data_dir / "img 1.png").convert("RGB")],
+            )
+        ]
+    )
+    model.eval()
+    with torch.no_grad():
+        expected = model(**batch).logits
+        actual = restored(**batch).logits
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_merged_lora_stage_exports_plain_weights(data_dir, tmp_path):
@@ -209,7 +204,7 @@ def test_merged_lora_stage_exports_plain_weights(data_dir, tmp_path):
     assert set(after) == set(before), "merging must restore the original parameter names"
     q = "model.language_model.layers.0.self_attn.q_proj.weight"
     assert not torch.equal(before[q], after[q]), "merged LoRA must change the attention weights"
-    assert torch.equal(before["lm_head.weight"], after["lm_head.weight"])
+    assert torch.equal(before["model.language_model.norm.weight"], after["model.language_model.norm.weight"])
     reloaded = UltraForConditionalGeneration.from_pretrained(tmp_path / "run" / "final")
     assert torch.equal(reloaded.state_dict()[q], model.state_dict()[q])
 
@@ -219,7 +214,7 @@ def test_resume_after_step_5_equals_uninterrupted(data_dir, tmp_path):
     stages = [
         {
             "name": "llm",
-            "train": ["model.language_model.*", "lm_head.*", "model.vision_tower.projectors.*"],
+            "train": ["model.language_model.*", "model.vision_tower.projectors.*"],
             "batch_size": 3,
             "max_steps": 10,
             "lr": 5e-3,
@@ -314,7 +309,7 @@ def test_unreadable_record_is_reported_by_id_and_skipped(data_dir, tmp_path, cap
             "data": {
                 "mixed": {"kind": "llava", "path": str(broken / "data.jsonl"), "image_root": str(broken)}
             },
-            "stages": [{"name": "llm", "train": ["lm_head.*"], "batch_size": 2, "max_steps": 2}],
+            "stages": [{"name": "llm", "train": ["model.language_model.norm.*"], "batch_size": 2, "max_steps": 2}],
             "output_dir": str(tmp_path / "out"),
         }
     )
@@ -356,3 +351,70 @@ def test_config_errors_name_the_field(tmp_path):
     )
     with pytest.raises(ConfigError, match="uses data source 'b'"):
         load_train_config(path)
+
+
+@pytest.mark.parametrize("mode", ["weighted", "concat"])
+def test_fuse_encoded_equals_the_fusion_forward(mode):
+    from fusion import FusionConfig, VisionFusion
+    from ultra.train.supervision import fuse_encoded
+
+    torch.manual_seed(0)
+    fusion = VisionFusion(
+        FusionConfig(encoders=["tiny-cnn", "tiny-convnext"], hidden_size=16, grid=(2, 2), mode=mode)
+    )
+    with torch.no_grad():
+        if fusion.fusion_logits is not None:
+            fusion.fusion_logits.add_(torch.tensor([0.3, -0.2]))
+        fusion.eval()
+        pixels = [torch.randn(3, 3, 32, 32), torch.randn(3, 3, 32, 32)]
+        torch.testing.assert_close(fuse_encoded(fusion, fusion.encode_each(pixels)), fusion(pixels))
+
+
+def test_cached_image_features_train_like_the_pixel_path(data_dir, tmp_path):
+    """A stage with a frozen vision tower encodes each image once; the weights it reaches equal
+    those of the same stage run through the pixels every step (atol 1e-5)."""
+    results = []
+    for cache in (True, False):
+        stage = {
+            "name": "llm",
+            "train": ["model.language_model.*"],
+            "batch_size": 4,
+            "max_steps": 3,
+            "lr": 1e-2,
+            "sources": ["toy"],
+            "cache_frozen_image_features": cache,
+        }
+        model, processor = build_tiny()
+        config = make_config(data_dir, tmp_path / f"cache-{cache}", [stage])
+        Trainer(config, model_builder=lambda _, m=model, p=processor: (m, p), show_progress=False).run()
+        results.append(model.state_dict())
+    for name, value in results[0].items():
+        torch.testing.assert_close(value, results[1][name], atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_ci_smoke_tiny_zh_config_runs_end_to_end(shared_data, tmp_path):
+    """README/CI: `ultra train configs/tiny-zh.yaml --max-steps 3` on the real data."""
+    import os
+    import subprocess
+    import sys
+
+    repo_root = Path(__file__).resolve().parents[1]
+    if shared_data.resolve() != (repo_root.parent / "shared" / "data").resolve():
+        pytest.skip("configs/tiny-zh.yaml reads ../shared/data beside the checkout")
+    out = tmp_path / "smoke"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "ultra", "--quiet", "train", "configs/tiny-zh.yaml", "--max-steps", "3"]
+    result = subprocess.run(
+        [*command, "--output-dir", str(out), "--no-progress"],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert [row["steps"] for row in summary["stages"]] == [3, 3, 3]
+    assert (out / "final" / "model.safetensors").is_file() and (out / "loss_curve.png").is_file()
+    reloaded, _ = load_model(out / "final")
+    assert next(reloaded.parameters()).dtype == torch.float32  # loads (fp16 on disk) as asked

@@ -13,7 +13,11 @@ from ultra.train import TrainingInterrupted, load_train_config, run_training
 def train(
     config: Path = typer.Argument(..., help="training YAML, e.g. configs/tiny-zh.yaml"),
     resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint, same data order"),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="cap every stage at this many steps"),
+    max_steps: int | None = typer.Option(
+        None,
+        "--max-steps",
+        help="cap every stage at this many steps (and validate on 16 records): a smoke run",
+    ),
     output_dir: Path | None = typer.Option(None, "--output-dir", help="override the config's output_dir"),
     stop_after: int | None = typer.Option(
         None, "--stop-after", help="save a checkpoint and stop after this many steps (time-boxed jobs)"

@@ -54,7 +54,7 @@ def save_checkpoint(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     save_model(model, str(partial / WEIGHTS))
-    if head is not None:
+    if head is not None and any(True for _ in head.parameters()):
         save_model(head, str(partial / HEAD))
     trainer = {
         "torch_rng": torch.get_rng_state(),
@@ -98,11 +98,16 @@ def read_state(folder: Path) -> RunState:
     return RunState(**json.loads((folder / STATE).read_text(encoding="utf-8")))
 
 
-def load_weights(folder: Path, model: nn.Module, head: nn.Module | None = None) -> None:
-    """Load model (and head) weights strictly: a key mismatch means a different model or config."""
+def load_weights(folder: Path, model: nn.Module) -> None:
+    """Load model weights strictly: a key mismatch means a different model or config."""
     load_model(model, str(folder / WEIGHTS), strict=True)
-    if head is not None and (folder / HEAD).is_file():
-        load_model(head, str(folder / HEAD), strict=True)
+
+
+def load_head_state(folder: Path) -> dict[str, torch.Tensor]:
+    """The stage-0 classification heads saved with a checkpoint (empty when there were none)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / HEAD)) if (folder / HEAD).is_file() else {}
 
 
 def load_trainer_state(

@@ -32,6 +32,9 @@ class DataSource(_Strict):
     image_root: str | None = None
     split: str | None = Field(default=None, description="keep only records of this split (None: all)")
     language: str | None = Field(default=None, description="keep only this language, e.g. zh")
+    classes: list[str] | None = Field(
+        default=None, description="keep only records labelled with one of these classes (rebalancing)"
+    )
     text_only: bool = Field(default=False, description="drop media (e.g. SLAKE, whose images are absent)")
     max_records: int | None = Field(default=None, gt=0, description="seeded subsample size")
     repeat: int = Field(default=1, ge=1, description="repeat the records (upweight a small source)")
@@ -82,6 +85,14 @@ class StageConfig(_Strict):
     lora: LoraSettings | None = None
     merge_lora: bool = Field(default=True, description="merge LoRA into the weights when the stage ends")
     augmentation: Augmentation | None = None
+    freeze_norm_statistics: bool = Field(
+        default=False,
+        description="keep every batch-norm layer in eval mode (running statistics fixed), e.g. to "
+        "fine-tune encoders after a probe stage without the batch-statistics shift",
+    )
+    cache_frozen_image_features: bool = Field(
+        default=True, description="when the stage trains nothing in the vision tower, encode each image once"
+    )
 
 
 class ValidationConfig(_Strict):
@@ -95,11 +106,10 @@ class ValidationConfig(_Strict):
 
 
 class ModelSource(_Strict):
-    """Where the model comes from: a preset name (``tiny-zh``) or a saved folder."""
+    """Where the model comes from: a preset name (built fresh: ``tiny-zh`` from scratch, hub
+    presets from their hub weights) or a saved model folder (fine-tuning, e.g. the embedded model)."""
 
     name_or_path: str
-    tokenizer: str | None = Field(default=None, description="tokenizer folder when the preset has none")
-    overrides: dict = Field(default_factory=dict, description="passed to the preset builder")
 
 
 class TrainConfig(_Strict):
@@ -114,6 +124,9 @@ class TrainConfig(_Strict):
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
     save_every_steps: int = Field(default=0, ge=0, description="0: checkpoint only at stage ends")
+    log_every_steps: int = Field(
+        default=0, ge=0, description="also log loss and rate every N steps (log files)"
+    )
     keep_checkpoints: int = Field(default=2, gt=0)
     num_workers: int = Field(default=0, ge=0)
     threads: int | None = Field(default=None, gt=0, description="torch CPU threads (None: torch default)")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -36,7 +37,7 @@ def _builder_records(source: DataSource) -> list[Record]:
     if source.kind == "busi_vqa":
         return builders.build_busi_vqa(root, source.split or "val")
     if source.kind == "dicom":
-        return builders.build_dicom_instructions(root, split=source.split)
+        return builders.build_dicom_instructions(root, split=source.split or "train")
     return converters.convert(source.kind, root)
 
 
@@ -54,6 +55,9 @@ def load_source(source: DataSource, seed: int = 0) -> list[Record]:
         records = [record for record in records if record.split == source.split]
     if source.language is not None:
         records = [record for record in records if record.language == source.language]
+    if source.classes is not None:
+        wanted = set(source.classes)
+        records = [record for record in records if wanted & set(record.labels.classes)]
     if source.text_only:
         records = [strip_media(record) for record in records]
     if source.image_root is not None:
@@ -126,12 +130,50 @@ class LoadFailure:
     reason: str
 
 
+def media_keys(record: Record) -> list[str]:
+    """One stable key per image of a record (path, or path#frame for DICOM), in placeholder order."""
+    keys = [str(record.media.resolve(relative)) for relative in record.media.images]
+    keys += [f"{record.media.resolve(ref.path)}#{ref.frame}" for ref in record.media.dicom]
+    return keys
+
+
+class FrozenFeatureCache:
+    """Fused image tokens of a vision tower that does not train in this stage, computed once per
+    image: with frozen encoders, projectors and fusion weights the tokens never change, so the
+    stage pays for the encoders once per image instead of once per sample and epoch."""
+
+    def __init__(self, fusion: Any) -> None:
+        self.fusion = fusion
+        self._features: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._features)
+
+    def features(self, keys: list[str], images: list[Image.Image]) -> list[torch.Tensor]:
+        todo = [(key, image) for key, image in zip(keys, images, strict=True) if key not in self._features]
+        if todo:
+            was_training = self.fusion.training
+            self.fusion.eval()
+            try:
+                with torch.no_grad():
+                    tokens = self.fusion(self.fusion.preprocess([image for _, image in todo]))
+            finally:
+                self.fusion.train(was_training)
+            for (key, _), value in zip(todo, tokens, strict=True):
+                self._features[key] = value.detach().cpu()
+        return [self._features[key] for key in keys]
+
+
 @dataclass
 class RecordDataset(Dataset):
-    """Records encoded by the processor on access; a failed record yields a ``LoadFailure``."""
+    """Records encoded by the processor on access; a failed record yields a ``LoadFailure``.
+
+    With a ``feature_cache`` the examples carry ``image_features`` (fused tokens) instead of
+    pixels."""
 
     records: list[Record]
     processor: Any
+    feature_cache: FrozenFeatureCache | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -140,7 +182,12 @@ class RecordDataset(Dataset):
         record = self.records[index]
         try:
             images = load_record_images(record)
-            example = self.processor.encode_example(messages_of(record), images)
+            if self.feature_cache is not None and images:
+                example = self.processor.encode_example(messages_of(record), images)
+                example["pixel_values"] = None
+                example["image_features"] = self.feature_cache.features(media_keys(record), images)
+            else:
+                example = self.processor.encode_example(messages_of(record), images)
         except Exception as error:  # any unreadable record is reported and skipped, whatever the cause
             return LoadFailure(record.id, f"{type(error).__name__}: {error}")
         return example
@@ -161,7 +208,13 @@ class SkippingCollator:
                 self.failures.append(item)
             else:
                 good.append(item)
-        return self.processor.collate(good) if good else None
+        if not good:
+            return None
+        batch = self.processor.collate(good)
+        features = [tokens for example in good for tokens in example.get("image_features") or []]
+        if features:
+            batch["image_features"] = features
+        return batch
 
 
 class OrderedView(Dataset):

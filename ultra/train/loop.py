@@ -60,19 +60,19 @@ def warmup_cosine(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def freeze_frozen_norms(module: nn.Module) -> None:
-    """Batch-norm layers with no trainable parameter stay in eval mode, so a 'frozen' encoder's
-    running statistics do not drift while other parts train."""
+def freeze_frozen_norms(module: nn.Module, all_norms: bool = False) -> None:
+    """Batch-norm layers with no trainable parameter (or all, with ``all_norms``) stay in eval
+    mode, so a 'frozen' encoder's running statistics do not drift while other parts train."""
     for child in module.modules():
         if isinstance(child, nn.modules.batchnorm._BatchNorm):
             params = list(child.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
+            if all_norms or (params and not any(p.requires_grad for p in params)):
                 child.eval()
 
 
-def set_training_mode(module: nn.Module) -> None:
+def set_training_mode(module: nn.Module, all_norms_frozen: bool = False) -> None:
     module.train()
-    freeze_frozen_norms(module)
+    freeze_frozen_norms(module, all_norms_frozen)
 
 
 def _progress(disable: bool) -> Progress:
@@ -99,6 +99,7 @@ def run_stage(
     on_step: Callable[[int, torch.optim.Optimizer, Any], None] | None = None,
     num_workers: int = 0,
     show_progress: bool = True,
+    log_every: int = 0,
 ) -> tuple[torch.optim.Optimizer, Any]:
     """Train ``plan.module`` for the stage's remaining steps; updates ``state`` in place.
 
@@ -126,7 +127,7 @@ def run_stage(
         num_workers=num_workers,
     )
     module, optimizer_p, loader_p = accelerator.prepare(plan.module, optimizer, loader)
-    set_training_mode(module)
+    set_training_mode(module, stage.freeze_norm_statistics)
     batches = iter(loader_p)
     started = time.perf_counter()
     seen = 0
@@ -170,9 +171,18 @@ def run_stage(
                 }
             )
             progress.update(task, advance=1, loss=mean_loss, rate=rate)
+            if log_every and (step + 1) % log_every == 0:
+                logger.info(
+                    "%s step %d/%d loss %.4f, %.2f samples/s",
+                    stage.name,
+                    step + 1,
+                    plan.total_steps,
+                    mean_loss,
+                    rate,
+                )
             if on_step is not None:
                 on_step(step + 1, optimizer, scheduler)
-                set_training_mode(module)
+                set_training_mode(module, stage.freeze_norm_statistics)
     elapsed = time.perf_counter() - started
     logger.info(
         "stage %s: %d steps, %d samples in %.1f s (%.2f samples/s)",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from pathlib import Path
 
 from torch import nn
@@ -15,24 +15,34 @@ logger = logging.getLogger(__name__)
 ADAPTER_NAME = "default"
 
 
+def lora_target_pattern(settings: LoraSettings) -> str:
+    """A regex over full module names: the target layers inside ``settings.module`` only."""
+    names = "|".join(re.escape(name) for name in settings.target_modules)
+    scope = rf"{re.escape(settings.module)}\..*\." if settings.module else r"(.*\.)?"
+    return rf"{scope}({names})"
+
+
 def add_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
-    """Inject LoRA into ``settings.module`` of ``model`` (the language model), in place."""
+    """Inject LoRA into the target layers of ``settings.module`` (the language model), in place:
+    parameter names keep their prefixes, so stage patterns stay valid."""
     from peft import LoraConfig, inject_adapter_in_model
 
-    try:
-        target = model.get_submodule(settings.module) if settings.module else model
-    except AttributeError:
-        raise ValueError(
-            f"lora.module {settings.module!r} is not a submodule of {type(model).__name__}"
-        ) from None
+    if settings.module:
+        try:
+            model.get_submodule(settings.module)
+        except AttributeError:
+            raise ValueError(
+                f"lora.module {settings.module!r} is not a submodule of {type(model).__name__}"
+            ) from None
     config = LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
-        target_modules=settings.target_modules,
+        target_modules=lora_target_pattern(settings),
+        task_type="CAUSAL_LM",
     )
-    inject_adapter_in_model(config, target, adapter_name=ADAPTER_NAME)
-    return target
+    inject_adapter_in_model(config, model, adapter_name=ADAPTER_NAME)
+    return model
 
 
 def has_lora(model: nn.Module) -> bool:
@@ -60,17 +70,31 @@ def merge_lora(model: nn.Module) -> int:
     return merged
 
 
-def save_adapter(model: nn.Module, settings: LoraSettings, folder: str | Path) -> Path:
-    """Write the LoRA weights in PEFT's adapter layout (adapter_config.json + safetensors)."""
+def save_adapter(model: nn.Module, folder: str | Path) -> Path:
+    """Write the LoRA weights in PEFT's adapter layout (``adapter_config.json`` +
+    ``adapter_model.safetensors``, keys under ``base_model.model.``) plus the other trained
+    weights (projectors, fusion) in ``ultra.model``'s vision file, so ``load_model(base,
+    adapter=folder)`` restores the trained model."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
-    target = model.get_submodule(settings.module) if settings.module else model
+    from ultra.model.loading import VISION_TRAINABLES_FILE
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {key: value.detach().contiguous() for key, value in get_peft_model_state_dict(target).items()}
-    save_file(state, str(folder / "adapter_model.safetensors"))
-    config = target.peft_config[ADAPTER_NAME].to_dict()
-    config = {key: (sorted(value) if isinstance(value, set) else value) for key, value in config.items()}
-    (folder / "adapter_config.json").write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")
+    lora = get_peft_model_state_dict(model, adapter_name=ADAPTER_NAME)
+    save_file(
+        {f"base_model.model.{key}": value.detach().contiguous().cpu() for key, value in lora.items()},
+        str(folder / "adapter_model.safetensors"),
+    )
+    config = model.peft_config[ADAPTER_NAME]
+    config.save_pretrained(str(folder))
+    others = {
+        name: parameter.detach().contiguous().cpu()
+        for name, parameter in model.named_parameters()
+        if parameter.requires_grad and "lora_" not in name
+    }
+    if others:
+        save_file(others, str(folder / VISION_TRAINABLES_FILE), metadata={"projectors_trained": "true"})
+    logger.info("adapter saved to %s (%d LoRA tensors, %d other tensors)", folder, len(lora), len(others))
     return folder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +14,14 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from data_zh.schema import Record
 from ultra.train import checkpoint as ckpt
 from ultra.train.config import StageConfig, TrainConfig
 from ultra.train.curves import plot_loss_curve
 from ultra.train.data import (
+    FrozenFeatureCache,
     OrderedView,
     RecordDataset,
     SkippingCollator,
@@ -30,6 +33,7 @@ from ultra.train.lora import add_lora, has_lora, merge_lora, save_adapter
 from ultra.train.order import stage_order, total_optimizer_steps
 from ultra.train.params import apply_trainable
 from ultra.train.supervision import (
+    EncodedImageDataset,
     ImageClassifier,
     LabelledImageDataset,
     PositionalView,
@@ -40,6 +44,8 @@ from ultra.train.supervision import (
 from ultra.train.validation import validate_classifier, validate_vqa
 
 logger = logging.getLogger(__name__)
+
+SMOKE_VALIDATION_RECORDS = 16
 
 
 @dataclass
@@ -65,14 +71,15 @@ def resolve_mixed_precision(setting: str) -> str:
 
 
 def build_model(config: TrainConfig) -> tuple[nn.Module, Any]:
-    """The starting model and processor from a preset name or a saved folder."""
-    from ultra.model import load_model
+    """The starting model and processor: a preset is built fresh (hub weights where the preset
+    has them, random init otherwise); a folder (e.g. the embedded model) is loaded to fine-tune."""
+    from ultra.model import build_model as build_preset
+    from ultra.model import list_presets, load_model
 
-    source = config.model
-    kwargs: dict[str, Any] = {}
-    if source.overrides:
-        kwargs["overrides"] = source.overrides
-    return load_model(source.name_or_path, **kwargs)
+    name = config.model.name_or_path
+    if name in list_presets():
+        return build_preset(name, pretrained=True)
+    return load_model(name)
 
 
 def enable_gradient_checkpointing(model: nn.Module) -> None:
@@ -119,6 +126,8 @@ class Trainer:
         self._records: dict[str, list[Record]] = {}
         self.failures: list[str] = []
         self.trained: set[str] = set()
+        self.heads = nn.ModuleDict()
+        self._pending_heads: dict[str, torch.Tensor] = {}
 
     # data -----------------------------------------------------------------------------------
     def records_for(self, stage: StageConfig) -> list[Record]:
@@ -138,6 +147,8 @@ class Trainer:
         if "__validation__" not in self._records:
             records = drop_records_without_media(load_source(source, seed=self.config.seed))
             limit = self.config.validation.max_records
+            if self.max_steps:  # a --max-steps run checks the pipeline, not the score
+                limit = min(limit or SMOKE_VALIDATION_RECORDS, SMOKE_VALIDATION_RECORDS)
             self._records["__validation__"] = records[:limit] if limit else records
         return self._records["__validation__"]
 
@@ -164,28 +175,46 @@ class Trainer:
                 f"select {outside[:3]}"
             )
         items, classes = labelled_images(self.records_for(stage))
-        classifier = ImageClassifier(fusion, fusion.hidden_size, len(classes))
-        dataset = LabelledImageDataset(items, stage.augmentation, seed=self.config.seed + index)
+        head_key = re.sub(r"\W", "_", f"{stage.label_key}__{'__'.join(classes)}")
+        if head_key not in self.heads:
+            # one head per label set, shared by consecutive classification stages (probe, then fine-tune)
+            self.heads[head_key] = nn.Linear(fusion.hidden_size, len(classes))
+            saved = {
+                k.split(".", 1)[1]: v
+                for k, v in self._pending_heads.items()
+                if k.split(".", 1)[0] == head_key
+            }
+            if saved:
+                self.heads[head_key].load_state_dict(saved)
+        classifier = ImageClassifier(fusion, self.heads[head_key])
+        frozen_encoders = not any(p.requires_grad for p in fusion.encoders.parameters())
+        if frozen_encoders and stage.augmentation is None and stage.cache_frozen_image_features:
+            logger.info("stage %s: encoders frozen, no augmentation; encoding each image once", stage.name)
+            dataset = EncodedImageDataset(items, fusion)
+        else:
+            dataset = LabelledImageDataset(items, stage.augmentation, seed=self.config.seed + index)
         weights = class_weights(items, len(classes))
         failures = self.failures
 
-        def collate(batch: list) -> tuple[list[torch.Tensor], torch.Tensor] | None:
+        def collate(batch: list) -> tuple[list[torch.Tensor], torch.Tensor, bool] | None:
             good = []
             for item in batch:
-                if item[0] == "failed":
+                if isinstance(item[0], str) and item[0] == "failed":
                     logger.warning("record %s skipped: %s", item[1], item[2])
                     failures.append(item[1])
                 else:
                     good.append(item)
             if not good:
                 return None
-            return fusion.preprocess([image for image, _, _ in good]), torch.tensor(
-                [label for _, label, _ in good]
-            )
+            labels = torch.tensor([label for _, label, _ in good])
+            if isinstance(good[0][0], list):
+                encoded = [torch.stack([item[0][k] for item in good]) for k in range(len(good[0][0]))]
+                return encoded, labels, True
+            return fusion.preprocess([image for image, _, _ in good]), labels, False
 
-        def loss_fn(module: nn.Module, batch: tuple[list[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-            pixel_values, labels = batch
-            logits = module(pixel_values)
+        def loss_fn(module: nn.Module, batch: tuple[list[torch.Tensor], torch.Tensor, bool]) -> torch.Tensor:
+            inputs, labels, is_encoded = batch
+            logits = module(encoded=inputs) if is_encoded else module(inputs)
             return nn.functional.cross_entropy(logits.float(), labels, weight=weights.to(logits.device))
 
         validate = None
@@ -213,10 +242,20 @@ class Trainer:
     def language_plan(self, model: nn.Module, processor: Any, stage: StageConfig, index: int) -> StagePlan:
         self.trained.update(apply_trainable(model, stage.train))
         records = self.records_for(stage)
-        dataset = RecordDataset(records, processor)
+        cache = None
+        if stage.cache_frozen_image_features:
+            _, fusion = find_vision_fusion(model)
+            if not any(parameter.requires_grad for parameter in fusion.parameters()):
+                cache = FrozenFeatureCache(fusion)
+                logger.info("stage %s: vision tower frozen; image tokens computed once per image", stage.name)
+        dataset = RecordDataset(records, processor, cache)
         collator = SkippingCollator(processor)
 
         def loss_fn(module: nn.Module, batch: dict) -> torch.Tensor:
+            features = batch.pop("image_features", None)
+            if features is not None:
+                encoded = BaseModelOutputWithPooling(pooler_output=list(features))
+                return module(**batch, mm_encoder_outputs={"image": encoded}).loss
             return module(**batch).loss
 
         validate = None
@@ -264,6 +303,7 @@ class Trainer:
             logger.warning("--resume: no checkpoint in %s; starting from the beginning", self.output_dir)
         if resume_from is not None:
             state = ckpt.read_state(resume_from)
+            self._pending_heads = ckpt.load_head_state(resume_from)
             logger.info(
                 "resuming from %s (stage %d, step %d)", resume_from, state.stage_index, state.stage_step
             )
@@ -285,9 +325,9 @@ class Trainer:
                 if stage.merge_lora:
                     merge_lora(model)
                 else:
-                    save_adapter(model, stage.lora, self.output_dir / "adapters" / stage.name)
+                    save_adapter(model, self.output_dir / "adapters" / stage.name)
             state.stage_index, state.stage_step = index + 1, 0
-            self._save(model, state, accelerator, stage.name)
+            self._save(model, state, accelerator, stage.name, head=self.heads)
             resume_from = None
         final_dir = self.export(model, processor)
         curve = plot_loss_curve(state.history, self.output_dir / "loss_curve.png")
@@ -329,11 +369,11 @@ class Trainer:
             plan = self.classification_plan(model, stage, index)
         else:
             plan = self.language_plan(model, processor, stage, index)
-        head = plan.module.head if isinstance(plan.module, ImageClassifier) else None
+        head = self.heads
 
         def restore(optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
             if from_checkpoint is not None:
-                ckpt.load_weights(from_checkpoint, model, head)
+                ckpt.load_weights(from_checkpoint, model)
                 ckpt.load_trainer_state(from_checkpoint, optimizer, scheduler)
 
         every_val = self.config.validation.every_steps
@@ -359,7 +399,7 @@ class Trainer:
             return stage_order(num_items, num_samples, seed)
 
         def view(order_: list[int], offset: int):
-            if isinstance(plan.dataset, LabelledImageDataset):
+            if isinstance(plan.dataset, LabelledImageDataset | EncodedImageDataset):
                 return PositionalView(plan.dataset, order_, offset)
             return OrderedView(plan.dataset, order_[offset:])
 
@@ -373,6 +413,7 @@ class Trainer:
             on_step=on_step,
             num_workers=self.config.num_workers,
             show_progress=self.show_progress,
+            log_every=self.config.log_every_steps,
         )
         collator = plan.extra.get("collator")
         if collator is not None:

@@ -112,7 +112,9 @@ class LabelledImageDataset(Dataset):
 class PositionalView(Dataset):
     """The stage order over a labelled dataset, passing each sample's position for its augmentation."""
 
-    def __init__(self, dataset: LabelledImageDataset, order: list[int], offset: int = 0) -> None:
+    def __init__(
+        self, dataset: LabelledImageDataset | EncodedImageDataset, order: list[int], offset: int = 0
+    ) -> None:
         self.dataset = dataset
         self.order = order
         self.offset = offset
@@ -129,17 +131,67 @@ class PositionalView(Dataset):
             return ("failed", record_id, f"{type(error).__name__}: {error}")
 
 
+def fuse_encoded(fusion: nn.Module, features: list[torch.Tensor]) -> torch.Tensor:
+    """``VisionFusion.forward`` from tokens that ``fusion.encode_each`` already produced, so frozen
+    encoders can be run once per image ('weighted' and 'concat' modes; a test checks it against
+    the real forward)."""
+    mode = fusion.config.mode
+    if mode == "concat":
+        return fusion.projectors[0](torch.cat(features, dim=-1))
+    projected = [projector(f) for projector, f in zip(fusion.projectors, features, strict=True)]
+    if fusion.fusion_logits is None:
+        return projected[0]
+    if mode != "weighted":
+        raise ValueError(f"cached encoder features support 'weighted' and 'concat' fusion, not {mode!r}")
+    weights = torch.softmax(fusion.fusion_logits, dim=0)
+    fused = weights[0] * projected[0]
+    for weight, tokens in zip(weights[1:], projected[1:], strict=True):
+        fused = fused + weight * tokens
+    return fused
+
+
 class ImageClassifier(nn.Module):
     """Mean of the fused image tokens -> linear head (the temporary stage-0 objective)."""
 
-    def __init__(self, fusion: nn.Module, hidden_size: int, num_classes: int) -> None:
+    def __init__(self, fusion: nn.Module, head: nn.Linear) -> None:
         super().__init__()
         self.fusion = fusion
-        self.head = nn.Linear(hidden_size, num_classes)
+        self.head = head
 
-    def forward(self, pixel_values: list[torch.Tensor]) -> torch.Tensor:
-        tokens = self.fusion(pixel_values)
+    def forward(
+        self, pixel_values: list[torch.Tensor] | None = None, encoded: list[torch.Tensor] | None = None
+    ):
+        tokens = self.fusion(pixel_values) if encoded is None else fuse_encoded(self.fusion, encoded)
         return self.head(tokens.mean(dim=1))
+
+
+class EncodedImageDataset(Dataset):
+    """Labelled images passed through frozen encoders (``fusion.encode_each``) once, on first use:
+    a stage that trains only projectors/fusion weights then costs almost nothing per epoch."""
+
+    def __init__(self, items: list[LabelledImage], fusion: nn.Module) -> None:
+        self.items = items
+        self.fusion = fusion
+        self.features: dict[int, list[torch.Tensor]] = {}
+
+    def encoded(self, index: int) -> list[torch.Tensor]:
+        if index not in self.features:
+            was_training = self.fusion.training
+            self.fusion.eval()
+            try:
+                with torch.no_grad():
+                    image = load_record_images(self.items[index].record)[0]
+                    encoded = self.fusion.encode_each(self.fusion.preprocess([image]))
+            finally:
+                self.fusion.train(was_training)
+            self.features[index] = [tokens[0] for tokens in encoded]
+        return self.features[index]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int, position: int) -> tuple[list[torch.Tensor], int, str]:
+        return self.encoded(index), self.items[index].label, self.items[index].record.id
 
 
 def class_weights(items: list[LabelledImage], num_classes: int) -> torch.Tensor:

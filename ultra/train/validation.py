@@ -49,11 +49,18 @@ def answer_records(
 def validate_vqa(
     model: nn.Module, processor: Any, records: list[Record], batch_size: int, max_new_tokens: int
 ) -> dict:
-    """Scores of the model on ``records`` by ``ultra.eval.score_answers`` (accuracy, breakdowns)."""
+    """Closed accuracy (``ultra.eval.score_answers``) overall, and accuracy / balanced accuracy per
+    question type (e.g. BUSI's lesion and malignancy questions), in percent."""
     from ultra.eval import score_answers
+    from ultra.train.scorecard import by_question_type
 
     answers = answer_records(model, processor, records, batch_size=batch_size, max_new_tokens=max_new_tokens)
-    return score_answers(answers, records)
+    overall = score_answers(answers, records, n_resamples=0, breakdowns=())["overall"]
+    scores = {key: overall[key] for key in ("closed_accuracy", "closed_balanced_accuracy") if key in overall}
+    for name, row in by_question_type(records, answers, n_resamples=0).items():
+        scores[f"{name}_acc"] = row["accuracy"]
+        scores[f"{name}_bacc"] = row["balanced_accuracy"]
+    return scores
 
 
 @torch.no_grad()
