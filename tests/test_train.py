@@ -309,7 +309,9 @@ def test_unreadable_record_is_reported_by_id_and_skipped(data_dir, tmp_path, cap
             "data": {
                 "mixed": {"kind": "llava", "path": str(broken / "data.jsonl"), "image_root": str(broken)}
             },
-            "stages": [{"name": "llm", "train": ["model.language_model.norm.*"], "batch_size": 2, "max_steps": 2}],
+            "stages": [
+                {"name": "llm", "train": ["model.language_model.norm.*"], "batch_size": 2, "max_steps": 2}
+            ],
             "output_dir": str(tmp_path / "out"),
         }
     )
