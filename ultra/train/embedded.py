@@ -41,11 +41,18 @@ EXAMPLE_QUESTIONS = [
 
 def install(run_dir: Path, destination: Path) -> Path:
     """Copy the exported model (and the run's loss curve) into the package folder."""
+    import torch
+
+    from ultra.model import UltraForConditionalGeneration
+
     final = run_dir / "final"
     destination.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
-        if (final / name).is_file():
+        if (final / name).is_file() and name != "model.safetensors":
             shutil.copy2(final / name, destination / name)
+    # re-saved in float16 through save_pretrained, so tied embeddings are stored once
+    model = UltraForConditionalGeneration.from_pretrained(final, dtype=torch.float16)
+    model.save_pretrained(destination)
     shutil.copy2(run_dir / "loss_curve.png", destination / "loss_curve.png")
     return destination
 
@@ -158,7 +165,7 @@ answers that change with blank images): {card["image_sensitivity"]:.1f}%. Other 
 reported without a target. With 60 validation images the intervals are wide; read the numbers as
 "the model uses the image", not as diagnostic performance.
 
-Reproduce the table: `python -m ultra.train.embedded runs/tiny-zh` (copies the run's weights
+Reproduce the table: `python -m ultra.train.embedded RUN_DIR --command \"…\"` (copies the run's weights
 here, scores them, writes `example_answers.json`).
 
 ## Limitations

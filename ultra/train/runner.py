@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -444,7 +445,8 @@ class Trainer:
             model.config, "projectors_trained"
         ):
             model.config.projectors_trained = True
-        model.save_pretrained(final_dir, state_dict={k: v.to(dtype) for k, v in model.state_dict().items()})
+        # a converted copy keeps tied weights tied (saved once) and leaves the trained model as it is
+        copy.deepcopy(model).to(dtype).save_pretrained(final_dir)
         if hasattr(processor, "save_pretrained"):
             processor.save_pretrained(final_dir)
         logger.info("model exported to %s (%s)", final_dir, self.config.export_dtype)
