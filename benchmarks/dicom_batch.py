@@ -6,7 +6,7 @@ with 1 and 2 pool workers (pool warmed first), and of the floor: a plain loop of
 ``pydicom.dcmread`` + ``pixel_array`` + the same PNG writes over the same files. Targets: one worker
 <= 1.3x the floor's time; two workers >= 1.6x one worker's throughput.
 
-    python benchmarks/dicom_batch.py [--copies 31] [--rounds 2]
+    python -m benchmarks.dicom_batch [--copies 31] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -19,17 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-# Python puts this script's folder first on sys.path, where benchmarks/fusion.py would shadow the
-# `fusion` package that the pipeline imports; drop it before importing anything of ours.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+import numpy as np
+import pydicom
+from pydicom.uid import generate_uid
 
-import numpy as np  # noqa: E402
-import pydicom  # noqa: E402
-from pydicom.uid import generate_uid  # noqa: E402
-
-from ultra.dicom import ProcessOptions, make_pool, run_batch  # noqa: E402
-from ultra.dicom.outputs import write_png  # noqa: E402
+from ultra.dicom import ProcessOptions, make_pool, run_batch
+from ultra.dicom.outputs import write_png
 
 REPO = Path(__file__).resolve().parents[1]
 

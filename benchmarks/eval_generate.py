@@ -6,7 +6,7 @@ rounds and the fastest round of each is kept, so load from other processes on a 
 hits every batch size alike. The table gives seconds per 100 questions and the speed-up of each
 batch size over batch size 1.
 
-    python benchmarks/eval_generate.py [--model debug-tiny] [--questions 100] [--batch-sizes 1 8 16] [--rounds 2]
+    python -m benchmarks.eval_generate [--model debug-tiny] [--questions 100] [--batch-sizes 1 8 16] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -18,13 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/fusion.py would shadow the `fusion` package while this folder is first on sys.path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import torch
 
-import torch  # noqa: E402
-
-from ultra.eval.generate import generate_answers_file  # noqa: E402
-from ultra.model import load_model  # noqa: E402
+from ultra.eval.generate import generate_answers_file
+from ultra.model import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ forward while forward hooks time each encoder inside that same call; the medians
 and the ratio fused time / sum of the encoders' times (target <= 1.1: alignment,
 projection and weighting should cost little next to the encoders).
 
-    python benchmarks/fusion.py [--rounds 2] [--families tiny base] [--threads 2] [--projector mlp2x_gelu] [--hidden 896]
+    python -m benchmarks.fusion [--rounds 2] [--families tiny base] [--threads 2] [--projector mlp2x_gelu] [--hidden 896]
 """
 
 from __future__ import annotations
@@ -35,14 +35,6 @@ FAMILIES = {
     ],
 }
 BATCH, SIZE, GRID = 8, 224, (14, 14)
-
-
-def import_fusion_package() -> None:
-    """This script is itself named ``fusion.py``; drop its folder from sys.path so
-    ``import fusion`` finds the package, not this file."""
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
-    sys.modules.pop("fusion", None)
 
 
 def measure(family: str, count: int, rounds: int, threads: int, projector: str, hidden: int) -> dict:
@@ -94,10 +86,21 @@ def measure(family: str, count: int, rounds: int, threads: int, projector: str, 
 
 
 def run_child(family: str, count: int, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--child", family, str(count), "--rounds", str(args.rounds)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.fusion",
+        "--child",
+        family,
+        str(count),
+        "--rounds",
+        str(args.rounds),
+    ]
     command += ["--threads", str(args.threads), "--projector", args.projector, "--hidden", str(args.hidden)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads)}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, check=False, cwd=Path(__file__).resolve().parents[1]
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{family} x{count} failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -124,7 +127,6 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, metavar=("FAMILY", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        import_fusion_package()
         print(
             json.dumps(
                 measure(

@@ -9,28 +9,23 @@ tokens/s counts generated tokens over the whole ``generate`` call (prefill inclu
 ``generate`` call for one token. The 0.5B model generates fewer tokens (``--small-new-tokens``)
 because without a KV cache each step recomputes the whole batch on CPU.
 
-    python benchmarks/generate.py [--new-tokens 16] [--small-new-tokens 4] [--repeats 2]
+    python -m benchmarks.generate [--new-tokens 16] [--small-new-tokens 4] [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
-# benchmarks/fusion.py would shadow the `fusion` package when this folder is sys.path[0].
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from ultra.inference import VQARequest, prepare_batch  # noqa: E402
-from ultra.model import build_model  # noqa: E402
+from ultra.inference import VQARequest, prepare_batch
+from ultra.model import build_model
 
 QUESTIONS = ["是否可见病灶？", "病灶是良性还是恶性？", "检查部位是什么？", "结节边界是否清晰？"]
 
