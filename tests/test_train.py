@@ -416,7 +416,20 @@ def test_ci_smoke_tiny_zh_config_runs_end_to_end(shared_data, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert [row["steps"] for row in summary["stages"]] == [3, 3, 3]
+    stages = load_train_config(repo_root / "configs" / "tiny-zh.yaml").stages
+    assert [row["steps"] for row in summary["stages"]] == [3] * len(stages)
     assert (out / "final" / "model.safetensors").is_file() and (out / "loss_curve.png").is_file()
     reloaded, _ = load_model(out / "final")
     assert next(reloaded.parameters()).dtype == torch.float32  # loads (fp16 on disk) as asked
+
+
+def test_source_filters_rebalance_and_strip_media(data_dir):
+    from ultra.train import DataSource, load_source
+
+    base = {"kind": "records", "path": str(data_dir / "records.jsonl")}
+    normal = load_source(DataSource(**base, classes=["normal"], repeat=2))
+    assert len(normal) == 2 * 5 and all(r.labels.classes == ["normal"] for r in normal)
+    text = load_source(DataSource(**base, text_only=True, max_records=4))
+    assert len(text) == 4 and all(
+        r.media.count == 0 and "<image>" not in r.conversations[0].content for r in text
+    )
