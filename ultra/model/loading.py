@@ -294,21 +294,29 @@ def apply_lora(model: UltraForConditionalGeneration, settings: LoraSettings | No
     return peft_model
 
 
+def trained_non_lora_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and buffers of every non-LoRA module that has a trainable parameter.
+
+    Buffers matter: BatchNorm running statistics of an encoder trained beside LoRA move too, and
+    an adapter without them would not reproduce the trained model.
+    """
+    state = {}
+    for module_name, module in model.named_modules():
+        if "lora_" in module_name or not any(p.requires_grad for p in module.parameters(recurse=False)):
+            continue
+        for name, tensor in module.state_dict().items():
+            if "." not in name:
+                state[f"{module_name}.{name}"] = tensor.detach().contiguous().cpu()
+    return state
+
+
 def save_adapter(peft_model: torch.nn.Module, directory: str | Path) -> Path:
     """The LoRA adapter (peft format) plus the trained vision-side weights, both safetensors."""
     directory = Path(directory)
     peft_model.save_pretrained(directory, safe_serialization=True)
     base = peft_model.get_base_model()
-    trainables = {}
-    for module_name, module in base.named_modules():
-        if "lora_" in module_name or not any(p.requires_grad for p in module.parameters(recurse=False)):
-            continue
-        # parameters and buffers (BatchNorm running statistics move while training too)
-        for name, tensor in module.state_dict().items():
-            if "." not in name:
-                trainables[f"{module_name}.{name}"] = tensor.detach().contiguous().cpu()
     metadata = {"projectors_trained": str(bool(base.config.projectors_trained)).lower()}
-    save_file(trainables, str(directory / VISION_TRAINABLES_FILE), metadata=metadata)
+    save_file(trained_non_lora_state(base), str(directory / VISION_TRAINABLES_FILE), metadata=metadata)
     return directory
 
 

@@ -73,12 +73,12 @@ def merge_lora(model: nn.Module) -> int:
 def save_adapter(model: nn.Module, folder: str | Path) -> Path:
     """Write the LoRA weights in PEFT's adapter layout (``adapter_config.json`` +
     ``adapter_model.safetensors``, keys under ``base_model.model.``) plus the other trained
-    weights (projectors, fusion) in ``ultra.model``'s vision file, so ``load_model(base,
+    weights and their modules' buffers (projectors, fusion, BatchNorm statistics) in ``ultra.model``'s vision file, so ``load_model(base,
     adapter=folder)`` restores the trained model."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
-    from ultra.model.loading import VISION_TRAINABLES_FILE
+    from ultra.model.loading import VISION_TRAINABLES_FILE, trained_non_lora_state
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,11 +89,7 @@ def save_adapter(model: nn.Module, folder: str | Path) -> Path:
     )
     config = model.peft_config[ADAPTER_NAME]
     config.save_pretrained(str(folder))
-    others = {
-        name: parameter.detach().contiguous().cpu()
-        for name, parameter in model.named_parameters()
-        if parameter.requires_grad and "lora_" not in name
-    }
+    others = trained_non_lora_state(model)
     if others:
         save_file(others, str(folder / VISION_TRAINABLES_FILE), metadata={"projectors_trained": "true"})
     logger.info("adapter saved to %s (%d LoRA tensors, %d other tensors)", folder, len(lora), len(others))
