@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from data_zh.fonts import cjk_rc_params
 from data_zh.schema import Record
 
 logger = logging.getLogger(__name__)
@@ -20,13 +21,6 @@ DIMENSIONS = {
     "split": "划分",
     "answer_type": "答案类型",
 }
-CJK_FONT_FAMILIES = (
-    "WenQuanYi Zen Hei",
-    "Noto Sans CJK SC",
-    "Source Han Sans SC",
-    "SimHei",
-    "Microsoft YaHei",
-)
 
 
 def record_stats(records: Iterable[Record]) -> dict[str, Counter[str]]:
@@ -39,30 +33,16 @@ def record_stats(records: Iterable[Record]) -> dict[str, Counter[str]]:
     return stats
 
 
-def cjk_font_family() -> str | None:
-    """The first installed CJK font family matplotlib knows, or None."""
-    from matplotlib import font_manager
-
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    return next((family for family in CJK_FONT_FAMILIES if family in installed), None)
-
-
 def plot_stats(stats: dict[str, Counter[str]], path: str | Path, title: str = "数据统计") -> Path:
     """One horizontal bar chart per dimension in a PNG; Chinese labels need a CJK font
     (WenQuanYi Zen Hei preferred), without one the chart is still written and a warning logged."""
     from matplotlib import rc_context
     from matplotlib.figure import Figure
 
-    family = cjk_font_family()
-    if family is None:
-        logger.warning("no CJK font found (install fonts-wqy-zenhei); Chinese labels may show as boxes")
     dims = [name for name, counts in stats.items() if counts]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # WenQuanYi ships one "medium" (500) weight; asking for it avoids matplotlib's findfont warning.
-    weights = ("font.weight", "axes.titleweight", "figure.titleweight", "axes.labelweight")
-    settings = {"font.family": [family], **dict.fromkeys(weights, "medium")} if family else {}
-    with rc_context(settings):
+    with rc_context(cjk_rc_params()):
         figure = Figure(figsize=(12, 2.2 * ((len(dims) + 1) // 2) + 1), layout="constrained")
         axes = figure.subplots(max(1, (len(dims) + 1) // 2), 2, squeeze=False).ravel()
         for axis, name in zip(axes, dims, strict=False):

@@ -8,7 +8,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from data_zh import read_llava, read_records
-from data_zh.stats import cjk_font_family, plot_stats, record_stats
+from data_zh.fonts import cjk_font_family
+from data_zh.stats import plot_stats, record_stats
 from data_zh.validate import validate_records_file
 from ultra.cli.main import app
 

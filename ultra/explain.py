@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from data_zh.fonts import cjk_rc_params
 from ultra.model.processor import IGNORE_INDEX, UltraProcessor, user_message
 
 logger = logging.getLogger(__name__)
 
-CJK_FONT_FAMILY = "WenQuanYi Zen Hei"
 METHOD = "occlusion sensitivity of the answer's log-likelihood"
 
 
@@ -111,16 +111,6 @@ def occlusion_map(
     return OcclusionMap(drops=drops, base_log_likelihood=base, image_index=image_index)
 
 
-def _cjk_font() -> str | None:
-    from matplotlib import font_manager
-
-    names = {font.name for font in font_manager.fontManager.ttflist}
-    if CJK_FONT_FAMILY in names:
-        return CJK_FONT_FAMILY
-    logger.info("font %r not installed; Chinese text in the heat map may not render", CJK_FONT_FAMILY)
-    return None
-
-
 def save_heatmap(
     image: Image.Image, occlusion: OcclusionMap, path: str | Path, question: str = "", answer: str = ""
 ) -> Path:
@@ -132,9 +122,7 @@ def save_heatmap(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    font = _cjk_font()
-    rc = {"font.family": [font, "DejaVu Sans"]} if font else {}
-    with plt.rc_context(rc):
+    with plt.rc_context(cjk_rc_params()):
         figure, axis = plt.subplots(figsize=(6, 6.4))
         axis.imshow(image.convert("RGB"))
         heat = axis.imshow(

@@ -12,9 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from data_zh.fonts import cjk_rc_params
+
 log = logging.getLogger(__name__)
 
-CJK_FONT_FAMILIES = ("WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "SimHei", "Microsoft YaHei")
 TABLE_COLUMNS = (
     ("n", "n"),
     ("closed_accuracy", "closed acc"),
@@ -26,14 +27,6 @@ TABLE_COLUMNS = (
     ("open_bleu_4", "BLEU-4"),
     ("open_rouge_l", "ROUGE-L"),
 )
-
-
-def find_cjk_font() -> str | None:
-    """Family name of an installed CJK font, or None."""
-    from matplotlib import font_manager
-
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    return next((family for family in CJK_FONT_FAMILIES if family in installed), None)
 
 
 def _cell(summary: dict[str, Any], key: str) -> str:
@@ -96,17 +89,7 @@ def accuracy_chart(metrics: dict[str, Any], path: str | Path, category: str = "c
     names = list(groups)
     closed = [groups[n].get("closed_accuracy", 0.0) for n in names]
     recall = [groups[n].get("open_recall", 0.0) for n in names]
-    family = find_cjk_font()
-    if family is None:
-        log.warning("no CJK font found (install fonts-wqy-zenhei); Chinese labels may not render")
-    # WenQuanYi Zen Hei ships one weight (500); asking for it avoids a findfont warning per label
-    rc = (
-        {"font.family": family, "font.weight": 500, "axes.titleweight": 500, "axes.labelweight": 500}
-        if family
-        else {}
-    )
-    rc["axes.unicode_minus"] = False
-    with plt.rc_context(rc):
+    with plt.rc_context(cjk_rc_params()):
         fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(names) + 2), 4))
         positions = range(len(names))
         ax.bar([p - 0.2 for p in positions], closed, width=0.4, label="closed accuracy / 封闭题准确率")

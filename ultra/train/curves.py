@@ -5,20 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from data_zh.fonts import cjk_rc_params
+
 logger = logging.getLogger(__name__)
-
-CJK_FAMILY = "WenQuanYi Zen Hei"
-
-
-def cjk_font_family() -> str | None:
-    """The CJK font family matplotlib can use, or None (labels then fall back to the default)."""
-    from matplotlib import font_manager
-
-    for font in font_manager.fontManager.ttflist:
-        if font.name == CJK_FAMILY:
-            return font.name
-    logger.debug("font %r not found; Chinese labels may not render", CJK_FAMILY)
-    return None
 
 
 def plot_loss_curve(history: list[dict], path: str | Path, title: str = "训练损失 / training loss") -> Path:
@@ -28,11 +17,9 @@ def plot_loss_curve(history: list[dict], path: str | Path, title: str = "训练�
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    family = cjk_font_family()
-    rc = {"font.family": [family, "DejaVu Sans"]} if family else {}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with plt.rc_context(rc):
+    with plt.rc_context(cjk_rc_params()):
         figure, axis = plt.subplots(figsize=(7, 4), dpi=110)
         stages: dict[str, list[dict]] = {}
         for row in history:
