@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import typer
 
+from ultra.cli.ask import ask
+from ultra.cli.data import data_app
+from ultra.cli.dicom import dicom
+from ultra.cli.eval import eval_app
+from ultra.cli.fusion import fusion_app
 from ultra.cli.info import info
+from ultra.cli.train import train
 from ultra.logs import configure_logging
 
 app = typer.Typer(
@@ -27,16 +33,9 @@ def main(
 
 
 app.command("info")(info)
-# Command registrations (one line each) go below.
-from ultra.cli.dicom import dicom  # noqa: E402, I001
-app.command("dicom")(dicom)
-from ultra.cli.eval import eval_app  # noqa: E402, I001
-app.add_typer(eval_app, name="eval")
-from ultra.cli.train import train  # noqa: E402, I001
-app.command("train")(train)
-from ultra.cli.data import data_app  # noqa: E402, I001
-app.add_typer(data_app, name="data")
-from ultra.cli.ask import ask  # noqa: E402, I001
 app.command("ask")(ask)
-from ultra.cli.fusion import fusion_app  # noqa: E402, I001
+app.command("dicom")(dicom)
+app.command("train")(train)
+app.add_typer(data_app, name="data")
+app.add_typer(eval_app, name="eval")
 app.add_typer(fusion_app, name="fusion")
