@@ -82,13 +82,13 @@ def test_ask_names_an_unreadable_input_and_exits_non_zero(checkpoint, tmp_path):
     assert result.exit_code == 2 and "nope.jpg: file not found" in result.output
 
 
-def test_ask_without_a_trained_embedded_model_fails_clearly(png):
-    from ultra.resources import embedded_model_dir
-
-    if (embedded_model_dir() / "config.json").is_file():
-        pytest.skip("the embedded tiny-zh model exists; covered by the trained-model tests")
-    result = CliRunner().invoke(app, ["ask", "-q", "是否可见病灶？", "--image", str(png)])
-    assert result.exit_code == 1 and "has not been trained yet" in result.output
+def test_ask_with_a_folder_that_holds_no_model_fails_clearly(png, tmp_path):
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    result = CliRunner().invoke(
+        app, ["ask", "--model", str(empty), "-q", "是否可见病灶？", "--image", str(png)]
+    )
+    assert result.exit_code == 1 and f"{empty}: not a model folder (no config.json)" in result.output
 
 
 def test_read_image_accepts_ultrasound_dicom_frames(shared_data):
