@@ -37,6 +37,6 @@ def cjk_rc_params() -> dict:
     if family is None:
         logger.warning("no CJK font found (install fonts-wqy-zenhei); Chinese labels may show as boxes")
         return params
-    params["font.family"] = [family, "DejaVu Sans"]
+    params["font.family"] = [family]
     params.update(dict.fromkeys(_WEIGHT_KEYS, "medium"))
     return params
