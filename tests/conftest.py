@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# The suite never downloads weights; set before any test imports huggingface_hub (which reads it
+# once), so hub look-ups fail at once instead of waiting on network time-outs.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
