@@ -8,12 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ultra.dicom.batch import run_batch
-from ultra.dicom.deid_key import DeidKeyError
-from ultra.dicom.dicomweb import DicomWebError
-from ultra.dicom.process import ProcessOptions
-from ultra.dicom.sources import SourceError
-
 console = Console()
 
 
@@ -50,6 +44,12 @@ def dicom(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Model batch size."),
 ) -> None:
     """De-identify, crop and sample ultrasound DICOM studies; answer questions when asked."""
+    from ultra.dicom.batch import run_batch
+    from ultra.dicom.deid_key import DeidKeyError
+    from ultra.dicom.dicomweb import DicomWebError
+    from ultra.dicom.process import ProcessOptions
+    from ultra.dicom.sources import SourceError
+
     if engine not in ("pool", "ray"):
         raise typer.BadParameter("--engine must be 'pool' or 'ray'")
     options = ProcessOptions(

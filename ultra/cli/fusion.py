@@ -10,9 +10,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fusion import crop_image_files, get_encoder_spec, list_encoders
-from fusion.crop_files import open_image
-
 console = Console()
 fusion_app = typer.Typer(help="Vision encoders and ultrasound scan-region cropping.", no_args_is_help=True)
 
@@ -20,6 +17,8 @@ fusion_app = typer.Typer(help="Vision encoders and ultrasound scan-region croppi
 @fusion_app.command("encoders")
 def encoders() -> None:
     """The registered encoder specs (timm model, feature layer, input size, how loaded)."""
+    from fusion import get_encoder_spec, list_encoders
+
     table = Table("name", "timm model", "layer", "input px", "loaded from")
     for name in list_encoders():
         spec = get_encoder_spec(name)
@@ -37,6 +36,8 @@ def _load_any(path: Path) -> Image.Image:
             return load_dicom_image(path)
         except DicomReadError as error:
             raise ValueError(str(error)) from error
+    from fusion.crop_files import open_image
+
     return open_image(path)
 
 
@@ -49,6 +50,8 @@ def crop(
     ),
 ) -> None:
     """Crop each image to its ultrasound scan region (black margins and burned-in text removed)."""
+    from fusion import crop_image_files
+
     columns = [TextColumn("cropping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("crop", total=len(images))

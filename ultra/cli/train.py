@@ -7,8 +7,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ultra.train import TrainingInterrupted, load_train_config, run_training
-
 
 def train(
     config: Path = typer.Argument(..., help="training YAML, e.g. configs/tiny-zh.yaml"),
@@ -25,6 +23,8 @@ def train(
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar (log files)"),
 ) -> None:
     """Train a model: stage 0 / alignment / instruction stages as the config lists them."""
+    from ultra.train import TrainingInterrupted, load_train_config, run_training
+
     settings = load_train_config(config)
     if output_dir is not None:
         settings = settings.model_copy(update={"output_dir": str(output_dir)})
