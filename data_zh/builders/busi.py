@@ -73,6 +73,17 @@ def _images_of(split: str, rows: dict[str, dict[str, str]], split_name: str) -> 
     return [path for path in wanted if path in rows]
 
 
+def _labelled_images(root: Path, split: str, split_name: str) -> list[tuple[str, str, str | None]]:
+    """``(image path, label, split tag)`` for each image the builders turn into records; with
+    ``split="all"`` the tag is the image's committed split (None for a user's own images)."""
+    rows = read_busi_labels(root)
+    tags = split_lookup(split_name) if split == "all" else {}
+    return [
+        (path, rows[path]["label"], tags.get(path) if split == "all" else split)
+        for path in _images_of(split, rows, split_name)
+    ]
+
+
 def _record(
     root: Path, path: str, label: str, split: str | None, kind: str, question: str, answer: str, **kw
 ) -> Record:
@@ -121,12 +132,8 @@ def build_busi_instructions(
     if phrasings < 1:
         raise ValueError(f"phrasings must be >= 1, got {phrasings}")
     root = Path(busi_root)
-    rows = read_busi_labels(root)
-    tags = split_lookup(split_name) if split == "all" else {}
     records = []
-    for path in _images_of(split, rows, split_name):
-        label = rows[path]["label"]
-        tag = tags.get(path) if split == "all" else split
+    for path, label, tag in _labelled_images(root, split, split_name):
         impression = pick(IMPRESSIONS[label], path)
         closed = [("site", SITE_QUESTIONS, SITE_ANSWER), ("lesion", LESION_QUESTIONS, lesion_answer(label))]
         if label != "normal":
@@ -181,12 +188,8 @@ def build_busi_vqa(busi_root: str | Path, split: str = "val", split_name: str = 
     ``split="all"`` evaluates every labels.csv row (a user's own BUSI-layout folder).
     """
     root = Path(busi_root)
-    rows = read_busi_labels(root)
-    tags = split_lookup(split_name) if split == "all" else {}
     records = []
-    for path in _images_of(split, rows, split_name):
-        label = rows[path]["label"]
-        tag = tags.get(path) if split == "all" else split
+    for path, label, tag in _labelled_images(root, split, split_name):
         closed = [
             ("site", SITE_QUESTIONS[0], SITE_ANSWER),
             ("lesion", LESION_QUESTIONS[0], lesion_answer(label)),
