@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from fusion import VisionFusion
@@ -97,7 +98,9 @@ class ReportScreener:
 
     def scores(self, report: str, images: Sequence[ImageInput]) -> torch.Tensor:
         """The student's relevance score of each image, ``[N]`` float32."""
-        pictures = [as_rgb_image(image, index) for index, image in enumerate(images)]
+        return self._scores(report, [as_rgb_image(image, index) for index, image in enumerate(images)])
+
+    def _scores(self, report: str, pictures: list[Image.Image]) -> torch.Tensor:
         features = pooled_features(self.fusion, pictures, self.config.batch_size)
         with torch.no_grad():
             return self.student.scores(features, report).float().cpu()
@@ -106,7 +109,7 @@ class ReportScreener:
         if not images:
             raise ValueError("screen: a report needs at least one image")
         pictures = [as_rgb_image(image, index) for index, image in enumerate(images)]
-        scores = self.scores(report, pictures).tolist()
+        scores = self._scores(report, pictures).tolist()
         weights = softmax_weights(scores, self.config.temperature)
         blank = [is_uninformative(picture, self.config.informative) for picture in pictures]
         digests = [content_digest(picture) for picture in pictures]
