@@ -28,6 +28,7 @@ class StudentConfig(BaseModel):
     buckets: int = Field(8192, ge=2)
     max_tokens: int = Field(64, ge=1)
     initial_scale: float = Field(10.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1, description="on the pooled features, while training")
     backbone_fingerprint: str | None = None
     backbone_source: str | None = None
 
@@ -43,6 +44,7 @@ class ScreeningStudent(nn.Module):
         self.tokenizer = ReportTokenizer(config.buckets, config.max_tokens)
         self.image_head = nn.Sequential(
             nn.LayerNorm(config.feature_size),
+            nn.Dropout(config.dropout),
             nn.Linear(config.feature_size, config.embed_dim),
             nn.GELU(),
             nn.Linear(config.embed_dim, config.embed_dim),
