@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from ultra.answerer.requests import DEFAULT_MODEL
+
 eval_app = typer.Typer(
     help="Med-VQA evaluation: generate an answers file, score it, or run both with the blind check.",
     no_args_is_help=True,
@@ -33,20 +35,21 @@ def _check_modes(token_mode: str, compat: str | None) -> None:
         raise typer.BadParameter(f"{compat!r}: the only compat mode is llava-med", param_hint="--compat")
 
 
-def _load_model(model: str, adapter: str | None, device: str, allow_untrained: bool):
-    """Load the model; refuse one whose image projectors never trained unless allowed."""
-    from ultra.inference import UntrainedModelError, check_projectors_trained
-    from ultra.model import load_model
+def _load_answerer(model: str, adapter: str | None, device: str, allow_untrained: bool):
+    """The front door for ``model``; refuses one whose image projectors never trained unless allowed.
 
+    ``--device auto`` takes this process's device under ``accelerate launch`` (CPU otherwise).
+    """
+    from ultra.answerer import Answerer, UntrainedModelError
+
+    if device == "auto":
+        from ultra.eval.generate import process_state
+
+        device = str(process_state().device)
     try:
-        loaded, processor = load_model(model, adapter=adapter, device=device)
-    except (FileNotFoundError, OSError) as error:
+        return Answerer.load(model, adapter=adapter, device=device, allow_untrained=allow_untrained)
+    except (FileNotFoundError, OSError, UntrainedModelError) as error:
         raise typer.BadParameter(str(error), param_hint="--model") from None
-    try:
-        check_projectors_trained(loaded, allow_untrained)
-    except UntrainedModelError as error:
-        raise typer.BadParameter(str(error), param_hint="--model") from None
-    return loaded, processor
 
 
 @eval_app.command("score")
@@ -107,7 +110,9 @@ def baseline(
 
 @eval_app.command("generate")
 def generate(
-    model: str = typer.Option("tiny-zh", "--model", "-m", help="model folder or preset (tiny-zh = embedded)"),
+    model: str = typer.Option(
+        DEFAULT_MODEL, "--model", "-m", help="model folder or preset (tiny-zh = embedded)"
+    ),
     adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter folder"),
     dataset: str = typer.Option(..., "--dataset", "-d", help=DATASET_HELP),
     root: Path | None = typer.Option(None, "--root"),
@@ -119,20 +124,24 @@ def generate(
     blank_images: bool = typer.Option(False, "--blank-images", help="the blind-image check"),
     strict: bool = typer.Option(False, "--strict", help="fail when any record's media is missing"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="answer at most this many new questions"),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, or auto (accelerate launch)"),
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="run a random-projector model anyway"
     ),
 ) -> None:
-    """Answer a dataset's questions into a JSONL; rerunning skips ids already answered."""
-    from ultra.eval.generate import MissingMediaError, generate_answers_file
+    """Answer a dataset's questions into a JSONL; rerunning skips ids already answered.
+
+    Under ``accelerate launch`` the records are shared out between the processes, each writing a
+    part file that the main process joins into OUT at the end (resumable as well).
+    """
+    from ultra.eval.generate import MissingMediaError, Shard, generate_answers_file, join_parts
 
     records = _records(dataset, root, split)
-    loaded_model, processor = _load_model(model, adapter, device, allow_untrained)
+    answerer = _load_answerer(model, adapter, device, allow_untrained)
+    shard = Shard.from_accelerate()
     try:
         report = generate_answers_file(
-            loaded_model,
-            processor,
+            answerer,
             records,
             out,
             image_root=image_root,
@@ -141,10 +150,19 @@ def generate(
             blank_images=blank_images,
             strict=strict,
             limit=limit,
+            shard=shard,
         )
     except MissingMediaError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from None
+    if shard.count > 1:
+        from ultra.eval.generate import process_state
+
+        state = process_state()
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return
+        report.answered = join_parts(out) - report.in_part_files
     console.print(
         f"{out}: {report.answered} answered now, {report.already_answered} already there, "
         f"{len(report.missing_media)} with missing media"
@@ -155,7 +173,9 @@ def generate(
 
 @eval_app.command("run")
 def run(
-    model: str = typer.Option("tiny-zh", "--model", "-m", help="model folder or preset (tiny-zh = embedded)"),
+    model: str = typer.Option(
+        DEFAULT_MODEL, "--model", "-m", help="model folder or preset (tiny-zh = embedded)"
+    ),
     adapter: str | None = typer.Option(None, "--adapter"),
     dataset: str = typer.Option(..., "--dataset", "-d", help=DATASET_HELP),
     root: Path | None = typer.Option(None, "--root"),
@@ -172,7 +192,7 @@ def run(
     strict: bool = typer.Option(False, "--strict"),
     compat: str | None = typer.Option(None, "--compat"),
     token_mode: str = typer.Option("char", "--tokens"),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, or auto (accelerate launch)"),
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="run a random-projector model anyway"
     ),
@@ -189,11 +209,10 @@ def run(
             train = _records(dataset, root, train_split)
         except typer.BadParameter as error:
             console.print(f"[yellow]no majority baseline: {error}[/yellow]")
-    loaded_model, processor = _load_model(model, adapter, device, allow_untrained)
+    answerer = _load_answerer(model, adapter, device, allow_untrained)
     try:
         metrics = run_evaluation(
-            loaded_model,
-            processor,
+            answerer,
             records,
             out,
             image_root=image_root,

@@ -61,17 +61,18 @@ def example_answers(model: Any, processor: Any) -> list[dict]:
     """The model's greedy answers on the bundled examples (the determinism test compares them)."""
     from PIL import Image
 
+    from ultra.answerer import Answerer, GenerationSettings, Request
     from ultra.dicom import load_dicom_image
-    from ultra.inference import VQARequest, generate_answers
 
+    settings = GenerationSettings(max_new_tokens=16)
     requests = []
     for name, question in EXAMPLE_QUESTIONS:
         path = examples_dir() / name
         image = load_dicom_image(path) if path.suffix == ".dcm" else Image.open(path).convert("RGB")
-        requests.append(VQARequest(images=[image], question=question))
-    answers = generate_answers(model, processor, requests, batch_size=4, max_new_tokens=16)
+        requests.append(Request(question, [image], settings=settings))
+    answers = Answerer(model, processor).answer(requests, batch_size=4)
     return [
-        {"images": [name], "question": question, "answer": answer}
+        {"images": [name], "question": question, "answer": answer.text}
         for (name, question), answer in zip(EXAMPLE_QUESTIONS, answers, strict=True)
     ]
 

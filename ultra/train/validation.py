@@ -24,26 +24,21 @@ def answer_records(
     max_new_tokens: int = 8,
     blank_images: bool = False,
 ) -> list[dict]:
-    """Greedy answers as ``{"id", "answer"}`` rows (the answers-file format ``ultra eval`` scores)."""
-    from ultra.inference import VQARequest, generate_answers
+    """Greedy answers as ``{"id", "answer"}`` rows (the answers-file format ``ultra eval`` scores),
+    through the front door; mid-training the projectors are not marked trained yet, hence
+    ``allow_untrained``."""
+    from ultra.answerer import Answerer, GenerationSettings, Request
 
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
     requests = [
-        VQARequest(images=load_record_images(record), question=record.question or "") for record in records
-    ]
-    was_training = model.training
-    model.eval()
-    try:
-        answers = generate_answers(
-            model,
-            processor,
-            requests,
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            blank_images=blank_images,
+        Request(
+            record.question or "", load_record_images(record), settings=settings, blank_images=blank_images
         )
-    finally:
-        model.train(was_training)
-    return [{"id": record.id, "answer": answer} for record, answer in zip(records, answers, strict=True)]
+        for record in records
+    ]
+    answerer = Answerer(model, processor, allow_untrained=True)
+    answers = answerer.answer(requests, batch_size=batch_size)
+    return [{"id": record.id, "answer": answer.text} for record, answer in zip(records, answers, strict=True)]
 
 
 def validate_vqa(
