@@ -10,7 +10,6 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,45 +24,8 @@ logger = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 
 
-class InputImageError(ValueError):
-    """An input image that cannot be read; the message names the file and the reason."""
-
-
 class UntrainedModelError(RuntimeError):
     """A model whose image projectors were never trained (its answers would ignore the image)."""
-
-
-def is_dicom_file(path: Path) -> bool:
-    """DICOM by extension or by the ``DICM`` magic at byte 128 (many PACS exports have no suffix)."""
-    if path.suffix.lower() in (".dcm", ".dicom"):
-        return True
-    try:
-        with path.open("rb") as handle:
-            handle.seek(128)
-            return handle.read(4) == b"DICM"
-    except OSError:
-        return False
-
-
-def read_image(path: str | Path, frame: int = 0) -> Image.Image:
-    """An RGB image from PNG/JPEG or a DICOM file (frame ``frame``, VOI/windowing applied)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputImageError(f"{path}: file not found")
-    if is_dicom_file(path):
-        from ultra.dicom import DicomReadError, load_dicom_image
-
-        try:
-            return load_dicom_image(path, frame=frame)
-        except DicomReadError as error:
-            raise InputImageError(f"{path}: {error}") from None
-    if frame != 0:
-        raise InputImageError(f"{path}: --frame applies to DICOM files only")
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as error:
-        raise InputImageError(f"{path}: not a readable image ({error})") from None
 
 
 def check_projectors_trained(model: torch.nn.Module, allow_untrained: bool = False) -> None:

@@ -28,32 +28,20 @@ def ask(
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
 ) -> None:
     """Ask a question about ultrasound images and print the streamed answer (仅供研究，非临床诊断)."""
-    from ultra.inference import (
-        InputImageError,
-        UntrainedModelError,
-        VQARequest,
-        check_projectors_trained,
-        read_image,
-        stream_answer,
-    )
+    from rich.markup import escape
+
+    from ultra.inference import UntrainedModelError, VQARequest, check_projectors_trained, stream_answer
+    from ultra.media import MediaError, read_image, read_video
     from ultra.model import WeightsNotFoundError, load_model
 
     console = Console(soft_wrap=True)
     errors = Console(stderr=True, soft_wrap=True)
     try:
         images = [read_image(path, frame=frame) for path in image or []]
-    except InputImageError as error:
-        errors.print(f"[red]error:[/red] {error}")
+        frames = read_video(video) if video is not None else None
+    except MediaError as error:
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
-    frames = None
-    if video is not None:
-        from fusion.video import read_video_frames
-
-        try:
-            frames = read_video_frames(video)
-        except (OSError, ValueError) as error:
-            errors.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(2) from None
     try:
         vlm, processor = load_model(model, adapter=adapter)
         check_projectors_trained(vlm, allow_untrained)

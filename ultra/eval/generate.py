@@ -18,8 +18,8 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
-from ultra.dicom.errors import DicomReadError
 from ultra.eval.answers import answered_ids, append_answers
+from ultra.media import MediaError, read_record_media
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +38,6 @@ class GenerationReport:
     answered: int = 0
     already_answered: int = 0
     missing_media: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _open_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
-
-
-def load_record_images(record: Any, image_root: str | Path | None = None) -> list[Image.Image]:
-    """RGB images of a record: its image files, then its DICOM frames (via ``ultra.dicom``)."""
-    images = [_open_rgb(record.media.resolve(rel, image_root)) for rel in record.media.images]
-    if record.media.dicom:
-        from ultra.dicom import load_dicom_image
-
-        images += [
-            load_dicom_image(record.media.resolve(ref.path, image_root), ref.frame)
-            for ref in record.media.dicom
-        ]
-    return images
 
 
 def _missing_path(record: Any, image_root: str | Path | None) -> str | None:
@@ -111,7 +93,7 @@ def generate_answers_file(
                 try:
                     requests.append(request_for(record, image_root, blank_images))
                     ready.append(record)
-                except (OSError, ValueError, DicomReadError) as error:  # one bad file must not end the run
+                except MediaError as error:  # one bad file must not end the run
                     if strict:
                         raise MissingMediaError(f"{record.id}: unreadable media ({error})") from error
                     log.warning("%s: unreadable media, not answered (%s)", record.id, error)
@@ -137,16 +119,6 @@ def generate_answers_file(
     return report
 
 
-def _video_frames(record: Any, image_root: str | Path | None) -> list[Image.Image] | None:
-    """Frames of a record's video (its listed frame indices, else all; the processor samples)."""
-    video = record.media.video
-    if video is None:
-        return None
-    from fusion.video import read_video_frames
-
-    return read_video_frames(record.media.resolve(video.path, image_root), video.frame_indices or None)
-
-
 def request_for(record: Any, image_root: str | Path | None = None, blank_images: bool = False):
     """The ``VQARequest`` of one record; for a blind run, absent media become neutral placeholders."""
     from ultra.inference import VQARequest
@@ -156,8 +128,5 @@ def request_for(record: Any, image_root: str | Path | None = None, blank_images:
         grey = Image.new("RGB", PLACEHOLDER_SIZE, (127, 127, 127))
         frames = [grey] * 4 if record.media.video is not None else None
         return VQARequest(images=[grey] * record.media.count, question=question, video_frames=frames)
-    return VQARequest(
-        images=load_record_images(record, image_root),
-        question=question,
-        video_frames=_video_frames(record, image_root),
-    )
+    media = read_record_media(record, image_root)
+    return VQARequest(images=media.images, question=question, video_frames=media.video_frames)

@@ -59,16 +59,13 @@ def install(run_dir: Path, destination: Path) -> Path:
 
 def example_answers(model: Any, processor: Any) -> list[dict]:
     """The model's greedy answers on the bundled examples (the determinism test compares them)."""
-    from PIL import Image
-
-    from ultra.dicom import load_dicom_image
     from ultra.inference import VQARequest, generate_answers
+    from ultra.media import read_image
 
-    requests = []
-    for name, question in EXAMPLE_QUESTIONS:
-        path = examples_dir() / name
-        image = load_dicom_image(path) if path.suffix == ".dcm" else Image.open(path).convert("RGB")
-        requests.append(VQARequest(images=[image], question=question))
+    requests = [
+        VQARequest(images=[read_image(examples_dir() / name)], question=question)
+        for name, question in EXAMPLE_QUESTIONS
+    ]
     answers = generate_answers(model, processor, requests, batch_size=4, max_new_tokens=16)
     return [
         {"images": [name], "question": question, "answer": answer}

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from data_zh.schema import Record
-from ultra.train.data import load_record_images
+from ultra.media import read_record_images, read_record_media
 from ultra.train.supervision import LabelledImage, balanced_accuracy
 
 logger = logging.getLogger(__name__)
@@ -27,9 +27,10 @@ def answer_records(
     """Greedy answers as ``{"id", "answer"}`` rows (the answers-file format ``ultra eval`` scores)."""
     from ultra.inference import VQARequest, generate_answers
 
-    requests = [
-        VQARequest(images=load_record_images(record), question=record.question or "") for record in records
-    ]
+    requests = []
+    for record in records:
+        media = read_record_media(record)
+        requests.append(VQARequest(media.images, record.question or "", media.video_frames))
     was_training = model.training
     model.eval()
     try:
@@ -74,7 +75,7 @@ def validate_classifier(
     try:
         for start in range(0, len(items), 16):
             chunk = items[start : start + 16]
-            images = [load_record_images(item.record)[0] for item in chunk]
+            images = [read_record_images(item.record)[0] for item in chunk]
             logits = classifier(fusion.preprocess(images))
             predictions += logits.argmax(dim=-1).tolist()
             labels += [item.label for item in chunk]
