@@ -1,4 +1,5 @@
-"""Video records train: their frames reach the model through ``ultra.media`` (they used to be dropped)."""
+"""Video records train and are answered and scored by ``ultra eval``: their frames reach the model
+through ``ultra.media`` (training used to drop them at the placeholder check)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from PIL import Image
 
 from data_zh import Media, Record, write_records
 from data_zh.schema import Turn, VideoRef
+from ultra.eval import score_answers
+from ultra.eval.answers import read_answers
+from ultra.eval.generate import generate_answers_file
 from ultra.model import build_model
 from ultra.train import TrainConfig, Trainer
 from ultra.train.checkpoint import latest_checkpoint, read_state
@@ -35,7 +39,7 @@ def _write_clip(shared_data: Path, target: Path, start: int, count: int) -> None
     writer.release()
 
 
-def test_video_records_train_two_steps(shared_data: Path, tmp_path: Path) -> None:
+def test_video_records_train_two_steps_and_are_scored(shared_data: Path, tmp_path: Path) -> None:
     records = []
     for index, answer in enumerate(("胆囊", "肝脏")):
         _write_clip(shared_data, tmp_path / f"clip{index}.avi", start=40 * index, count=5)
@@ -79,3 +83,10 @@ def test_video_records_train_two_steps(shared_data: Path, tmp_path: Path) -> Non
     # only the frames feed the projectors here, so a projector moves only if the video was used
     moved = [name for name, value in before.items() if not torch.equal(value, after[name])]
     assert moved, "no projector changed: the video frames did not reach the model"
+
+    report = generate_answers_file(
+        model, processor, records, tmp_path / "answers.jsonl", max_new_tokens=4, show_progress=False
+    )
+    assert report.answered == 2 and report.missing_media == []
+    scores = score_answers(read_answers(tmp_path / "answers.jsonl"), records, n_resamples=0, breakdowns=())
+    assert scores["n_answered"] == 2 and scores["n_missing"] == 0
