@@ -1,7 +1,8 @@
 """Video input — a video file, a folder of frames or a list of frame paths — as RGB frames.
 
 Files are decoded by ``fusion.video`` (OpenCV); frames x size are checked from the container (or
-from each frame's header) before decoding. ``fusion`` is imported when a video is read, since it
+from each frame's header) before decoding. A container that does not state its frame count is
+bounded per frame only. ``fusion`` is imported when a video is read, since it
 brings torch and timm with it.
 """
 
@@ -57,17 +58,14 @@ def _read_video_file(
 ) -> list[Image.Image]:
     from fusion.video import probe_video, read_video_frames
 
-    def reason(error: Exception) -> str:
-        return str(error).removeprefix(f"{path}: ")  # fusion names the path; the caller's id replaces it
-
     try:
         count, width, height = probe_video(path)
         limits.check_total(source_id, len(indices) if indices is not None else count, width, height, "video")
         return read_video_frames(path, indices)
     except MediaError:
         raise
-    except (OSError, ValueError) as error:
-        raise MediaError(source_id, reason(error)) from None
+    except (OSError, ValueError) as error:  # fusion names the path; the caller's id replaces it
+        raise MediaError(source_id, str(error).removeprefix(f"{path}: ")) from None
 
 
 def read_video(

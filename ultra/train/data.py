@@ -152,7 +152,8 @@ class FrozenFeatureCache:
 
 @dataclass
 class RecordDataset(Dataset):
-    """Records encoded by the processor on access; a failed record yields a ``LoadFailure``.
+    """Records encoded by the processor on access (images, DICOM frames and video frames, read by
+    ``ultra.media``); a failed record yields a ``LoadFailure``.
 
     With a ``feature_cache`` the examples carry ``image_features`` (fused tokens) instead of
     pixels."""
