@@ -353,6 +353,17 @@ def test_decompression_bomb_png_is_refused_without_decoding(tmp_path: Path) -> N
     assert message.startswith(f"{bomb}: ") and "\n" not in message and "too large" in message
 
 
+def test_ultra_ask_reports_a_bomb_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ultra.cli.main import app
+
+    bomb = write_png_header(tmp_path / "bomb.png", 14000, 14000)
+    result = CliRunner().invoke(app, ["ask", "-q", "是否可见病灶？", "--image", str(bomb)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: {bomb}: image too large to decode safely" in " ".join(result.output.split())
+
+
 def test_size_limit_is_checked_from_the_header_before_decoding(tmp_path: Path) -> None:
     """The pixel data is garbage: only a reader that stops at the header gives the size reason."""
     path = write_png_header(tmp_path / "big.png", 3000, 2000, idat=b"garbage, not zlib")
