@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 IMAGE_PLACEHOLDER = "<image>"
+VIDEO_PLACEHOLDER = "<video>"  # one per record with media.video, in the user turn
 
 # Tasks a record can carry; consumers pick prompts and metrics by these names.
 TASKS = MappingProxyType(
@@ -188,12 +189,12 @@ class Record(BaseModel):
     def _first(self, role: str) -> str | None:
         for turn in self.conversations:
             if turn.role == role:
-                return turn.content.replace(IMAGE_PLACEHOLDER, "").strip()
+                return turn.content.replace(IMAGE_PLACEHOLDER, "").replace(VIDEO_PLACEHOLDER, "").strip()
         return None
 
     @property
     def question(self) -> str | None:
-        """First user turn without image placeholders."""
+        """First user turn without image and video placeholders (prompts put them back)."""
         return self._first("user")
 
     @property

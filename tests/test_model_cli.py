@@ -11,7 +11,6 @@ from ultra import RESEARCH_NOTICE
 from ultra.answerer import Answerer, Request, UntrainedModelError, check_projectors_trained
 from ultra.cli.main import app
 from ultra.explain import occlusion_map, save_heatmap
-from ultra.inference import read_image
 from ultra.model import save_checkpoint
 
 
@@ -90,15 +89,6 @@ def test_ask_with_a_folder_that_holds_no_model_fails_clearly(png, tmp_path):
         app, ["ask", "--model", str(empty), "-q", "是否可见病灶？", "--image", str(png)]
     )
     assert result.exit_code == 1 and f"{empty}: not a model folder (no config.json)" in result.output
-
-
-def test_read_image_accepts_ultrasound_dicom_frames(shared_data):
-    dicom = shared_data / "dicom" / "us" / "OBXXXX1A_2frame.dcm"
-    if not dicom.is_file():
-        pytest.skip(f"{dicom} not present")
-    first, second = read_image(dicom, frame=0), read_image(dicom, frame=1)
-    assert first.mode == "RGB" and first.size == second.size
-    assert not np.array_equal(np.asarray(first), np.asarray(second))
 
 
 def test_check_projectors_trained(tiny_model):

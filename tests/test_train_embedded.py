@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
-from PIL import Image
 from safetensors import safe_open
 
 from ultra.answerer import Answerer, GenerationSettings, Request
+from ultra.media import read_image
 from ultra.model import UltraForConditionalGeneration
 from ultra.resources import embedded_model_dir, examples_dir
 
@@ -24,15 +24,7 @@ def example_requests() -> tuple[list[str], list[Request]]:
     expected = json.loads((MODEL_DIR / "example_answers.json").read_text(encoding="utf-8"))
     names, requests = [], []
     for row in expected:
-        images = []
-        for name in row["images"]:
-            path = examples_dir() / name
-            if path.suffix == ".dcm":
-                from ultra.dicom import load_dicom_image
-
-                images.append(load_dicom_image(path))
-            else:
-                images.append(Image.open(path).convert("RGB"))
+        images = [read_image(examples_dir() / name) for name in row["images"]]
         names.append(row["answer"])
         requests.append(Request(row["question"], images, settings=GenerationSettings(max_new_tokens=16)))
     return names, requests

@@ -29,26 +29,20 @@ def ask(
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
 ) -> None:
     """Ask a question about ultrasound images and print the streamed answer (仅供研究，非临床诊断)."""
+    from rich.markup import escape
+
     from ultra.answerer import Answerer, GenerationSettings, Request, UntrainedModelError
-    from ultra.inference import InputImageError, read_image
+    from ultra.media import MediaError, read_image, read_video
     from ultra.model import WeightsNotFoundError
 
     console = Console(soft_wrap=True)
     errors = Console(stderr=True, soft_wrap=True)
     try:
         images = [read_image(path, frame=frame) for path in image or []]
-    except InputImageError as error:
-        errors.print(f"[red]error:[/red] {error}", markup=True, highlight=False)
+        frames = read_video(video) if video is not None else None
+    except MediaError as error:
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
-    frames = None
-    if video is not None:
-        from fusion.video import read_video_frames
-
-        try:
-            frames = read_video_frames(video)
-        except (OSError, ValueError) as error:
-            errors.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(2) from None
     try:
         answerer = Answerer.load(model, adapter=adapter, allow_untrained=allow_untrained)
     except (WeightsNotFoundError, FileNotFoundError, UntrainedModelError) as error:

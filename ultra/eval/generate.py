@@ -19,8 +19,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from ultra.answerer import Answerer, GenerationSettings, Request
-from ultra.dicom.errors import DicomReadError
 from ultra.eval.answers import answered_ids, append_answers, read_answers
+from ultra.media import MediaError, read_record_media
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +40,6 @@ class GenerationReport:
     already_answered: int = 0
     in_part_files: int = 0  # of those already answered: waiting in part files of an earlier sharded run
     missing_media: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _open_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
-
-
-def load_record_images(record: Any, image_root: str | Path | None = None) -> list[Image.Image]:
-    """RGB images of a record: its image files, then its DICOM frames (via ``ultra.dicom``)."""
-    images = [_open_rgb(record.media.resolve(rel, image_root)) for rel in record.media.images]
-    if record.media.dicom:
-        from ultra.dicom import load_dicom_image
-
-        images += [
-            load_dicom_image(record.media.resolve(ref.path, image_root), ref.frame)
-            for ref in record.media.dicom
-        ]
-    return images
 
 
 def _missing_path(record: Any, image_root: str | Path | None) -> str | None:
@@ -172,7 +154,7 @@ def generate_answers_file(
                 try:
                     requests.append(request_for(record, image_root, blank_images, settings))
                     ready.append(record)
-                except (OSError, ValueError, DicomReadError) as error:  # one bad file must not end the run
+                except MediaError as error:  # one bad file must not end the run
                     if strict:
                         raise MissingMediaError(f"{record.id}: unreadable media ({error})") from error
                     log.warning("%s: unreadable media, not answered (%s)", record.id, error)
@@ -185,16 +167,6 @@ def generate_answers_file(
             report.answered += append_answers(rows, target)
             bar.update(len(batch))
     return report
-
-
-def _video_frames(record: Any, image_root: str | Path | None) -> list[Image.Image] | None:
-    """Frames of a record's video (its listed frame indices, else all; the processor samples)."""
-    video = record.media.video
-    if video is None:
-        return None
-    from fusion.video import read_video_frames
-
-    return read_video_frames(record.media.resolve(video.path, image_root), video.frame_indices or None)
 
 
 def request_for(
@@ -211,10 +183,5 @@ def request_for(
         grey = Image.new("RGB", PLACEHOLDER_SIZE, (127, 127, 127))
         frames = [grey] * 4 if record.media.video is not None else None
         return Request(question, [grey] * record.media.count, frames, settings=settings, blank_images=True)
-    return Request(
-        question,
-        load_record_images(record, image_root),
-        _video_frames(record, image_root),
-        settings=settings,
-        blank_images=blank_images,
-    )
+    media = read_record_media(record, image_root)
+    return Request(question, media.images, media.video_frames, settings=settings, blank_images=blank_images)

@@ -17,6 +17,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from data_zh.schema import IMAGE_PLACEHOLDER, Media, Record, Turn
+from ultra.media import read_record_media
 from ultra.train.config import DataSource
 
 logger = logging.getLogger(__name__)
@@ -102,21 +103,6 @@ def drop_records_without_media(records: list[Record]) -> list[Record]:
     return kept
 
 
-def load_record_images(record: Record) -> list[Image.Image]:
-    """Every image of a record as RGB PIL images, in placeholder order (images, then DICOM frames)."""
-    images = []
-    for relative in record.media.images:
-        path = record.media.resolve(relative)
-        with Image.open(path) as image:
-            images.append(image.convert("RGB"))
-    if record.media.dicom:
-        from ultra.dicom import load_dicom_image
-
-        for ref in record.media.dicom:
-            images.append(load_dicom_image(record.media.resolve(ref.path), frame=ref.frame))
-    return images
-
-
 def messages_of(record: Record) -> list[dict[str, str]]:
     """The conversation as plain role/content dicts (the processor's input)."""
     return [{"role": turn.role, "content": turn.content} for turn in record.conversations]
@@ -166,7 +152,8 @@ class FrozenFeatureCache:
 
 @dataclass
 class RecordDataset(Dataset):
-    """Records encoded by the processor on access; a failed record yields a ``LoadFailure``.
+    """Records encoded by the processor on access (images, DICOM frames and video frames, read by
+    ``ultra.media``); a failed record yields a ``LoadFailure``.
 
     With a ``feature_cache`` the examples carry ``image_features`` (fused tokens) instead of
     pixels."""
@@ -181,13 +168,11 @@ class RecordDataset(Dataset):
     def __getitem__(self, index: int) -> dict | LoadFailure:
         record = self.records[index]
         try:
-            images = load_record_images(record)
-            if self.feature_cache is not None and images:
-                example = self.processor.encode_example(messages_of(record), images)
+            media = read_record_media(record)
+            example = self.processor.encode_example(messages_of(record), media.images, media.video_frames)
+            if self.feature_cache is not None and media.images:
                 example["pixel_values"] = None
-                example["image_features"] = self.feature_cache.features(media_keys(record), images)
-            else:
-                example = self.processor.encode_example(messages_of(record), images)
+                example["image_features"] = self.feature_cache.features(media_keys(record), media.images)
         except Exception as error:  # any unreadable record is reported and skipped, whatever the cause
             return LoadFailure(record.id, f"{type(error).__name__}: {error}")
         return example

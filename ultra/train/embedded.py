@@ -59,17 +59,14 @@ def install(run_dir: Path, destination: Path) -> Path:
 
 def example_answers(model: Any, processor: Any) -> list[dict]:
     """The model's greedy answers on the bundled examples (the determinism test compares them)."""
-    from PIL import Image
-
     from ultra.answerer import Answerer, GenerationSettings, Request
-    from ultra.dicom import load_dicom_image
+    from ultra.media import read_image
 
     settings = GenerationSettings(max_new_tokens=16)
-    requests = []
-    for name, question in EXAMPLE_QUESTIONS:
-        path = examples_dir() / name
-        image = load_dicom_image(path) if path.suffix == ".dcm" else Image.open(path).convert("RGB")
-        requests.append(Request(question, [image], settings=settings))
+    requests = [
+        Request(question, [read_image(examples_dir() / name)], settings=settings)
+        for name, question in EXAMPLE_QUESTIONS
+    ]
     answers = Answerer(model, processor).answer(requests, batch_size=4)
     return [
         {"images": [name], "question": question, "answer": answer.text}

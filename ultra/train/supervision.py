@@ -17,8 +17,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from data_zh.schema import Record
+from ultra.media import read_record_images
 from ultra.train.config import Augmentation
-from ultra.train.data import load_record_images
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class LabelledImageDataset(Dataset):
 
     def load(self, index: int, position: int) -> tuple[Image.Image, int, str]:
         item = self.items[index]
-        image = load_record_images(item.record)[0]
+        image = read_record_images(item.record)[0]
         if self.augmentation is not None:
             image = augment(image, self.augmentation, random.Random(self.seed * 7_919 + position))
         return image, item.label, item.record.id
@@ -180,7 +180,7 @@ class EncodedImageDataset(Dataset):
             self.fusion.eval()
             try:
                 with torch.no_grad():
-                    image = load_record_images(self.items[index].record)[0]
+                    image = read_record_images(self.items[index].record)[0]
                     encoded = self.fusion.encode_each(self.fusion.preprocess([image]))
             finally:
                 self.fusion.train(was_training)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from data_zh.schema import Record
-from ultra.train.data import load_record_images
+from ultra.media import read_record_images, read_record_media
 from ultra.train.supervision import LabelledImage, balanced_accuracy
 
 logger = logging.getLogger(__name__)
@@ -30,12 +30,13 @@ def answer_records(
     from ultra.answerer import Answerer, GenerationSettings, Request
 
     settings = GenerationSettings(max_new_tokens=max_new_tokens)
-    requests = [
-        Request(
-            record.question or "", load_record_images(record), settings=settings, blank_images=blank_images
+    requests = []
+    for record in records:
+        media = read_record_media(record)
+        question = record.question or ""
+        requests.append(
+            Request(question, media.images, media.video_frames, settings=settings, blank_images=blank_images)
         )
-        for record in records
-    ]
     answerer = Answerer(model, processor, allow_untrained=True)
     answers = answerer.answer(requests, batch_size=batch_size)
     return [{"id": record.id, "answer": answer.text} for record, answer in zip(records, answers, strict=True)]
@@ -69,7 +70,7 @@ def validate_classifier(
     try:
         for start in range(0, len(items), 16):
             chunk = items[start : start + 16]
-            images = [load_record_images(item.record)[0] for item in chunk]
+            images = [read_record_images(item.record)[0] for item in chunk]
             logits = classifier(fusion.preprocess(images))
             predictions += logits.argmax(dim=-1).tolist()
             labels += [item.label for item in chunk]
