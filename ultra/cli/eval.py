@@ -31,8 +31,10 @@ def _records(dataset: str, root: Path | None, split: str):
 def _check_modes(token_mode: str, compat: str | None) -> None:
     if token_mode not in ("char", "jieba"):
         raise typer.BadParameter(f"{token_mode!r}: use char or jieba", param_hint="--tokens")
-    if compat not in (None, "llava-med"):
-        raise typer.BadParameter(f"{compat!r}: the only compat mode is llava-med", param_hint="--compat")
+    from ultra.eval.llava_med import LLAVA_MED_RULES
+
+    if compat not in (None, *LLAVA_MED_RULES):
+        raise typer.BadParameter(f"{compat!r}: use {' or '.join(LLAVA_MED_RULES)}", param_hint="--compat")
 
 
 def _load_answerer(model: str, adapter: str | None, device: str, allow_untrained: bool):
@@ -60,7 +62,9 @@ def score(
     split: str = typer.Option("test", "--split"),
     out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="folder for metrics.json/.md/.png"),
     compat: str | None = typer.Option(
-        None, "--compat", help="also score as 'llava-med' (v1.0.0 run_eval.py)"
+        None,
+        "--compat",
+        help="also score as 'llava-med' (v1.0.0 run_eval.py) or 'llava-med-2023-08' (its first release)",
     ),
     token_mode: str = typer.Option("char", "--tokens", help="Chinese open-answer tokens: char or jieba"),
     train_split: str | None = typer.Option(
@@ -238,19 +242,26 @@ def llava_med(
     gt: Path = typer.Argument(..., help="LLaVA-Med test json (id, conversations, answer_type)"),
     pred: Path = typer.Argument(..., help="answers jsonl (question_id, text), same ids in the same order"),
     candidate: Path | None = typer.Option(None, "--candidate", help='candidate json {"0": [answers]}'),
+    rule: str = typer.Option(
+        "llava-med", "--rule", help="llava-med (v1.0.0) or llava-med-2023-08 (skips yes/no misses)"
+    ),
 ) -> None:
-    """Score LLaVA-Med's own files exactly as its v1.0.0 run_eval.py does."""
+    """Score LLaVA-Med's own files exactly as its run_eval.py does (v1.0.0 unless --rule)."""
     from rich.table import Table
 
-    from ultra.eval.llava_med import read_llava_med_files, score_llava_med
+    from ultra.eval.llava_med import RULE_TITLES, check_rule, read_llava_med_files, score_llava_med
 
+    try:
+        check_rule(rule)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--rule") from None
     try:
         items = read_llava_med_files(gt, pred)
         candidates = json.loads(candidate.read_text(encoding="utf-8"))["0"] if candidate else None
     except (OSError, ValueError, KeyError) as error:
         raise typer.BadParameter(str(error)) from None
-    result = score_llava_med(items, candidates)
-    table = Table(title=f"LLaVA-Med v1.0.0 scoring of {pred.name}")
+    result = score_llava_med(items, candidates, rule)
+    table = Table(title=f"{RULE_TITLES[rule]} scoring of {pred.name}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in result.items():

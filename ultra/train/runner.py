@@ -224,7 +224,7 @@ class Trainer:
             val_items, _ = labelled_images(val_records, classes)
 
             def validate(module: nn.Module) -> dict:
-                return validate_classifier(module, fusion, val_items, len(classes))
+                return validate_classifier(module, fusion, val_items)
 
         logger.info("stage %s: %d labelled images, classes %s", stage.name, len(items), classes)
         return StagePlan(

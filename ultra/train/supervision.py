@@ -199,16 +199,3 @@ def class_weights(items: list[LabelledImage], num_classes: int) -> torch.Tensor:
     counts = torch.bincount(torch.tensor([item.label for item in items]), minlength=num_classes).float()
     weights = counts.sum() / (num_classes * counts.clamp(min=1))
     return weights
-
-
-def balanced_accuracy(labels: list[int], predictions: list[int], num_classes: int) -> float:
-    """Mean per-class recall over the classes present in ``labels``."""
-    recalls = []
-    for cls in range(num_classes):
-        total = sum(1 for label in labels if label == cls)
-        if total:
-            recalls.append(
-                sum(1 for label, pred in zip(labels, predictions, strict=True) if label == cls == pred)
-                / total
-            )
-    return sum(recalls) / len(recalls) if recalls else 0.0
