@@ -261,3 +261,23 @@ def test_registry_refuses_a_taken_name_and_a_non_objective(registry):
         registry.register("loose")(dict)
     assert sorted(registry) == ["classification", "language_modeling", "pairwise"]
     assert sorted(OBJECTIVES) == ["classification", "language_modeling"]
+
+
+def test_cli_names_the_file_and_the_known_objectives_without_a_traceback(records_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from ultra.cli.main import app
+
+    path = tmp_path / "dpo.yaml"
+    path.write_text(
+        f"model: {{name_or_path: debug-tiny}}\noutput_dir: {tmp_path / 'out'}\n"
+        f"data: {{pairs: {{kind: records, path: {records_file}}}}}\n"
+        "stages: [{name: prefer, objective: dpo, train: ['*']}]\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["train", str(path)])
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())
+    assert f"{path}: stages.0.objective: 'dpo'" in output
+    assert "known objectives: classification, language_modeling" in output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
