@@ -1,4 +1,5 @@
-"""Training: typed stage configs, an accelerate loop with exact resume, and the embedded model's recipe."""
+"""Training: typed stage configs, objectives by name (a registry), an accelerate loop with exact resume,
+and the embedded model's recipe."""
 
 from ultra.train.checkpoint import RunState, latest_checkpoint, list_checkpoints
 from ultra.train.config import (

@@ -75,6 +75,10 @@ class StageContext:
     ``trainable``: the parameter names the stage's ``train`` patterns unfroze (already applied).
     ``steps_for(num_items)``: the stage's optimizer steps for that many items (epochs, caps).
     ``device``: where extra models (reference, teacher) must live to meet the batches.
+    ``model`` holds the stage-start weights when ``plan`` runs, except on a resume inside the stage
+    (the checkpoint's weights are loaded after ``plan``): a frozen copy of the stage-start model
+    must therefore come from ``side_modules.get_or_create`` (checkpointed), and a teacher should
+    be loaded from a fixed path.
     """
 
     config: TrainConfig
@@ -161,9 +165,6 @@ def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]
     return OBJECTIVES.register(name)
 
 
-def get_objective(name: str, registry: Mapping[str, type[Objective]] | None = None) -> Objective:
+def get_objective(name: str, registry: ObjectiveRegistry = OBJECTIVES) -> Objective:
     """A fresh instance of objective ``name`` from ``registry`` (default: the built-in one)."""
-    chosen = (
-        registry if isinstance(registry, ObjectiveRegistry) else ObjectiveRegistry(registry or OBJECTIVES)
-    )
-    return chosen.create(name)
+    return registry.create(name)
