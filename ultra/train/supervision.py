@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from data_zh.schema import Record
 from ultra.media import read_record_images
 from ultra.train.config import Augmentation
+from ultra.train.data import LoadFailure
 
 logger = logging.getLogger(__name__)
 
@@ -122,13 +123,12 @@ class PositionalView(Dataset):
     def __len__(self) -> int:
         return len(self.order) - self.offset
 
-    def __getitem__(self, position: int):
+    def __getitem__(self, position: int) -> tuple | LoadFailure:
         absolute = position + self.offset
         try:
             return self.dataset.load(self.order[absolute], absolute)
-        except Exception as error:  # reported and skipped by the collator
-            record_id = self.dataset.items[self.order[absolute]].record.id
-            return ("failed", record_id, f"{type(error).__name__}: {error}")
+        except Exception as error:  # reported by the run's failure log and skipped
+            return LoadFailure.of(self.dataset.items[self.order[absolute]].record.id, error)
 
 
 def fuse_encoded(fusion: nn.Module, features: list[torch.Tensor]) -> torch.Tensor:
