@@ -26,12 +26,12 @@ class ReportInput:
 
 
 def _read_image(path: Path):
-    """The one place this command reads an image file (PNG/JPEG/DICOM)."""
-    from ultra.inference import InputImageError, read_image
+    """The one place this command reads an image file (PNG/JPEG/DICOM…), through ``ultra.media``."""
+    from ultra.media import MediaError, read_image
 
     try:
         return read_image(path)
-    except InputImageError as error:
+    except MediaError as error:
         raise ValueError(str(error)) from None
 
 
