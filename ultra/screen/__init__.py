@@ -1,6 +1,15 @@
-"""ultra's side of screening: finding a student and its backbone (later: the VLM teacher and the
-distillation objective). The student and the screener themselves live in ``screening``."""
+"""ultra's side of screening: finding a student and its backbone, the VLM teacher, and training the
+student by distillation. The student and the screener themselves live in ``screening``."""
 
 from ultra.screen.loading import NoStudentError, load_report_screener, shipped_student_dir
 
-__all__ = ["NoStudentError", "load_report_screener", "shipped_student_dir"]
+__all__ = ["NoStudentError", "ReportTeacher", "load_report_screener", "shipped_student_dir"]
+
+
+def __getattr__(name: str):
+    # The teacher pulls in the answerer (transformers); the CLI's screening path does not need it.
+    if name == "ReportTeacher":
+        from ultra.screen.teacher import ReportTeacher
+
+        return ReportTeacher
+    raise AttributeError(f"module 'ultra.screen' has no attribute {name!r}")
