@@ -156,3 +156,40 @@ def screen(
             errors.print(f"contact sheet: {escape(str(written))}")
     if failed:
         raise typer.Exit(1 if failed < len(inputs) else 2)
+
+
+@screen_app.command("train")
+def train(
+    config: Path = typer.Argument(
+        ..., help="training YAML with distill stages, e.g. configs/screening-tiny-zh.yaml"
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", help="cap every stage at this many steps (smoke run)"
+    ),
+    resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint"),
+    output_dir: Path | None = typer.Option(None, "--output-dir", help="override the config's output_dir"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar (log files)"),
+) -> None:
+    """Train the screening student from the VLM teacher (distill): student folder + loss-curve PNG."""
+    from ultra.config_io import ConfigError
+    from ultra.train import load_train_config
+    from ultra.train.screening_student import train_screening_student
+
+    console = Console(soft_wrap=True, highlight=False)
+    errors = Console(stderr=True, soft_wrap=True, highlight=False)
+    try:
+        settings = load_train_config(config)
+        if output_dir is not None:
+            settings = settings.model_copy(update={"output_dir": str(output_dir)})
+        result = train_screening_student(
+            settings, max_steps=max_steps, resume=resume, show_progress=not no_progress
+        )
+    except (ConfigError, ValueError, FileNotFoundError) as error:
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    console.print(f"[green]done[/green] in {result.wall_s:.0f} s; student: {escape(str(result.student_dir))}")
+    for row in result.stages:
+        console.print(f"  {row['stage']}: {row['steps']} steps, {row['samples']} reports, {row['wall_s']} s")
+    console.print(f"loss curve: {escape(str(result.loss_curve))}")
+    if result.skipped_records:
+        console.print(f"[yellow]{len(result.skipped_records)} report(s) skipped[/yellow] (see the log)")

@@ -1,5 +1,5 @@
-"""ultra's side of screening: finding a student and its backbone, the VLM teacher, and training the
-student by distillation. The student and the screener themselves live in ``screening``."""
+"""ultra's side of screening: finding a student and its backbone, and the VLM teacher (the
+``distill`` training objective lives in ``ultra.train``). The student and the screener live in ``screening``."""
 
 from ultra.screen.loading import NoStudentError, load_report_screener, shipped_student_dir
 

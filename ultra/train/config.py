@@ -50,6 +50,17 @@ class Augmentation(_Strict):
     contrast: float = Field(default=0.2, ge=0)
 
 
+class DistillationSettings(_Strict):
+    """``distill`` (screening student): KL between student and teacher image weights per report at
+    ``temperature``, plus ``label_weight`` times the relevance cross-entropy where labels exist."""
+
+    temperature: float = Field(default=2.0, gt=0)
+    label_weight: float = Field(default=1.0, ge=0)
+    teacher_questions: list[str] | None = Field(
+        default=None, min_length=1, description="prompts the report answers (None: the teacher's default)"
+    )
+
+
 class StageConfig(_Strict):
     """One training stage.
 
@@ -65,7 +76,9 @@ class StageConfig(_Strict):
 
     name: str
     objective: str = Field(default="language_modeling", min_length=1)
-    train: list[str] = Field(min_length=1)
+    train: list[str] = Field(
+        min_length=0, description="empty only for objectives that train their own side modules (distill)"
+    )
     sources: list[str] | None = Field(default=None, description="names of data sources; None: all")
     label_key: str = Field(default="class", description="classification: key in record.labels")
     epochs: float = Field(default=1.0, gt=0)
@@ -84,6 +97,7 @@ class StageConfig(_Strict):
         description="keep every batch-norm layer in eval mode (running statistics fixed), e.g. to "
         "fine-tune encoders after a probe stage without the batch-statistics shift",
     )
+    distillation: DistillationSettings | None = None
     cache_frozen_image_features: bool = Field(
         default=True, description="when the stage trains nothing in the vision tower, encode each image once"
     )
