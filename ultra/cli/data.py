@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 data_app = typer.Typer(
-    help="Data in one schema: convert sources, build Chinese instruction/benchmark sets, validate, count.",
+    help="Data in one schema: convert sources, build Chinese instruction/benchmark sets, validate, count, generate QA.",
     no_args_is_help=True,
 )
 console = Console()
