@@ -131,3 +131,44 @@ def test_clip_from_lossless_video_file_gives_the_same_tokens_as_the_frame_folder
     assert tokens[0].shape[0] == processor.video_tokens
     largest = (tokens[0] - tokens[1]).abs().max().item()
     assert torch.equal(tokens[0], tokens[1]), f"video tokens differ by up to {largest}"
+
+
+def test_surgical_config_trains_laparoscopy_clips_two_steps(shared_data: Path, tmp_path: Path) -> None:
+    """configs/surgical-tiny.yaml as shipped (data, stage patterns), cut to two steps on the debug model:
+    the laparoscopy_video source reaches the trainer and its frames move the projectors."""
+    import math
+
+    from ultra.model import build_model
+    from ultra.train import Trainer, load_train_config
+    from ultra.train.checkpoint import latest_checkpoint, read_state
+
+    shipped = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "surgical-tiny.yaml")
+    assert shipped.output_dir.startswith("runs/"), (
+        "the non-commercial checkpoint must stay under git-ignored runs/"
+    )
+    data = {
+        name: source.model_copy(update={"path": str(shared_data / "laparoscopy_frames")})
+        for name, source in shipped.data.items()
+    }
+    stage = shipped.stages[0].model_copy(update={"max_steps": 2, "batch_size": 2})
+    config = shipped.model_copy(
+        update={
+            "data": data,
+            "stages": [stage],
+            "validation": shipped.validation.model_copy(update={"source": None}),
+            "output_dir": str(tmp_path / "run"),
+            "threads": None,
+        }
+    )
+    torch.manual_seed(0)
+    model, processor = build_model("debug-tiny", pretrained=False)
+    projectors = "model.vision_tower.projectors."
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith(projectors)}
+
+    result = Trainer(config, model_builder=lambda _: (model, processor), show_progress=False).run()
+
+    assert result.skipped_records == [] and result.stages[0]["samples"] == 4
+    losses = [row["loss"] for row in read_state(latest_checkpoint(tmp_path / "run")).history]
+    assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses), losses
+    after = dict(model.named_parameters())
+    assert any(not torch.equal(value, after[name]) for name, value in before.items())
