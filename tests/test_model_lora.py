@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tests.numerics import assert_close
 from ultra.model import (
     LoraSettings,
     UltraForConditionalGeneration,
@@ -68,7 +69,7 @@ def test_adapter_reload_and_merge_match_the_trained_lora_model(tiny_model, tmp_p
 
     reloaded, _ = load_model(base_dir, adapter=adapter_dir)
     with torch.no_grad():
-        assert torch.allclose(reloaded(**batch).logits, trained_logits, atol=1e-6)
+        assert_close(reloaded(**batch).logits, trained_logits)
     assert torch.equal(_generate(reloaded, batch), _generate(peft_model, batch))
 
     merged, _ = load_model(base_dir, adapter=adapter_dir, merge=True)
@@ -76,7 +77,8 @@ def test_adapter_reload_and_merge_match_the_trained_lora_model(tiny_model, tmp_p
     assert not any("lora_" in key for key in merged.state_dict())
     with torch.no_grad():
         merged_logits = merged(**batch).logits
-    assert torch.allclose(merged_logits, trained_logits, atol=1e-4)
+    # merged weights sum W + BA once per layer instead of adding the two products
+    assert_close(merged_logits, trained_logits, stages=merged.config.text_config.num_hidden_layers)
 
     plain_dir = save_checkpoint(merged, processor, tmp_path / "merged")
     plain, _ = load_model(plain_dir)
