@@ -17,6 +17,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from fusion import FusionConfig, VisionFusion
 from fusion.video import video_token_count
+from ultra.logs import log_duration
 from ultra.model.configuration import UltraConfig
 from ultra.model.modeling import UltraForConditionalGeneration
 from ultra.model.presets import QWEN_LORA_TARGETS, Preset, get_preset, list_presets
@@ -206,6 +207,7 @@ def _embedded_missing_message(folder: Path) -> str:
     )
 
 
+@log_duration("loading the model")
 def load_model(
     path_or_preset: str | Path,
     adapter: str | Path | None = None,
