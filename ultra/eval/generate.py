@@ -103,7 +103,8 @@ def generate_answers_file(
         todo = todo[:limit]
     if report.already_answered:
         log.info("%s: %d answered already, %d to go", answers_path, report.already_answered, len(todo))
-    with tqdm(total=len(todo), unit="q", desc="answering", disable=not show_progress) as bar:
+    description = "answering (blank images)" if blank_images else "answering (images)"
+    with tqdm(total=len(todo), unit="q", desc=description, disable=not show_progress) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             ready, requests = [], []
