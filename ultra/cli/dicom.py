@@ -59,7 +59,8 @@ def dicom(
         console.print("[bold red]--keep-phi: outputs will contain patient data.[/]")
     answerer = None
     if question:
-        from ultra.dicom.answering import UntrainedModelError, load_answerer
+        from ultra.answerer import UntrainedModelError
+        from ultra.dicom.answering import load_answerer
 
         try:
             answerer = load_answerer(model, batch_size=batch_size, allow_untrained=allow_untrained)

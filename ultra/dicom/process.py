@@ -19,7 +19,6 @@ from pydicom import Dataset
 from ultra.dicom.deid import Deidentifier, phi_strings, redact
 from ultra.dicom.errors import DicomReadError
 from ultra.dicom.outputs import atomic_write_bytes, atomic_write_json, write_png
-from ultra.dicom.reader import decode_frame_rgb, frame_count, read_dataset
 from ultra.dicom.regions import (
     header_band_rows,
     mask_outside,
@@ -28,6 +27,7 @@ from ultra.dicom.regions import (
     ultrasound_regions,
 )
 from ultra.dicom.sources import InputItem
+from ultra.media.dicom import decode_frame_rgb, frame_count, read_dataset
 
 logger = logging.getLogger(__name__)
 
