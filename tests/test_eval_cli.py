@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from ultra.cli.main import app
 from ultra.eval.answers import read_answers, write_answers
 from ultra.eval.datasets import load_eval_records
+from ultra.eval.llava_med import RULE_TITLES
 from ultra.eval.report import rounded
 
 
@@ -60,7 +61,7 @@ def test_score_command_writes_the_report(shared_data, tmp_path):
         row = f"{language} {summary['n']} {summary['closed_accuracy']:.1f} {summary['closed_balanced_accuracy']:.1f}"
         assert row in [" ".join(line.split()[:4]) for line in lines], (row, result.stdout)
     assert not re.search(r"\d\.\d{3,}", result.stdout), result.stdout
-    assert "LLaVA-Med v1.0.0 scoring" in result.stdout
+    assert f"- {RULE_TITLES['llava-med']}: yes/no accuracy" in result.stdout
 
 
 def test_baseline_command_and_bad_dataset(shared_data, tmp_path):
