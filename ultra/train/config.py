@@ -7,7 +7,7 @@ state-dict tests can check each stage against its own config.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -65,6 +65,10 @@ class StageConfig(_Strict):
 
     name: str
     objective: str = Field(default="language_modeling", min_length=1)
+    objective_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="settings of the objective (each objective validates its own, e.g. dpo's beta)",
+    )
     train: list[str] = Field(min_length=1)
     sources: list[str] | None = Field(default=None, description="names of data sources; None: all")
     label_key: str = Field(default="class", description="classification: key in record.labels")
