@@ -30,7 +30,7 @@ def plot_dpo_curves(history: list[dict], validation: list[dict], path: str | Pat
             steps, [row["reward_margin"] for row in margins], marker="o", label="奖励差 / reward margin"
         )
         right.set_xlabel("优化步 / optimizer step")
-        right.set_ylabel("留出偏好对上的平均奖励差 / held-out reward margin")
+        right.set_ylabel("平均奖励差 / mean reward margin")
         right.axhline(0.0, color="grey", linewidth=0.8)
         twin = right.twinx()
         twin.plot(
