@@ -45,7 +45,7 @@ def plot_dpo_curves(history: list[dict], validation: list[dict], path: str | Pat
         twin.set_ylabel("奖励准确率 / reward accuracy")
         right.set_title("留出偏好对 / held-out pairs")
         handles = right.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-        right.legend(handles, [h.get_label() for h in handles], loc="lower right")
+        right.legend(handles, [h.get_label() for h in handles], loc="best")
         right.grid(alpha=0.3)
         if title:
             figure.suptitle(title)
