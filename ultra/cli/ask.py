@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 
 from ultra import RESEARCH_NOTICE
-from ultra.answerer.requests import DEFAULT_MODEL
 from ultra.cli.media_options import MAX_PIXELS_HELP, media_limits
+from ultra.resources import DEFAULT_MODEL
 
 
 def non_ultrasound_note(paths: list[Path]) -> str | None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ultra.answerer.requests import DEFAULT_MODEL
 from ultra.cli.media_options import ALLOW_OUTSIDE_ROOT_HELP, MAX_PIXELS_HELP, media_limits
+from ultra.resources import DEFAULT_MODEL
 
 eval_app = typer.Typer(
     help="Med-VQA evaluation: generate an answers file, score it, or run both with the blind check.",
