@@ -55,9 +55,7 @@ def ask(
     """Ask a question about ultrasound images and print the streamed answer (仅供研究，非临床诊断)."""
     from rich.markup import escape
 
-    from ultra.answerer import Answerer, GenerationSettings, Request, UntrainedModelError
     from ultra.media import MediaError, read_image, read_video
-    from ultra.model import WeightsNotFoundError
 
     console = Console(soft_wrap=True)
     errors = Console(stderr=True, soft_wrap=True)
@@ -71,7 +69,10 @@ def ask(
     note = non_ultrasound_note(list(image or []))
     if note is not None:
         errors.print(note, markup=False, highlight=False)
-    try:
+    from ultra.answerer import Answerer, GenerationSettings, Request, UntrainedModelError
+    from ultra.model import WeightsNotFoundError
+
+    try:  # the model (torch) loads only once the inputs are known to be readable
         answerer = Answerer.load(model, adapter=adapter, allow_untrained=allow_untrained)
     except (WeightsNotFoundError, FileNotFoundError, UntrainedModelError) as error:
         errors.print(f"[red]error:[/red] {error}")

@@ -79,8 +79,6 @@ def score(
     and left out.
     """
     from ultra.eval.answers import read_answers
-    from ultra.eval.report import write_report
-    from ultra.eval.run import score_with_baselines
     from ultra.eval.score import answers_by_id
 
     _check_modes(token_mode, compat)
@@ -89,6 +87,9 @@ def score(
         answers_by_id(predictions)
     except ValueError as error:
         raise ValueError(f"{answers}: {error}") from None
+    from ultra.eval.report import write_report
+    from ultra.eval.run import score_with_baselines  # brings torch: only once the answers are sound
+
     records = _records(dataset, root, split)
     train = _records(dataset, root, train_split) if train_split else None
     metrics = score_with_baselines(predictions, records, None, train, token_mode, compat)
