@@ -157,6 +157,23 @@ def test_validate_reports_undecodable_lines_as_problems(work, name):
     assert f"{name}: line 1: record '?': <json>: {reason}" in result.stdout
 
 
+def test_other_readers_name_the_file_of_undecodable_json_or_yaml(work, tmp_path):
+    from ultra.config_io import ConfigError, load_config
+    from ultra.eval.llava_med import read_llava_med_files
+    from ultra.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match=r"nested\.jsonl: JSON nested too deeply to read"):
+        read_llava_med_files(work / "nested.jsonl", work / "records.jsonl")
+    (tmp_path / "gt.json").write_text("[]")
+    with pytest.raises(ValueError, match=r"latin1\.jsonl:1: not UTF-8 text \(byte 0xe9 at position 12\)"):
+        read_llava_med_files(tmp_path / "gt.json", work / "latin1.jsonl")
+    (tmp_path / "deep.yaml").write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(ConfigError, match=r"deep\.yaml: YAML nested too deeply to read"):
+        load_config(tmp_path / "deep.yaml", TrainConfig)
+    with pytest.raises(ConfigError, match=r"latin1\.jsonl: not UTF-8 text"):
+        load_config(work / "latin1.jsonl", TrainConfig)
+
+
 def test_handler_names_the_type_of_an_unexpected_error():
     app = typer.Typer(cls=GuardedGroup)
 
