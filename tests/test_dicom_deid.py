@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 
 from ultra.dicom import Deidentifier, DeidKeyError, ProcessOptions, load_or_create_key, run_batch
 from ultra.dicom.deid import patient_key
+from ultra.dicom.sources import input_id
 
 KEY = b"0123456789abcdef0123456789abcdef"
 PATIENT_FOLDER = "ZHANG_San_PID778899"
@@ -96,14 +97,13 @@ def test_profile_tag_by_tag(shared_data: Path) -> None:
     assert out.PatientName == pseudonym and out.PatientID == pseudonym
     assert pseudonym.startswith("ANON-") and "PID778899" not in pseudonym
     assert out.PatientBirthDate == "" and out.StudyID == ""
-    removed = [
-        "PatientAddress", "PatientTelephoneNumbers", "OtherPatientIDs", "InstitutionName",
-        "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
-        "AccessionNumber", "StudyDescription", "SeriesDescription", "ImageComments", "StationName",
-        "DeviceSerialNumber",
-    ]  # fmt: skip
-    for keyword in removed:
-        assert keyword not in out, keyword
+    for keyword, value in PHI.items():  # removed, emptied or replaced as Table E.1-1 says
+        assert keyword not in out or value not in str(out[keyword].value), keyword
+    for keyword in ("PatientAddress", "OtherPatientIDs", "PerformingPhysicianName", "ImageComments"):
+        assert keyword not in out, keyword  # X
+    assert out.OperatorsName == "ANONYMOUS" and out.AccessionNumber == ""  # X/Z/D: a dummy; Z: empty
+    for keyword in ("StationName", "InstitutionName", "DeviceSerialNumber"):  # X/Z/D: a dummy
+        assert out[keyword].value == "ANONYMIZED", keyword
     assert not any(elem.tag.is_private for elem in out)
     assert 0x60003000 not in out and 0x60004000 not in out
     offset = dt.timedelta(days=deid.date_offset_days(patient_key(original)))
@@ -186,8 +186,8 @@ def test_no_phi_anywhere_in_outdir(shared_data: Path, tmp_path: Path, caplog) ->
         summary = run_batch(source, out, ProcessOptions(write_dicom=True), workers=1, deid_key=key_file)
     assert (summary.processed, summary.failed, summary.studies) == (2, 1, 1)
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
-    assert [e["path"] for e in errors] == ["[redacted]/IMG0003_truncated.dcm"]
-    assert "cannot decode" in errors[0]["reason"]
+    assert [e["id"] for e in errors] == [input_id(f"{PATIENT_FOLDER}/IMG0003_truncated.dcm", KEY)]
+    assert errors[0]["reason"].startswith("truncated")
     leaks = _grep_outputs(out, caplog.text + "\n".join(str(r.args) for r in caplog.records))
     assert not leaks, leaks
     written = sorted((out / "dicom").rglob("*.dcm"))
