@@ -297,3 +297,64 @@ def test_answerer_from_the_tiny_model(tiny_model) -> None:
         [([image, image], "是否可见病灶？"), ([image], "检查部位？"), ([image], "良性还是恶性？")]
     )
     assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("layout", ["same", "inside", "contains", "file", "not_writable"])
+def test_unsafe_outdir_is_refused_before_writing(
+    layout: str, full_source: Path, tmp_path: Path, key_file: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copy(full_source / "us" / "examples_palette.dcm", source / "a.dcm")
+    (source / ".user-notes.tmp").write_text("the user's own temp file")
+    (tmp_path / "afile").write_text("not a folder")
+    out = {
+        "same": source,
+        "inside": source / "out",
+        "contains": tmp_path,
+        "file": tmp_path / "afile",
+        "not_writable": tmp_path / "afile" / "sub",
+    }[layout]
+    before = _snapshot(tmp_path)
+    result = CliRunner().invoke(app, ["dicom", str(source), str(out), "--deid-key", str(key_file)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: OUTDIR"), result.output
+    assert str(tmp_path) not in result.output
+    assert _snapshot(tmp_path) == before, "nothing may be written or deleted"
+
+
+def test_inputs_are_named_by_id_and_located_by_the_operator(
+    full_source: Path, tmp_path: Path, key_file: Path
+) -> None:
+    source = tmp_path / "ZHANG_San_PID42"
+    source.mkdir()
+    shutil.copy(full_source / "bad" / "truncated.dcm", source / "ZHANG_San_scan.dcm")
+    shutil.copy(full_source / "us" / "examples_palette.dcm", source / "b.dcm")
+    out = tmp_path / "out"
+    args = ["dicom", str(source), str(out), "--deid-key", str(key_file), "--no-ocr"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 3, result.output
+    (row,) = _jsonl(out / "errors.jsonl")
+    assert row["id"] == _id("ZHANG_San_scan.dcm") and row["reason"].startswith("truncated")
+    shared = (
+        result.output
+        + "".join(p.read_text("utf-8") for p in out.rglob("*.json*"))
+        + (out / "run.log").read_text()
+    )
+    assert "ZHANG" not in shared and "PID42" not in shared
+    assert (
+        json.loads((out / "summary.json").read_text())["pixel_cleaning"]["mode"]
+        == "regions only: OCR turned off"
+    )
+    shown = CliRunner().invoke(app, [*args, "--resume", "--show-paths"])
+    assert shown.exit_code == 3 and f"{row['id']}  ZHANG_San_scan.dcm" in shown.output
+    assert "ZHANG" not in (out / "run.log").read_text() + (out / "errors.jsonl").read_text()
+    located = CliRunner().invoke(app, ["dicom-locate", row["id"], str(source), "--deid-key", str(key_file)])
+    assert located.exit_code == 0 and located.output.strip() == "ZHANG_San_scan.dcm"
+    missing = CliRunner().invoke(app, ["dicom-locate", "in-0000", str(source), "--deid-key", str(key_file)])
+    assert missing.exit_code == 2 and "no input" in missing.output

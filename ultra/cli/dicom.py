@@ -115,7 +115,7 @@ def dicom(
             show_progress=True,
         )
     except (SourceError, LayoutError, DeidKeyError, DicomWebError, RuntimeError) as exc:
-        operator.print(f"error: {exc}", markup=False, highlight=False)
+        operator.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     table = Table(title=f"ultra dicom → {outdir}")
     for column in ("inputs", "processed", "skipped", "failed", "frames", "studies", "seconds"):
@@ -160,7 +160,7 @@ def dicom_locate(
     try:
         found = locate(input_id, source, load_or_create_key(deid_key))
     except (SourceError, DeidKeyError) as exc:
-        operator.print(f"error: {exc}", markup=False, highlight=False)
+        operator.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     if not found:
         operator.print(f"error: no input of SOURCE has id {input_id} with this key", markup=False)

@@ -44,7 +44,7 @@ _DUMMY_BY_VR: dict[str, object] = {
     "AS": "000Y",
     "DS": "0",
     "IS": "0",
-    "UR": "",
+    "UR": "urn:anonymized",
     "US": 0,
     "SS": 0,
     "UL": 0,
