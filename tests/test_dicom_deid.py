@@ -350,3 +350,20 @@ def test_content_sequence_text_is_removed_at_any_depth() -> None:
     out = Deidentifier(KEY).deidentify(ds)
     assert "ReasonForTheRequestedProcedure" not in out
     assert "QZ" not in str(out), str(out)
+
+
+def test_keep_burned_in_text_leaves_pixels_and_claims_nothing(shared_data: Path, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(shared_data / "dicom" / "us" / "examples_palette.dcm", source / "a.dcm")
+    out = tmp_path / "out"
+    options = ProcessOptions(crop=False, keep_burned_in_text=True, write_dicom=True)
+    summary = run_batch(source, out, options, workers=1, deid_key=_key(tmp_path))
+    assert summary.pixel_cleaning["mode"].startswith("none")
+    record = json.loads(next((out / "metadata").rglob("*.json")).read_text())["ultra"]
+    assert not record["pixels_masked"] and record["pixel_cleaning"] == {"method": "none"}
+    raw = pydicom.dcmread(source / "a.dcm")
+    written = pydicom.dcmread(out / record["dicom"])
+    assert np.array_equal(written.pixel_array, raw.pixel_array)
+    assert written.get("BurnedInAnnotation") == raw.get("BurnedInAnnotation")
+    assert "113101" not in {item.CodeValue for item in written.DeidentificationMethodCodeSequence}

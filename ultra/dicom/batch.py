@@ -54,7 +54,7 @@ class BatchSummary:
         return dataclasses.asdict(self)
 
 
-_WORKER_PRELOAD = ["ultra.dicom.process", "fusion.video", "fusion.ultrasound"]
+_WORKER_PRELOAD = ["ultra.dicom.process", "ultra.dicom.burned_in", "fusion.video", "fusion.ultrasound"]
 
 
 def _worker_pid(delay_s: float) -> int:

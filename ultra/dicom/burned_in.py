@@ -61,6 +61,7 @@ class PixelPlan:
         return "outside regions (no OCR)"
 
 
+@functools.cache
 def ocr_available() -> bool:
     """Whether the ``ocr`` extra (rapidocr + onnxruntime) is installed."""
     return all(importlib.util.find_spec(name) is not None for name in ("rapidocr", "onnxruntime"))
