@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
+from ultra.answerer import Answerer
 from ultra.eval.generate import generate_answers_file
-from ultra.model import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,12 +36,11 @@ def busi_questions(count: int):
     return (records * (count // len(records) + 1))[:count] if count > len(records) else records[:count]
 
 
-def timed_run(model, processor, records, batch_size: int, max_new_tokens: int) -> float:
+def timed_run(answerer, records, batch_size: int, max_new_tokens: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         report = generate_answers_file(
-            model,
-            processor,
+            answerer,
             records,
             Path(folder) / "answers.jsonl",
             batch_size=batch_size,
@@ -64,17 +63,14 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    model, processor = load_model(args.model, device=args.device)
-    model.eval()
+    answerer = Answerer.load(args.model, device=args.device, allow_untrained=True)
     records = busi_questions(args.questions)
-    timed_run(model, processor, records[:8], 8, args.max_new_tokens)  # warm-up
+    timed_run(answerer, records[:8], 8, args.max_new_tokens)  # warm-up
     sizes = sorted(set(args.batch_sizes) | {1})
     seconds = {size: float("inf") for size in sizes}
     for _ in range(args.rounds):
         for size in sizes:
-            seconds[size] = min(
-                seconds[size], timed_run(model, processor, records, size, args.max_new_tokens)
-            )
+            seconds[size] = min(seconds[size], timed_run(answerer, records, size, args.max_new_tokens))
     per100 = {size: 100 * s / len(records) for size, s in seconds.items()}
     print(
         f"\nmodel={args.model} device={args.device} questions={len(records)} "

@@ -24,7 +24,8 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from ultra.inference import VQARequest, prepare_batch
+from ultra.answerer import Request
+from ultra.answerer.inputs import collate_requests, encode_request
 from ultra.model import build_model
 
 QUESTIONS = ["是否可见病灶？", "病灶是良性还是恶性？", "检查部位是什么？", "结节边界是否清晰？"]
@@ -48,12 +49,18 @@ def build(name: str):
     raise ValueError(f"unknown benchmark model {name!r}")
 
 
-def requests(batch: int) -> list[VQARequest]:
+def requests(batch: int) -> list[Request]:
     rng = np.random.default_rng(0)
     return [
-        VQARequest([Image.fromarray(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8))], QUESTIONS[i % 4])
+        Request(QUESTIONS[i % 4], [Image.fromarray(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8))])
         for i in range(batch)
     ]
+
+
+def prepare_batch(model, processor, batch_requests: list[Request]) -> dict:
+    """The front door's left-padded batch (the model is timed without the Answerer's bookkeeping)."""
+    encoded = [encode_request(model, processor, request) for request in batch_requests]
+    return collate_requests(model, processor, encoded, padding_side="left")
 
 
 def timed_generate(model, batch: dict, new_tokens: int, use_cache: bool, pad: int) -> float:

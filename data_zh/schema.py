@@ -8,7 +8,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+SCHEMA_VERSION = 2
+"""Version 2 added LLaVA-Surg's four kinds of extracted facts (``Reasoning.observations`` …
+``deductions``) and preference pairs (``Record.preference``) for self-training with DPO.
+Version-1 files read unchanged: every new field is optional."""
+
 IMAGE_PLACEHOLDER = "<image>"
+VIDEO_PLACEHOLDER = "<video>"  # one per record with media.video, in the user turn
 
 # Tasks a record can carry; consumers pick prompts and metrics by these names.
 TASKS = MappingProxyType(
@@ -26,6 +32,7 @@ TASKS = MappingProxyType(
         "screening": "is the image relevant / usable",
         "question_generation": "ask a question that the labels can answer",
         "text_instruction": "text-only medical instruction (no image)",
+        "preference": "a question with a preferred and a rejected answer (DPO self-training)",
     }
 )
 
@@ -128,13 +135,41 @@ class Labels(BaseModel):
 
 
 class Reasoning(BaseModel):
-    """Layered reasoning: what is seen -> what it implies -> the answer; each layer optional."""
+    """Layered reasoning: what is seen -> what it implies -> the answer; each layer optional.
+
+    The four lists are the facts LLaVA-Surg's first stage extracts from expert text
+    (observations, reasons, plans, deductions); generated questions cite them by kind and index.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     perception: str | None = None
     inference: str | None = None
     conclusion: str | None = None
+    observations: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    plans: list[str] = Field(default_factory=list)
+    deductions: list[str] = Field(default_factory=list)
+
+
+class Preference(BaseModel):
+    """Two answers to the record's question, one preferred by a judge (STLLaVA-Med's DPO pairs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chosen: Turn
+    rejected: Turn
+    judge: str = Field(min_length=1)
+    reason: str | None = None
+    scores: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _assistant_turns(self) -> Preference:
+        if self.chosen.role != "assistant" or self.rejected.role != "assistant":
+            raise ValueError("chosen and rejected must be assistant turns")
+        if self.chosen.content == self.rejected.content:
+            raise ValueError("chosen and rejected answers are identical")
+        return self
 
 
 class Record(BaseModel):
@@ -154,8 +189,19 @@ class Record(BaseModel):
     answer_type: Literal["closed", "open"] | None = None
     labels: Labels = Field(default_factory=Labels)
     reasoning: Reasoning | None = None
+    preference: Preference | None = None
     split: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @field_validator("schema_version")
+    @classmethod
+    def _readable_version(cls, version: int) -> int:
+        if not 1 <= version <= SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {version} is not readable by this ultra (knows 1 to {SCHEMA_VERSION}); upgrade ultra"
+            )
+        return version
 
     @field_validator("task")
     @classmethod
@@ -188,12 +234,12 @@ class Record(BaseModel):
     def _first(self, role: str) -> str | None:
         for turn in self.conversations:
             if turn.role == role:
-                return turn.content.replace(IMAGE_PLACEHOLDER, "").strip()
+                return turn.content.replace(IMAGE_PLACEHOLDER, "").replace(VIDEO_PLACEHOLDER, "").strip()
         return None
 
     @property
     def question(self) -> str | None:
-        """First user turn without image placeholders."""
+        """First user turn without image and video placeholders (prompts put them back)."""
         return self._first("user")
 
     @property

@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from fusion.ultrasound import ScanBox, crop_scan_region, draw_scan_box
 
 logger = logging.getLogger(__name__)
 
-ImageLoader = Callable[[Path], Image.Image]
+ImageLoader = Callable[[Path], Image.Image]  # raises OSError or ValueError naming the file
 
 
 @dataclass
@@ -29,9 +29,13 @@ class CropResult:
 
 
 def open_image(path: Path) -> Image.Image:
-    """Default loader: any image Pillow reads, converted to RGB."""
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    """Default loader: any image Pillow reads, converted to RGB (``fusion`` stays free of ``ultra``;
+    ``ultra fusion crop`` passes ``ultra.media.read_image``). Like any loader, its errors name the file."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def crop_image_files(
@@ -51,16 +55,21 @@ def crop_image_files(
         result = CropResult(source=str(path))
         try:
             image = loader(path)
-            crop, box = crop_scan_region(image)
-            result.box = box
-            result.crop_path = str(folder / f"{path.stem}_scan.png")
-            crop.save(result.crop_path)
-            if previews:
-                result.preview_path = str(folder / f"{path.stem}_box.png")
-                draw_scan_box(image, box).save(result.preview_path)
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            result.error = f"{path}: {error}"
-            logger.warning("could not crop %s: %s", path, error)
+        except (OSError, ValueError) as error:
+            result.error = str(error)  # a loader's error names the file
+        else:
+            try:
+                crop, box = crop_scan_region(image)
+                result.box = box
+                result.crop_path = str(folder / f"{path.stem}_scan.png")
+                crop.save(result.crop_path)
+                if previews:
+                    result.preview_path = str(folder / f"{path.stem}_box.png")
+                    draw_scan_box(image, box).save(result.preview_path)
+            except (OSError, ValueError) as error:
+                result.error = f"{path}: {error}"
+        if result.error is not None:
+            logger.warning("could not crop: %s", result.error)
         results.append(result)
         if on_done is not None:
             on_done(result)

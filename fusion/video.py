@@ -71,10 +71,14 @@ def _natural_key(path: Path) -> list[int | str]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
+def list_frame_files(folder: str | Path) -> list[Path]:
+    """The frame images of a folder (by suffix) in natural name order (frame2 before frame10)."""
+    return sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=_natural_key)
+
+
 def _read_frame_folder(folder: Path) -> list[Image.Image]:
-    paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=_natural_key)
     frames = []
-    for path in paths:
+    for path in list_frame_files(folder):
         try:
             with Image.open(path) as image:
                 frames.append(image.convert("RGB"))
@@ -143,18 +147,28 @@ def read_video_frames(
     return _read_video_file(source, indices, show_progress)
 
 
+def probe_video(path: str | Path) -> tuple[int, int, int]:
+    """``(frames, width, height)`` of a video file from its container, without decoding a frame
+    (frames is 0 when the container does not say)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise ValueError(f"{path}: OpenCV cannot open this video")
+        frames, width, height = (
+            max(0, int(capture.get(prop)))
+            for prop in (cv2.CAP_PROP_FRAME_COUNT, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT)
+        )
+        return frames, width, height
+    finally:
+        capture.release()
+
+
 def count_video_frames(path: str | Path) -> int:
     """Frames in a folder, or the container's frame count for a video file."""
     source = Path(path)
     if source.is_dir():
-        return sum(1 for p in source.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
-    capture = cv2.VideoCapture(str(source))
-    try:
-        if not capture.isOpened():
-            raise ValueError(f"{source}: OpenCV cannot open this video")
-        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        capture.release()
+        return len(list_frame_files(source))
+    return probe_video(source)[0]
 
 
 def sample_frames(

@@ -133,3 +133,41 @@ def test_read_llava_accepts_json_list_and_skips_bad_items(tmp_path, caplog):
     assert [r.id for r in records] == ["1"]
     assert records[0].conversations[0].content == "<image>\n图中是什么？"
     assert "llava.json:2" in caplog.text and "robot" in caplog.text
+
+
+def test_schema_v2_preference_pairs_and_fact_lists_round_trip(tmp_path):
+    from data_zh.io import read_records, write_records
+    from data_zh.schema import SCHEMA_VERSION, Preference, Reasoning
+
+    record = Record(
+        id="pair-1",
+        source="busi",
+        licence="CC BY 4.0",
+        specialty="breast",
+        modality="US",
+        language="zh",
+        task="preference",
+        media=Media(images=["a.png"]),
+        conversations=[Turn(role="user", content="<image>\n是否可见病灶？")],
+        reasoning=Reasoning(observations=["可见低回声结节"], deductions=["倾向良性"]),
+        preference=Preference(
+            chosen=Turn(role="assistant", content="是"),
+            rejected=Turn(role="assistant", content="否"),
+            judge="labels",
+            reason="标签为良性病灶",
+        ),
+    )
+    path = tmp_path / "pairs.jsonl"
+    write_records([record], path)
+    (loaded,) = read_records(path)
+    assert loaded == record and loaded.schema_version == SCHEMA_VERSION == 2
+    version_1 = record.model_dump(exclude={"preference", "reasoning", "schema_version"})
+    assert Record.model_validate(version_1).schema_version == SCHEMA_VERSION  # old files still read
+    with pytest.raises(ValidationError, match="schema_version 3 is not readable"):
+        Record.model_validate({**version_1, "schema_version": 3})
+    with pytest.raises(ValidationError, match="identical"):
+        Preference(
+            chosen=Turn(role="assistant", content="是"),
+            rejected=Turn(role="assistant", content="是"),
+            judge="j",
+        )

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from pydicom.uid import JPEGLSLossless
 
-from ultra.dicom import DicomReadError, frame_count, load_dicom_image, read_dataset
+from ultra.media import DicomReadError, frame_count, load_dicom_image, read_dataset
 
 JPEG_LOSSLESS = "us/JPGLosslessP14SV1_1s_1f_8b.dcm"
 NO_EXTRA_PLUGINS = ("pydicom", "pillow")  # what a machine without the `dicom` extra has

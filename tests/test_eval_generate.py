@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ultra.answerer import Answerer
 from ultra.eval.answers import read_answers
 from ultra.eval.generate import MissingMediaError, generate_answers_file
 from ultra.eval.run import run_evaluation
@@ -25,40 +26,38 @@ def _ids(path):
 
 
 def test_generate_kill_rerun_answers_only_missing_ids(tiny_model, busi_records, tmp_path):
-    model, processor = tiny_model
+    answerer = Answerer(*tiny_model, allow_untrained=True)
     path = tmp_path / "answers.jsonl"
-    first = generate_answers_file(
-        model, processor, busi_records, path, batch_size=2, max_new_tokens=4, limit=3
-    )
+    first = generate_answers_file(answerer, busi_records, path, batch_size=2, max_new_tokens=4, limit=3)
     assert first.answered == 3
     kept = path.read_text(encoding="utf-8")
     # the run is killed while writing the next line: a torn, half-written record stays behind
     with path.open("a", encoding="utf-8") as handle:
         handle.write('{"id": "' + busi_records[3].id + '", "answ')
     assert _ids(path) == [r.id for r in busi_records[:3]]
-    second = generate_answers_file(model, processor, busi_records, path, batch_size=2, max_new_tokens=4)
+    second = generate_answers_file(answerer, busi_records, path, batch_size=2, max_new_tokens=4)
     assert (second.already_answered, second.answered) == (3, len(busi_records) - 3)
     assert path.read_text(encoding="utf-8").startswith(kept)
     assert _ids(path) == [r.id for r in busi_records]
-    third = generate_answers_file(model, processor, busi_records, path, batch_size=2, max_new_tokens=4)
+    third = generate_answers_file(answerer, busi_records, path, batch_size=2, max_new_tokens=4)
     assert third.answered == 0 and len(_ids(path)) == len(busi_records)
     row = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
     assert row["question"] == busi_records[0].question and row["blank_images"] is False
 
 
 def test_missing_media_is_reported_and_strict_fails(tiny_model, busi_records, tmp_path):
-    model, processor = tiny_model
+    answerer = Answerer(*tiny_model, allow_untrained=True)
     broken = busi_records[0].model_copy(
         update={"media": busi_records[0].media.model_copy(update={"images": ["images/benign/absent.png"]})}
     )
     records = [broken, *busi_records[1:3]]
-    report = generate_answers_file(model, processor, records, tmp_path / "a.jsonl", max_new_tokens=2)
+    report = generate_answers_file(answerer, records, tmp_path / "a.jsonl", max_new_tokens=2)
     assert report.missing_media == [(broken.id, str(broken.media.resolve("images/benign/absent.png")))]
     assert _ids(tmp_path / "a.jsonl") == [r.id for r in records[1:]]
     with pytest.raises(MissingMediaError, match="absent.png"):
-        generate_answers_file(model, processor, records, tmp_path / "b.jsonl", strict=True, max_new_tokens=2)
+        generate_answers_file(answerer, records, tmp_path / "b.jsonl", strict=True, max_new_tokens=2)
     blind = generate_answers_file(
-        model, processor, records, tmp_path / "c.jsonl", blank_images=True, max_new_tokens=2
+        answerer, records, tmp_path / "c.jsonl", blank_images=True, max_new_tokens=2
     )
     assert blind.answered == 3 and blind.missing_media == []
     corrupt_dir = tmp_path / "media"
@@ -72,7 +71,7 @@ def test_missing_media_is_reported_and_strict_fails(tiny_model, busi_records, tm
         }
     )
     mixed = generate_answers_file(
-        model, processor, [corrupt, busi_records[2]], tmp_path / "d.jsonl", batch_size=2, max_new_tokens=2
+        answerer, [corrupt, busi_records[2]], tmp_path / "d.jsonl", batch_size=2, max_new_tokens=2
     )
     assert mixed.answered == 1 and mixed.missing_media[0][0] == corrupt.id
     assert "unreadable" in mixed.missing_media[0][1]
@@ -81,10 +80,10 @@ def test_missing_media_is_reported_and_strict_fails(tiny_model, busi_records, tm
 def test_run_evaluation_writes_blind_check_and_baselines(tiny_model, busi_records, shared_data, tmp_path):
     from data_zh.builders import build_busi_vqa
 
-    model, processor = tiny_model
+    answerer = Answerer(*tiny_model, allow_untrained=True)
     train = build_busi_vqa(shared_data / "busi", "train")
     metrics = run_evaluation(
-        model, processor, busi_records, tmp_path, train_records=train, batch_size=4, max_new_tokens=4
+        answerer, busi_records, tmp_path, train_records=train, batch_size=4, max_new_tokens=4
     )
     assert len(read_answers(tmp_path / "answers.jsonl")) == len(busi_records)
     assert all(row["blank_images"] for row in read_answers(tmp_path / "answers_blind.jsonl"))

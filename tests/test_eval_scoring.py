@@ -100,9 +100,11 @@ def test_gold_answers_score_100_on_every_metric(slake_test):
     answers = [{"id": r.id, "answer": r.answer} for r in slake_test]
     overall = score_answers(answers, slake_test, n_resamples=50)["overall"]
     numbers = {
-        k: v for k, v in overall.items() if k not in ("n", "n_closed", "n_open") and not k.endswith("ci95")
+        k: v for k, v in overall.items() if k != "n" and not k.startswith("n_") and not k.endswith("ci95")
     }
     assert len(numbers) == 11
+    assert overall["n_closed_correct"] == overall["n_closed"]
+    assert overall["closed_balanced_accuracy_ci95"] == pytest.approx([100.0, 100.0])
     assert all(value == pytest.approx(100.0) for value in numbers.values()), numbers
     jieba_overall = score_answers(answers, slake_test, token_mode="jieba", n_resamples=0)["overall"]
     assert jieba_overall["open_bleu_4"] == pytest.approx(100.0)

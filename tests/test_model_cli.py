@@ -8,9 +8,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ultra import RESEARCH_NOTICE
+from ultra.answerer import Answerer, Request, UntrainedModelError, check_projectors_trained
 from ultra.cli.main import app
 from ultra.explain import occlusion_map, save_heatmap
-from ultra.inference import UntrainedModelError, check_projectors_trained, read_image
 from ultra.model import save_checkpoint
 
 
@@ -91,15 +91,6 @@ def test_ask_with_a_folder_that_holds_no_model_fails_clearly(png, tmp_path):
     assert result.exit_code == 1 and f"{empty}: not a model folder (no config.json)" in result.output
 
 
-def test_read_image_accepts_ultrasound_dicom_frames(shared_data):
-    dicom = shared_data / "dicom" / "us" / "OBXXXX1A_2frame.dcm"
-    if not dicom.is_file():
-        pytest.skip(f"{dicom} not present")
-    first, second = read_image(dicom, frame=0), read_image(dicom, frame=1)
-    assert first.mode == "RGB" and first.size == second.size
-    assert not np.array_equal(np.asarray(first), np.asarray(second))
-
-
 def test_check_projectors_trained(tiny_model):
     model, _ = tiny_model
     with pytest.raises(UntrainedModelError, match="never trained"):
@@ -115,7 +106,8 @@ def test_occlusion_map_lights_up_only_where_the_image_has_content(tiny_model, tm
     image = blank_like(Image.new("RGB", (64, 64)), model.vision_tower)
     texture = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     image.paste(Image.fromarray(texture), (0, 0))
-    occlusion = occlusion_map(model, processor, [image], "是否可见病灶？", "可见低回声结节", grid=4)
+    answerer = Answerer(model, processor, allow_untrained=True)
+    occlusion = occlusion_map(answerer, Request("是否可见病灶？", [image]), "可见低回声结节", grid=4)
     assert occlusion.drops.shape == (4, 4)
     textured = np.abs(occlusion.drops[:2, :2])
     blank = np.abs(np.concatenate([occlusion.drops[:2, 2:].ravel(), occlusion.drops[2:, :].ravel()]))

@@ -186,11 +186,19 @@ def test_instruction_stage_trains_lora_and_projectors_only(data_dir, tmp_path):
             )
         ]
     )
+    merged, _ = load_model(
+        tmp_path / "base", adapter=tmp_path / "run" / "adapters" / "instruction", merge=True
+    )
     model.eval()
     with torch.no_grad():
         expected = model(**batch).logits
         actual = restored(**batch).logits
-    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+        folded = merged(**batch).logits
+    # same weights, same ops: identical; merged folds B@A into W, so float32 rounding (default tolerances)
+    assert torch.equal(actual, expected), f"max |diff| {(actual - expected).abs().max().item():.3g}"
+    torch.testing.assert_close(
+        folded, expected, msg=lambda _: f"merged: max |diff| {(folded - expected).abs().max().item():.3g}"
+    )
 
 
 def test_merged_lora_stage_exports_plain_weights(data_dir, tmp_path):
@@ -324,6 +332,40 @@ def test_unreadable_record_is_reported_by_id_and_skipped(data_dir, tmp_path, cap
     assert result.stages[0]["samples"] > 0
 
 
+def test_unreadable_image_in_a_classification_stage_is_reported_the_same_way(data_dir, tmp_path, caplog):
+    """Both built-in objectives report failed items through the run's one failure log."""
+    from data_zh import read_records
+
+    records = read_records(data_dir / "records.jsonl")[:6]
+    (tmp_path / "bad.png").write_bytes(b"not a png at all")
+    broken = records[0].model_copy(
+        update={"id": "bad-image", "media": Media(root=str(tmp_path), images=["bad.png"])}
+    )
+    write_records([broken, *records[1:]], tmp_path / "records.jsonl")
+    config = TrainConfig.model_validate(
+        {
+            "model": {"name_or_path": "in-memory"},
+            "data": {"toy": {"kind": "records", "path": str(tmp_path / "records.jsonl")}},
+            "stages": [
+                {
+                    "name": "encoders",
+                    "objective": "classification",
+                    "train": ["model.vision_tower.projectors.*"],
+                    "batch_size": 3,
+                    "max_steps": 2,
+                }
+            ],
+            "output_dir": str(tmp_path / "out"),
+        }
+    )
+    model, processor = build_tiny()
+    with caplog.at_level(logging.WARNING):
+        result = Trainer(config, model_builder=lambda _: (model, processor), show_progress=False).run()
+    assert result.skipped_records == ["bad-image"]
+    assert "record bad-image skipped:" in caplog.text
+    assert result.stages[0]["samples"] == 2 * 3 - 1
+
+
 def test_stage_order_is_seeded_and_covers_every_item():
     first = stage_order(7, 21, seed=3)
     assert first == stage_order(7, 21, seed=3)
@@ -374,7 +416,7 @@ def test_fuse_encoded_equals_the_fusion_forward(mode):
 
 def test_cached_image_features_train_like_the_pixel_path(data_dir, tmp_path):
     """A stage with a frozen vision tower encodes each image once; the weights it reaches equal
-    those of the same stage run through the pixels every step (atol 1e-5)."""
+    those of the same stage run through the pixels every step (to float32 rounding)."""
     results = []
     for cache in (True, False):
         stage = {
@@ -390,8 +432,18 @@ def test_cached_image_features_train_like_the_pixel_path(data_dir, tmp_path):
         config = make_config(data_dir, tmp_path / f"cache-{cache}", [stage])
         Trainer(config, model_builder=lambda _, m=model, p=processor: (m, p), show_progress=False).run()
         results.append(model.state_dict())
+    # float32 sums run in another order on the two paths (one batched encoder call vs one per
+    # step), and BLAS kernels differ between CPUs; three Adam steps at lr 1e-2 carry that to
+    # ~1e-5 (1.41e-5 measured on another machine), so 10x float32's default tolerances.
     for name, value in results[0].items():
-        torch.testing.assert_close(value, results[1][name], atol=1e-5, rtol=1e-5, msg=name)
+        other = results[1][name]
+        torch.testing.assert_close(
+            value,
+            other,
+            atol=1e-4,
+            rtol=1e-4,
+            msg=lambda _, n=name, a=value, b=other: f"{n}: max |diff| {(a - b).abs().max().item():.3g}",
+        )
 
 
 def test_ci_smoke_tiny_zh_config_runs_end_to_end(shared_data, tmp_path):

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from PIL import Image
 from safetensors import safe_open
 
-from ultra.inference import VQARequest, generate_answers
-from ultra.model import UltraForConditionalGeneration, load_model
+from ultra.answerer import Answerer, GenerationSettings, Request
+from ultra.media import read_image
+from ultra.model import UltraForConditionalGeneration
 from ultra.resources import embedded_model_dir, examples_dir
 
 MODEL_DIR = embedded_model_dir()
@@ -19,22 +19,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def example_requests() -> tuple[list[str], list[VQARequest]]:
+def example_requests() -> tuple[list[str], list[Request]]:
     """The questions recorded next to the weights, on the bundled example images."""
     expected = json.loads((MODEL_DIR / "example_answers.json").read_text(encoding="utf-8"))
     names, requests = [], []
     for row in expected:
-        images = []
-        for name in row["images"]:
-            path = examples_dir() / name
-            if path.suffix == ".dcm":
-                from ultra.dicom import load_dicom_image
-
-                images.append(load_dicom_image(path))
-            else:
-                images.append(Image.open(path).convert("RGB"))
+        images = [read_image(examples_dir() / name) for name in row["images"]]
         names.append(row["answer"])
-        requests.append(VQARequest(images=images, question=row["question"]))
+        requests.append(Request(row["question"], images, settings=GenerationSettings(max_new_tokens=16)))
     return names, requests
 
 
@@ -56,9 +48,9 @@ def test_embedded_model_loads_strictly():
 
 def test_embedded_model_answers_the_bundled_examples_deterministically():
     expected, requests = example_requests()
-    model, processor = load_model("tiny-zh")
-    first = generate_answers(model, processor, requests, batch_size=4, max_new_tokens=16)
-    one_by_one = [generate_answers(model, processor, [r], max_new_tokens=16)[0] for r in requests]
+    answerer = Answerer.load("tiny-zh")
+    first = [answer.text for answer in answerer.answer(requests, batch_size=4)]
+    one_by_one = [answerer.answer([r])[0].text for r in requests]
     assert first == one_by_one
     assert first == expected
     assert all(answer.strip() for answer in first)

@@ -7,13 +7,26 @@ __version__ = "0.1.0"
 
 RESEARCH_NOTICE = "仅供研究，非临床诊断（research use only, not a clinical diagnosis）"
 
-__all__ = ["RESEARCH_NOTICE", "__version__", "blank_like"]
+_FRONT_DOOR = (
+    "DEFAULT_MODEL",
+    "Answer",
+    "Answerer",
+    "GenerationSettings",
+    "Likelihood",
+    "PromptTooLongError",
+    "Request",
+    "Turn",
+    "UntrainedModelError",
+    "blank_like",
+)
+
+__all__ = ["RESEARCH_NOTICE", "__version__", *_FRONT_DOOR]
 
 
 def __getattr__(name: str):
     # Lazy, so `import ultra` (and the CLI start-up) does not pull in torch.
-    if name == "blank_like":
-        from ultra.inference import blank_like
+    if name in _FRONT_DOOR:
+        import ultra.answerer
 
-        return blank_like
+        return getattr(ultra.answerer, name)
     raise AttributeError(f"module 'ultra' has no attribute {name!r}")

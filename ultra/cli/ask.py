@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from ultra import RESEARCH_NOTICE
+from ultra.answerer.requests import DEFAULT_MODEL
 
 
 def ask(
@@ -16,7 +17,7 @@ def ask(
         None, "--image", "-i", help="An image (PNG/JPEG/DICOM); repeat for several."
     ),
     video: Path | None = typer.Option(None, "--video", help="A video file or a folder of ordered frames."),
-    model: str = typer.Option("tiny-zh", "--model", "-m", help="A preset name or a checkpoint folder."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="A preset name or a checkpoint folder."),
     adapter: Path | None = typer.Option(None, "--adapter", help="A LoRA adapter folder to apply."),
     frame: int = typer.Option(0, "--frame", help="Frame of a multi-frame DICOM file."),
     explain: Path | None = typer.Option(
@@ -28,46 +29,35 @@ def ask(
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
 ) -> None:
     """Ask a question about ultrasound images and print the streamed answer (仅供研究，非临床诊断)."""
-    from ultra.inference import (
-        InputImageError,
-        UntrainedModelError,
-        VQARequest,
-        check_projectors_trained,
-        read_image,
-        stream_answer,
-    )
-    from ultra.model import WeightsNotFoundError, load_model
+    from rich.markup import escape
+
+    from ultra.answerer import Answerer, GenerationSettings, Request, UntrainedModelError
+    from ultra.media import MediaError, read_image, read_video
+    from ultra.model import WeightsNotFoundError
 
     console = Console(soft_wrap=True)
     errors = Console(stderr=True, soft_wrap=True)
     try:
         images = [read_image(path, frame=frame) for path in image or []]
-    except InputImageError as error:
-        errors.print(f"[red]error:[/red] {error}")
+        frames = read_video(video) if video is not None else None
+    except MediaError as error:
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
-    frames = None
-    if video is not None:
-        from fusion.video import read_video_frames
-
-        try:
-            frames = read_video_frames(video)
-        except (OSError, ValueError) as error:
-            errors.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(2) from None
     try:
-        vlm, processor = load_model(model, adapter=adapter)
-        check_projectors_trained(vlm, allow_untrained)
+        answerer = Answerer.load(model, adapter=adapter, allow_untrained=allow_untrained)
     except (WeightsNotFoundError, FileNotFoundError, UntrainedModelError) as error:
         errors.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
 
-    request = VQARequest(images=images, question=question, video_frames=frames)
+    request = Request(
+        question, images, video_frames=frames, settings=GenerationSettings(max_new_tokens=max_new_tokens)
+    )
     pieces = []
-    for piece in stream_answer(vlm, processor, request, max_new_tokens=max_new_tokens):
+    for piece in answerer.stream(request):
         pieces.append(piece)
         console.print(piece, end="", markup=False, highlight=False)
     console.print()
-    answer = "".join(pieces).strip()
+    answer = "".join(pieces)
     if explain is not None:
         if not images:
             errors.print("[yellow]--explain needs an image; no heat map written[/yellow]")
@@ -76,7 +66,7 @@ def ask(
         else:
             from ultra.explain import occlusion_map, save_heatmap
 
-            occlusion = occlusion_map(vlm, processor, images, question, answer, image_index=0)
-            save_heatmap(processor.prepare_image(images[0]), occlusion, explain, question, answer)
-            console.print(f"heat map ({occlusion.method}): {explain}")
+            occlusion = occlusion_map(answerer, request, answer, image_index=0)
+            save_heatmap(answerer.processor.prepare_image(images[0]), occlusion, explain, question, answer)
+            errors.print(f"heat map ({occlusion.method}): {explain}", markup=False, highlight=False)
     console.print(f"[dim]{RESEARCH_NOTICE}[/dim]")

@@ -95,7 +95,8 @@ def dicom(
         operator.print(f"[yellow]burned-in text: region masking only; {OCR_INSTALL_HINT}[/]")
     answerer = None
     if question:
-        from ultra.dicom.answering import UntrainedModelError, load_answerer
+        from ultra.answerer import UntrainedModelError
+        from ultra.dicom.answering import load_answerer
 
         try:
             answerer = load_answerer(model, batch_size=batch_size, allow_untrained=allow_untrained)

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from ultra.answerer.requests import DEFAULT_MODEL
+
 eval_app = typer.Typer(
     help="Med-VQA evaluation: generate an answers file, score it, or run both with the blind check.",
     no_args_is_help=True,
@@ -29,24 +31,27 @@ def _records(dataset: str, root: Path | None, split: str):
 def _check_modes(token_mode: str, compat: str | None) -> None:
     if token_mode not in ("char", "jieba"):
         raise typer.BadParameter(f"{token_mode!r}: use char or jieba", param_hint="--tokens")
-    if compat not in (None, "llava-med"):
-        raise typer.BadParameter(f"{compat!r}: the only compat mode is llava-med", param_hint="--compat")
+    from ultra.eval.llava_med import LLAVA_MED_RULES
+
+    if compat not in (None, *LLAVA_MED_RULES):
+        raise typer.BadParameter(f"{compat!r}: use {' or '.join(LLAVA_MED_RULES)}", param_hint="--compat")
 
 
-def _load_model(model: str, adapter: str | None, device: str, allow_untrained: bool):
-    """Load the model; refuse one whose image projectors never trained unless allowed."""
-    from ultra.inference import UntrainedModelError, check_projectors_trained
-    from ultra.model import load_model
+def _load_answerer(model: str, adapter: str | None, device: str, allow_untrained: bool):
+    """The front door for ``model``; refuses one whose image projectors never trained unless allowed.
 
+    ``--device auto`` takes this process's device under ``accelerate launch`` (CPU otherwise).
+    """
+    from ultra.answerer import Answerer, UntrainedModelError
+
+    if device == "auto":
+        from ultra.eval.generate import process_state
+
+        device = str(process_state().device)
     try:
-        loaded, processor = load_model(model, adapter=adapter, device=device)
-    except (FileNotFoundError, OSError) as error:
+        return Answerer.load(model, adapter=adapter, device=device, allow_untrained=allow_untrained)
+    except (FileNotFoundError, OSError, UntrainedModelError) as error:
         raise typer.BadParameter(str(error), param_hint="--model") from None
-    try:
-        check_projectors_trained(loaded, allow_untrained)
-    except UntrainedModelError as error:
-        raise typer.BadParameter(str(error), param_hint="--model") from None
-    return loaded, processor
 
 
 @eval_app.command("score")
@@ -57,7 +62,9 @@ def score(
     split: str = typer.Option("test", "--split"),
     out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="folder for metrics.json/.md/.png"),
     compat: str | None = typer.Option(
-        None, "--compat", help="also score as 'llava-med' (v1.0.0 run_eval.py)"
+        None,
+        "--compat",
+        help="also score as 'llava-med' (v1.0.0 run_eval.py) or 'llava-med-2023-08' (its first release)",
     ),
     token_mode: str = typer.Option("char", "--tokens", help="Chinese open-answer tokens: char or jieba"),
     train_split: str | None = typer.Option(
@@ -107,7 +114,9 @@ def baseline(
 
 @eval_app.command("generate")
 def generate(
-    model: str = typer.Option("tiny-zh", "--model", "-m", help="model folder or preset (tiny-zh = embedded)"),
+    model: str = typer.Option(
+        DEFAULT_MODEL, "--model", "-m", help="model folder or preset (tiny-zh = embedded)"
+    ),
     adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter folder"),
     dataset: str = typer.Option(..., "--dataset", "-d", help=DATASET_HELP),
     root: Path | None = typer.Option(None, "--root"),
@@ -119,20 +128,24 @@ def generate(
     blank_images: bool = typer.Option(False, "--blank-images", help="the blind-image check"),
     strict: bool = typer.Option(False, "--strict", help="fail when any record's media is missing"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="answer at most this many new questions"),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, or auto (accelerate launch)"),
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="run a random-projector model anyway"
     ),
 ) -> None:
-    """Answer a dataset's questions into a JSONL; rerunning skips ids already answered."""
-    from ultra.eval.generate import MissingMediaError, generate_answers_file
+    """Answer a dataset's questions into a JSONL; rerunning skips ids already answered.
+
+    Under ``accelerate launch`` the records are shared out between the processes, each writing a
+    part file that the main process joins into OUT at the end (resumable as well).
+    """
+    from ultra.eval.generate import MissingMediaError, Shard, generate_answers_file, join_parts
 
     records = _records(dataset, root, split)
-    loaded_model, processor = _load_model(model, adapter, device, allow_untrained)
+    answerer = _load_answerer(model, adapter, device, allow_untrained)
+    shard = Shard.from_accelerate()
     try:
         report = generate_answers_file(
-            loaded_model,
-            processor,
+            answerer,
             records,
             out,
             image_root=image_root,
@@ -141,10 +154,19 @@ def generate(
             blank_images=blank_images,
             strict=strict,
             limit=limit,
+            shard=shard,
         )
     except MissingMediaError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from None
+    if shard.count > 1:
+        from ultra.eval.generate import process_state
+
+        state = process_state()
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return
+        report.answered = join_parts(out) - report.in_part_files
     console.print(
         f"{out}: {report.answered} answered now, {report.already_answered} already there, "
         f"{len(report.missing_media)} with missing media"
@@ -155,7 +177,9 @@ def generate(
 
 @eval_app.command("run")
 def run(
-    model: str = typer.Option("tiny-zh", "--model", "-m", help="model folder or preset (tiny-zh = embedded)"),
+    model: str = typer.Option(
+        DEFAULT_MODEL, "--model", "-m", help="model folder or preset (tiny-zh = embedded)"
+    ),
     adapter: str | None = typer.Option(None, "--adapter"),
     dataset: str = typer.Option(..., "--dataset", "-d", help=DATASET_HELP),
     root: Path | None = typer.Option(None, "--root"),
@@ -172,7 +196,7 @@ def run(
     strict: bool = typer.Option(False, "--strict"),
     compat: str | None = typer.Option(None, "--compat"),
     token_mode: str = typer.Option("char", "--tokens"),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, or auto (accelerate launch)"),
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="run a random-projector model anyway"
     ),
@@ -189,11 +213,10 @@ def run(
             train = _records(dataset, root, train_split)
         except typer.BadParameter as error:
             console.print(f"[yellow]no majority baseline: {error}[/yellow]")
-    loaded_model, processor = _load_model(model, adapter, device, allow_untrained)
+    answerer = _load_answerer(model, adapter, device, allow_untrained)
     try:
         metrics = run_evaluation(
-            loaded_model,
-            processor,
+            answerer,
             records,
             out,
             image_root=image_root,
@@ -219,19 +242,26 @@ def llava_med(
     gt: Path = typer.Argument(..., help="LLaVA-Med test json (id, conversations, answer_type)"),
     pred: Path = typer.Argument(..., help="answers jsonl (question_id, text), same ids in the same order"),
     candidate: Path | None = typer.Option(None, "--candidate", help='candidate json {"0": [answers]}'),
+    rule: str = typer.Option(
+        "llava-med", "--rule", help="llava-med (v1.0.0) or llava-med-2023-08 (skips yes/no misses)"
+    ),
 ) -> None:
-    """Score LLaVA-Med's own files exactly as its v1.0.0 run_eval.py does."""
+    """Score LLaVA-Med's own files exactly as its run_eval.py does (v1.0.0 unless --rule)."""
     from rich.table import Table
 
-    from ultra.eval.llava_med import read_llava_med_files, score_llava_med
+    from ultra.eval.llava_med import RULE_TITLES, check_rule, read_llava_med_files, score_llava_med
 
+    try:
+        check_rule(rule)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--rule") from None
     try:
         items = read_llava_med_files(gt, pred)
         candidates = json.loads(candidate.read_text(encoding="utf-8"))["0"] if candidate else None
     except (OSError, ValueError, KeyError) as error:
         raise typer.BadParameter(str(error)) from None
-    result = score_llava_med(items, candidates)
-    table = Table(title=f"LLaVA-Med v1.0.0 scoring of {pred.name}")
+    result = score_llava_med(items, candidates, rule)
+    table = Table(title=f"{RULE_TITLES[rule]} scoring of {pred.name}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in result.items():

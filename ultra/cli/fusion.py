@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -27,20 +26,6 @@ def encoders() -> None:
     console.print(table)
 
 
-def _load_any(path: Path) -> Image.Image:
-    """PNG/JPEG through Pillow; DICOM through ``ultra.dicom`` (frame 0)."""
-    if path.suffix.lower() == ".dcm":
-        from ultra.dicom import DicomReadError, load_dicom_image
-
-        try:
-            return load_dicom_image(path)
-        except DicomReadError as error:
-            raise ValueError(str(error)) from error
-    from fusion.crop_files import open_image
-
-    return open_image(path)
-
-
 @fusion_app.command("crop")
 def crop(
     images: list[Path] = typer.Argument(..., help="Images (PNG/JPEG/DICOM) to crop."),
@@ -51,12 +36,13 @@ def crop(
 ) -> None:
     """Crop each image to its ultrasound scan region (black margins and burned-in text removed)."""
     from fusion import crop_image_files
+    from ultra.media import read_image
 
     columns = [TextColumn("cropping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("crop", total=len(images))
         results = crop_image_files(
-            images, outdir, loader=_load_any, previews=previews, on_done=lambda _: progress.advance(task)
+            images, outdir, loader=read_image, previews=previews, on_done=lambda _: progress.advance(task)
         )
     failed = [r for r in results if r.error]
     for result in failed:

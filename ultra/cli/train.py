@@ -23,15 +23,22 @@ def train(
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar (log files)"),
 ) -> None:
     """Train a model: stage 0 / alignment / instruction stages as the config lists them."""
+    from rich.markup import escape
+
+    from ultra.config_io import ConfigError
     from ultra.train import TrainingInterrupted, load_train_config, run_training
 
-    settings = load_train_config(config)
-    if output_dir is not None:
-        settings = settings.model_copy(update={"output_dir": str(output_dir)})
     try:
+        settings = load_train_config(config)
+        if output_dir is not None:
+            settings = settings.model_copy(update={"output_dir": str(output_dir)})
         result = run_training(
             settings, max_steps=max_steps, resume=resume, show_progress=not no_progress, stop_after=stop_after
         )
+    except ConfigError as error:  # a bad field or an unknown objective: one message, no traceback
+        message = str(error) if str(config) in str(error) else f"{config}: {error}"
+        Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False)
+        raise typer.Exit(2) from None
     except TrainingInterrupted as stopped:
         Console().print(f"[yellow]{stopped}[/yellow]; continue with --resume")
         return

@@ -6,9 +6,9 @@ from ultra.dicom.deid_key import DeidKeyError, default_key_path, load_or_create_
 from ultra.dicom.errors import DicomReadError
 from ultra.dicom.layout import LayoutError, check_layout
 from ultra.dicom.process import InstanceOutcome, ProcessOptions, process_input
-from ultra.dicom.reader import decode_frame_rgb, frame_count, load_dicom_image, read_dataset
 from ultra.dicom.sources import InputItem, input_id, list_inputs, locate
 from ultra.dicom.studies import ImageSelector, Study, StudyImage, keep_all
+from ultra.media.dicom import decode_frame_rgb, frame_count, load_dicom_image, read_dataset
 
 __all__ = [
     "BatchSummary",

@@ -1,53 +1,42 @@
-"""Answer questions on the kept images of each study with the ultra model, batched."""
+"""Answer questions on the kept images of each study through the front door (``ultra.Answerer``)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
 
 from PIL import Image
 
+from ultra.answerer import DEFAULT_MODEL, Answerer, GenerationSettings, Request
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "tiny-zh"
+StudyQuestions = list[tuple[list[Image.Image], str]]
 
 
-class UntrainedModelError(RuntimeError):
-    """The model's projectors were never trained, so its answers would be noise."""
+def study_answerer(
+    answerer: Answerer, *, batch_size: int = 8, max_new_tokens: int = 32
+) -> Callable[[StudyQuestions], list[str]]:
+    """The batch pipeline's answering seam: (images, question) pairs in, answer texts out."""
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
 
-
-def answerer_from_model(model: Any, processor: Any, *, batch_size: int = 8, max_new_tokens: int = 32):
-    """An ``Answerer`` over a loaded (model, processor) pair using ``ultra.inference``."""
-    from ultra.inference import VQARequest, generate_answers
-
-    def answer(requests: list[tuple[list[Image.Image], str]]) -> list[str]:
-        batch = [VQARequest(images=images, question=question) for images, question in requests]
-        logger.info("answering %d (study, question) pairs in batches of %d", len(batch), batch_size)
-        return generate_answers(model, processor, batch, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    def answer(pairs: StudyQuestions) -> list[str]:
+        requests = [Request(question, list(images), settings=settings) for images, question in pairs]
+        logger.info("answering %d (study, question) pairs in batches of %d", len(requests), batch_size)
+        return [result.text for result in answerer.answer(requests, batch_size=batch_size)]
 
     return answer
 
 
 def load_answerer(
-    model_name: str | None = None,
+    model_name: str | Path | None = None,
     *,
     allow_untrained: bool = False,
     batch_size: int = 8,
     max_new_tokens: int = 32,
     device: str = "cpu",
-):
-    """Load a model by preset name or folder (default: the embedded model) as an answerer.
-
-    A model whose projectors were never trained is refused unless ``allow_untrained`` is set.
-    """
-    from ultra.model import load_model
-
-    name = model_name or DEFAULT_MODEL
-    model, processor = load_model(name, device=device)
-    if not getattr(model.config, "projectors_trained", False):
-        if not allow_untrained:
-            raise UntrainedModelError(
-                f"model {name!r} is untrained (random projectors); pass --allow-untrained"
-            )
-        logger.warning("model %s is untrained: its answers are not meaningful", name)
-    return answerer_from_model(model, processor, batch_size=batch_size, max_new_tokens=max_new_tokens)
+) -> Callable[[StudyQuestions], list[str]]:
+    """The study answerer of a preset or model folder (default: the embedded model)."""
+    answerer = Answerer.load(model_name or DEFAULT_MODEL, device=device, allow_untrained=allow_untrained)
+    return study_answerer(answerer, batch_size=batch_size, max_new_tokens=max_new_tokens)

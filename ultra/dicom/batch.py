@@ -30,6 +30,7 @@ from ultra.dicom.process import InstanceOutcome, ProcessOptions, process_input
 from ultra.dicom.progress import file_progress
 from ultra.dicom.sources import InputItem, list_inputs
 from ultra.dicom.studies import ImageSelector, group_studies, keep_all
+from ultra.media import read_image
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ def _finish(
     if questions and answerer is not None:
         requests = []
         for kept in selections:
-            images = [Image.open(out / image.path).convert("RGB") for image, _ in kept]
+            images = [read_image(out / image.path, source_id=image.path) for image, _ in kept]
             requests.extend((images, question) for question in questions)
         flat = answerer(requests) if requests else []
         for index in range(len(studies)):

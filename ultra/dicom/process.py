@@ -23,9 +23,9 @@ from ultra.dicom.deid import Deidentifier
 from ultra.dicom.errors import DicomReadError
 from ultra.dicom.integrity import check_complete
 from ultra.dicom.outputs import atomic_write_bytes, atomic_write_json, write_png
-from ultra.dicom.reader import decode_frame_rgb, frame_count, read_dataset
 from ultra.dicom.regions import header_band_rows, scan_box, ultrasound_regions
 from ultra.dicom.sources import InputItem
+from ultra.media.dicom import decode_frame_rgb, frame_count, read_dataset
 
 logger = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ultra.eval.canonical import canonical_label
-from ultra.eval.score import GoldItem, ScorableRecord, gold_items
+from ultra.eval.score import QUESTION_TYPE, GoldItem, ScorableRecord, gold_items
 from ultra.eval.tokenize import fold_text
 
 
 def question_type_key(item: GoldItem) -> tuple[str, str, str]:
     """(language, answer type, content/question type): the unit a majority answer is taken over."""
-    return (item.language, item.answer_type, item.categories.get("content_type", "unknown"))
+    return (item.language, item.answer_type, item.categories.get(QUESTION_TYPE, "unknown"))
 
 
 def _majority(answers: list[str], closed: bool) -> str:

@@ -1,6 +1,6 @@
 """Step one of an evaluation: answer every question of a dataset into an answers JSONL.
 
-Batched through ``ultra.inference.generate_answers`` and resumable: answers are appended after
+Batched through the front door (``ultra.Answerer``) and resumable: answers are appended after
 each batch, and a rerun skips ids already in the file. A record whose media is missing is
 reported (logged and returned), never dropped silently; ``strict=True`` makes it an error. With
 ``blank_images=True`` (the blind-image check) the model sees blank images, so missing media do
@@ -18,8 +18,9 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
-from ultra.dicom.errors import DicomReadError
-from ultra.eval.answers import answered_ids, append_answers
+from ultra.answerer import Answerer, GenerationSettings, Request
+from ultra.eval.answers import answered_ids, append_answers, read_answers
+from ultra.media import MediaError, read_record_media
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +38,8 @@ class GenerationReport:
     answers_path: Path
     answered: int = 0
     already_answered: int = 0
+    in_part_files: int = 0  # of those already answered: waiting in part files of an earlier sharded run
     missing_media: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _open_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
-
-
-def load_record_images(record: Any, image_root: str | Path | None = None) -> list[Image.Image]:
-    """RGB images of a record: its image files, then its DICOM frames (via ``ultra.dicom``)."""
-    images = [_open_rgb(record.media.resolve(rel, image_root)) for rel in record.media.images]
-    if record.media.dicom:
-        from ultra.dicom import load_dicom_image
-
-        images += [
-            load_dicom_image(record.media.resolve(ref.path, image_root), ref.frame)
-            for ref in record.media.dicom
-        ]
-    return images
 
 
 def _missing_path(record: Any, image_root: str | Path | None) -> str | None:
@@ -65,9 +49,53 @@ def _missing_path(record: Any, image_root: str | Path | None) -> str | None:
     return None
 
 
+def process_state() -> Any:
+    """accelerate's view of this process (rank, count, device); several CPU processes too, which
+    ``PartialState`` only recognises when told that there is no accelerator."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of the records: every ``count``-th one from ``index``."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def from_accelerate(cls) -> Shard:
+        """The shard of this process under ``accelerate launch``/``torchrun`` (one when not launched)."""
+        state = process_state()
+        return cls(state.process_index, state.num_processes)
+
+    def part_path(self, answers_path: Path) -> Path:
+        """Where this process appends its answers before the parts are joined."""
+        return answers_path.with_name(f"{answers_path.name}.part{self.index}-of-{self.count}")
+
+
+def _part_files(answers_path: Path) -> list[Path]:
+    return sorted(answers_path.parent.glob(f"{answers_path.name}.part*-of-*"))
+
+
+def join_parts(answers_path: str | Path) -> int:
+    """Append the per-process part files to the answers file (once, skipping ids already there)
+    and remove them; returns how many answers moved. Called by the main process at the end."""
+    answers_path = Path(answers_path)
+    done = answered_ids(answers_path)
+    moved = 0
+    for part in _part_files(answers_path):
+        rows = [row for row in read_answers(part) if str(row["id"]) not in done]
+        moved += append_answers(rows, answers_path)
+        done.update(str(row["id"]) for row in rows)
+        part.unlink()
+    return moved
+
+
 def generate_answers_file(
-    model: Any,
-    processor: Any,
+    answerer: Answerer,
     records: Sequence[Any],
     answers_path: str | Path,
     image_root: str | Path | None = None,
@@ -77,13 +105,22 @@ def generate_answers_file(
     strict: bool = False,
     limit: int | None = None,
     show_progress: bool = True,
+    shard: Shard | None = None,
 ) -> GenerationReport:
-    """Answer the records not yet in ``answers_path`` (at most ``limit`` of them), batch by batch."""
-    from ultra.inference import generate_answers
+    """Answer the records not yet in ``answers_path`` (at most ``limit`` of them), batch by batch.
 
+    With a ``shard`` (several processes under ``accelerate launch``) each process answers its
+    share into a part file beside ``answers_path``; ``join_parts`` merges them once every process
+    is done. Ids in leftover part files of a killed run count as answered, so reruns resume.
+    """
+    shard = shard or Shard()
     answers_path = Path(answers_path)
     done = answered_ids(answers_path)
-    report = GenerationReport(answers_path, already_answered=sum(r.id in done for r in records))
+    parked = {key for part in _part_files(answers_path) for key in answered_ids(part)} - done
+    done |= parked
+    report = GenerationReport(
+        answers_path, already_answered=sum(r.id in done for r in records), in_part_files=len(parked)
+    )
     todo = []
     for record in records:
         if record.id in done:
@@ -101,63 +138,50 @@ def generate_answers_file(
         log.warning("%s; they are not answered (pass strict to fail instead)", message)
     if limit is not None:
         todo = todo[:limit]
+    todo = todo[shard.index :: shard.count]
+    target = answers_path if shard.count == 1 else shard.part_path(answers_path)
     if report.already_answered:
         log.info("%s: %d answered already, %d to go", answers_path, report.already_answered, len(todo))
-    with tqdm(total=len(todo), unit="q", desc="answering", disable=not show_progress) as bar:
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
+    label = "answering (blank images)" if blank_images else "answering (images)"
+    if shard.count > 1:
+        label += f" [process {shard.index + 1}/{shard.count}]"
+    with tqdm(total=len(todo), unit="q", desc=label, disable=not show_progress) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             ready, requests = [], []
             for record in batch:
                 try:
-                    requests.append(request_for(record, image_root, blank_images))
+                    requests.append(request_for(record, image_root, blank_images, settings))
                     ready.append(record)
-                except (OSError, ValueError, DicomReadError) as error:  # one bad file must not end the run
+                except MediaError as error:  # one bad file must not end the run
                     if strict:
                         raise MissingMediaError(f"{record.id}: unreadable media ({error})") from error
                     log.warning("%s: unreadable media, not answered (%s)", record.id, error)
                     report.missing_media.append((record.id, f"unreadable: {error}"))
-            texts = (
-                generate_answers(
-                    model,
-                    processor,
-                    requests,
-                    batch_size=batch_size,
-                    max_new_tokens=max_new_tokens,
-                    blank_images=blank_images,
-                )
-                if requests
-                else []
-            )
+            answers = answerer.answer(requests, batch_size=batch_size) if requests else []
             rows = [
-                {"id": r.id, "question": r.question, "answer": text, "blank_images": blank_images}
-                for r, text in zip(ready, texts, strict=True)
+                {"id": r.id, "question": r.question, "answer": answer.text, "blank_images": blank_images}
+                for r, answer in zip(ready, answers, strict=True)
             ]
-            report.answered += append_answers(rows, answers_path)
+            report.answered += append_answers(rows, target)
             bar.update(len(batch))
     return report
 
 
-def _video_frames(record: Any, image_root: str | Path | None) -> list[Image.Image] | None:
-    """Frames of a record's video (its listed frame indices, else all; the processor samples)."""
-    video = record.media.video
-    if video is None:
-        return None
-    from fusion.video import read_video_frames
-
-    return read_video_frames(record.media.resolve(video.path, image_root), video.frame_indices or None)
-
-
-def request_for(record: Any, image_root: str | Path | None = None, blank_images: bool = False):
-    """The ``VQARequest`` of one record; for a blind run, absent media become neutral placeholders."""
-    from ultra.inference import VQARequest
-
+def request_for(
+    record: Any,
+    image_root: str | Path | None = None,
+    blank_images: bool = False,
+    settings: GenerationSettings | None = None,
+) -> Request:
+    """The ``Request`` of one record; for a blind run, absent media become neutral placeholders
+    (the model sees blank images either way)."""
     question = record.question or ""
+    settings = settings or GenerationSettings()
     if blank_images and _missing_path(record, image_root) is not None:
         grey = Image.new("RGB", PLACEHOLDER_SIZE, (127, 127, 127))
         frames = [grey] * 4 if record.media.video is not None else None
-        return VQARequest(images=[grey] * record.media.count, question=question, video_frames=frames)
-    return VQARequest(
-        images=load_record_images(record, image_root),
-        question=question,
-        video_frames=_video_frames(record, image_root),
-    )
+        return Request(question, [grey] * record.media.count, frames, settings=settings, blank_images=True)
+    media = read_record_media(record, image_root)
+    return Request(question, media.images, media.video_frames, settings=settings, blank_images=blank_images)

@@ -1,17 +1,24 @@
-"""``--compat llava-med``: LLaVA-Med v1.0.0 ``llava/eval/run_eval.py`` scoring, reproduced.
+"""``--compat llava-med``: LLaVA-Med's ``llava/eval/run_eval.py`` scoring, reproduced.
 
 Published VQA-RAD / SLAKE / PathVQA tables for LLaVA-Med and its followers were produced by that
-script, so numbers only compare when scored the same way. Its rules (all reproduced here):
+script, so numbers only compare when scored the same way. Two versions of it differ in one rule,
+so each is a named rule here:
+
+- ``llava-med`` = tag v1.0.0 (commit b9a98a7, 2023-12-11, "fix closed accuracy calculation #35"):
+  a closed prediction that contains "yes" or "no" but not the gold is a **miss**;
+- ``llava-med-2023-08`` = the init release (commit ad758b6, 2023-08-24; unchanged in e9972cf):
+  such a prediction is **skipped** (neither hit nor miss), so a wrong "no" lowers nothing.
+
+Everything else is common to both (and reproduced here):
 
 - gold and prediction are lower-cased and passed through its ``normalize_word`` (punctuation
   list folded to space or removed, periods not followed by a digit removed — at most 32 of them,
   because ``re.UNICODE`` lands in ``sub``'s *count* argument —, number words to digits with
   "none" -> "0", articles dropped, VQA contractions restored); the metric helpers normalise again.
-- **closed** ("yes/no accuracy"): if the prediction contains the substring "yes" or "no", it is a
-  hit when the gold is a substring of it, and *otherwise the question is skipped* (neither hit
-  nor miss); a prediction without either substring is a miss. So "no" in "nodule" counts, a
-  wrong "no" for a "yes" gold lowers nothing, a correct organ name without yes/no is a miss, and
-  Chinese answers (是/否) are always misses.
+- **closed** ("yes/no accuracy"): a hit needs the substring "yes" or "no" in the prediction *and*
+  the gold as a substring of it; a prediction with neither substring is a miss. So "no" in
+  "nodule" counts, a correct organ name without yes/no is a miss, and Chinese answers (是/否)
+  are always misses.
 - **open**: recall / precision / F1 over whitespace words where true positives count the
   prediction's repeats; "exact match" = distinct gold words found / prediction word count;
   BLEU = NLTK ``sentence_bleu`` (4-gram, uniform; and single-order weights for BLEU-1/2/3), no
@@ -20,7 +27,7 @@ script, so numbers only compare when scored the same way. Its rules (all reprodu
 - only ``answer_type`` exactly "OPEN" or "CLOSED" is scored; other values are ignored.
 
 Where the default scorer differs: it maps answers to canonical labels (so 是/否 and "no, there is
-not" score correctly and skipped questions do not exist), tokenises Chinese by character, uses
+not" score correctly and no question is skipped), tokenises Chinese by character, uses
 effective-order BLEU and reports every question in the denominator.
 """
 
@@ -32,12 +39,20 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 _PUNCTUATION = ';/[]"{}()=+\\_-><@`,?!'
 _PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")
 _DIGIT_COMMA = re.compile(r"(\d)(\,)(\d)")
 _MAX_PERIODS = 32  # re.UNICODE (== 32) passed as ``count`` in the original
 _ARTICLES = frozenset({"a", "an", "the"})
+
+LlavaMedRule = Literal["llava-med", "llava-med-2023-08"]
+LLAVA_MED_RULES: tuple[str, ...] = get_args(LlavaMedRule)
+RULE_TITLES = {
+    "llava-med": "LLaVA-Med v1.0.0 run_eval.py (b9a98a7)",
+    "llava-med-2023-08": "LLaVA-Med 2023-08 run_eval.py (ad758b6, yes/no misses skipped)",
+}
 
 
 def _pairs(table: str) -> dict[str, str]:
@@ -160,8 +175,20 @@ class LlavaMedItem:
     answer_type: str
 
 
-def score_llava_med(items: Sequence[LlavaMedItem], candidates: Sequence[str | int] | None = None) -> dict:
-    """The numbers LLaVA-Med's ``run_eval.py`` prints (in percent), plus the counts behind them."""
+def check_rule(rule: str) -> LlavaMedRule:
+    """The rule name itself, or a ValueError that lists the known ones."""
+    if rule not in LLAVA_MED_RULES:
+        raise ValueError(f"unknown LLaVA-Med rule {rule!r}; known: {', '.join(LLAVA_MED_RULES)}")
+    return rule  # type: ignore[return-value]
+
+
+def score_llava_med(
+    items: Sequence[LlavaMedItem],
+    candidates: Sequence[str | int] | None = None,
+    rule: LlavaMedRule = "llava-med",
+) -> dict:
+    """The numbers LLaVA-Med's ``run_eval.py`` prints (in percent) under ``rule``, plus the counts."""
+    check_rule(rule)
     closed_hits: list[int] = []
     open_rows: list[dict[str, float]] = []
     prepared = prepare_candidates(candidates) if candidates is not None else None
@@ -185,15 +212,15 @@ def score_llava_med(items: Sequence[LlavaMedItem], candidates: Sequence[str | in
                 row["open_accuracy"] = open_accuracy(prediction, gold, prepared)
             open_rows.append(row)
         elif item.answer_type == "CLOSED":
-            if "yes" in prediction or "no" in prediction:
-                if gold in prediction:
-                    closed_hits.append(1)
-            else:
-                closed_hits.append(0)
+            says_yes_or_no = "yes" in prediction or "no" in prediction
+            hit = says_yes_or_no and gold in prediction
+            skipped = rule == "llava-med-2023-08" and says_yes_or_no and not hit
+            if not skipped:
+                closed_hits.append(int(hit))
     names = ["exact_match", "f1", "precision", "recall", "bleu", "bleu_1", "bleu_2", "bleu_3"]
     if candidates is not None:
         names.append("open_accuracy")
-    result: dict = {
+    result: dict = {"rule": rule} | {
         name: 100 * sum(r[name] for r in open_rows) / len(open_rows) if open_rows else 0.0 for name in names
     }
     result["yes_no_accuracy"] = 100 * sum(closed_hits) / len(closed_hits) if closed_hits else 0.0

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -126,11 +126,13 @@ def accuracy(hits: Sequence[bool | float]) -> float:
     return sum(float(h) for h in hits) / len(hits) if hits else 0.0
 
 
-def balanced_accuracy(gold_labels: Sequence[str], predicted_labels: Sequence[str]) -> float:
-    """Mean per-class recall over the gold classes (robust to a majority-class guesser)."""
+def balanced_accuracy(gold_labels: Sequence[Hashable], predicted_labels: Sequence[Hashable]) -> float:
+    """Mean per-class recall over the classes present in the gold (robust to a majority-class
+    guesser). Labels may be canonical answer strings or class indices; the one definition for
+    ``ultra.eval`` and training validation alike."""
     if len(gold_labels) != len(predicted_labels):
         raise ValueError(f"{len(gold_labels)} gold labels but {len(predicted_labels)} predictions")
-    per_class: dict[str, list[bool]] = {}
+    per_class: dict[Hashable, list[bool]] = {}
     for gold, predicted in zip(gold_labels, predicted_labels, strict=True):
         per_class.setdefault(gold, []).append(gold == predicted)
     if not per_class:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from data_zh.fonts import cjk_rc_params
+from ultra.eval.llava_med import RULE_TITLES
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def markdown_table(metrics: dict[str, Any], title: str = "") -> str:
     if "llava_med" in metrics:
         lm = metrics["llava_med"]
         extra.append(
-            f"LLaVA-Med v1.0.0 scoring: yes/no accuracy {lm['yes_no_accuracy']:.1f} "
+            f"{RULE_TITLES[lm['rule']]}: yes/no accuracy {lm['yes_no_accuracy']:.1f} "
             f"({lm['n_closed_counted']} of {lm['n_closed']} closed counted), open recall {lm['recall']:.1f}"
         )
     if extra:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ultra.answerer import Answerer
 from ultra.eval.answers import read_answers
 from ultra.eval.baselines import fit_majority_baseline
 from ultra.eval.generate import generate_answers_file
@@ -50,8 +51,7 @@ def score_with_baselines(
 
 
 def run_evaluation(
-    model: Any,
-    processor: Any,
+    answerer: Answerer,
     records: Sequence[Any],
     out_dir: str | Path,
     image_root: str | Path | None = None,
@@ -75,7 +75,7 @@ def run_evaluation(
     blind_path = out_dir / "answers_blind.jsonl"
     missing: list[tuple[str, str]] = []
     if blind or blind_only:
-        generate_answers_file(model, processor, records, blind_path, blank_images=True, **common)
+        generate_answers_file(answerer, records, blind_path, blank_images=True, **common)
     if blind_only:
         metrics = score_with_baselines(
             read_answers(blind_path), records, None, train_records, token_mode, compat
@@ -83,7 +83,7 @@ def run_evaluation(
         metrics["run"] = "blind only (blank images)"
     else:
         seen_path = out_dir / "answers.jsonl"
-        report = generate_answers_file(model, processor, records, seen_path, strict=strict, **common)
+        report = generate_answers_file(answerer, records, seen_path, strict=strict, **common)
         missing = report.missing_media
         blind_answers = read_answers(blind_path) if blind else None
         metrics = score_with_baselines(

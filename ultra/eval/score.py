@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from ultra.eval.canonical import canonical_label
+from ultra.eval.llava_med import LlavaMedItem, LlavaMedRule, check_rule, score_llava_med
 from ultra.eval.metrics import (
     OPEN_METRICS,
     OpenScores,
@@ -28,7 +29,10 @@ from ultra.eval.tokenize import TokenMode, fold_text, tokenize_answer
 log = logging.getLogger(__name__)
 
 BREAKDOWNS = ("language", "answer_type", "content_type", "modality", "organ")
-Compat = Literal["llava-med"] | None
+# A question's type: SLAKE's content_type, else the record's question_type (BUSI's lesion /
+# malignancy / site, VQA-RAD's question_type). The majority baseline and the scorecard group by it.
+QUESTION_TYPE = "content_type"
+Compat = LlavaMedRule | None
 
 
 class ScorableRecord(Protocol):
@@ -140,20 +144,30 @@ def score_item(item: GoldItem, prediction: str, token_mode: TokenMode = "char") 
     return ScoredItem(item, prediction, open=open_scores(hypothesis, reference))
 
 
+def _balanced_accuracy_of_pairs(pairs: Sequence[tuple[str, str]]) -> float:
+    """Balanced accuracy of (gold label, predicted label) pairs (the bootstrap resamples pairs)."""
+    return balanced_accuracy([gold for gold, _ in pairs], [predicted for _, predicted in pairs])
+
+
 def summarize(scored: Sequence[ScoredItem], n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Percent metrics of a group: closed accuracy (+ balanced, + 95% CI) and every open metric."""
+    """Percent metrics of a group: closed accuracy and balanced accuracy (each with a 95% CI when
+    ``n_resamples``), and every open metric (recall with a 95% CI)."""
     closed = [s for s in scored if s.item.answer_type == "closed"]
     opened = [s for s in scored if s.open is not None]
     summary: dict[str, Any] = {"n": len(scored), "n_closed": len(closed), "n_open": len(opened)}
     if closed:
         hits = [float(s.closed_hit) for s in closed]
+        pairs = [(s.gold_label or "", s.predicted_label or "") for s in closed]
+        summary["n_closed_correct"] = int(sum(hits))
         summary["closed_accuracy"] = 100 * accuracy(hits)
-        summary["closed_balanced_accuracy"] = 100 * balanced_accuracy(
-            [s.gold_label or "" for s in closed], [s.predicted_label or "" for s in closed]
-        )
+        summary["closed_balanced_accuracy"] = 100 * _balanced_accuracy_of_pairs(pairs)
         if n_resamples:
             low, high = bootstrap_ci(hits, n_resamples=n_resamples, seed=seed)
             summary["closed_accuracy_ci95"] = [100 * low, 100 * high]
+            low, high = bootstrap_ci(
+                pairs, statistic=_balanced_accuracy_of_pairs, n_resamples=n_resamples, seed=seed
+            )
+            summary["closed_balanced_accuracy_ci95"] = [100 * low, 100 * high]
     if opened:
         for name in OPEN_METRICS:
             summary[f"open_{name}"] = 100 * accuracy([getattr(s.open, name) for s in opened])
@@ -172,12 +186,17 @@ def score_answers(
     n_resamples: int = 1000,
     seed: int = 0,
     breakdowns: Sequence[str] = BREAKDOWNS,
+    group_resamples: int = 0,
 ) -> dict[str, Any]:
     """Metrics of an answers list against gold records (percent), overall and by category.
 
-    ``compat="llava-med"`` adds LLaVA-Med v1.0.0's numbers under ``"llava_med"``
-    (see :mod:`ultra.eval.llava_med`); the default metrics are always reported too.
+    ``group_resamples`` > 0 adds bootstrap intervals to every breakdown group too (the model card
+    needs them per question type). ``compat="llava-med"`` adds LLaVA-Med v1.0.0's numbers under
+    ``"llava_med"``, ``compat="llava-med-2023-08"`` those of its August 2023 release (see
+    :mod:`ultra.eval.llava_med`); the default metrics are always reported too.
     """
+    if compat is not None:
+        check_rule(compat)
     items = gold_items(records)
     predictions = answers_by_id(answers)
     missing = [item.id for item in items if item.id not in predictions]
@@ -198,18 +217,16 @@ def score_answers(
         groups: dict[str, list[ScoredItem]] = {}
         for s in scored:
             groups.setdefault(s.item.categories.get(category, "unknown"), []).append(s)
-        metrics["by"][category] = {name: summarize(group, 0) for name, group in sorted(groups.items())}
-    if compat == "llava-med":
-        from ultra.eval.llava_med import LlavaMedItem, score_llava_med
-
+        metrics["by"][category] = {
+            name: summarize(group, group_resamples, seed) for name, group in sorted(groups.items())
+        }
+    if compat is not None:
         compat_items = [
             LlavaMedItem(s.item.id, s.item.answer, s.prediction, s.item.answer_type.upper()) for s in scored
         ]
         if candidates is None:
             candidates = list(dict.fromkeys(item.answer for item in items if item.answer_type == "open"))
-        metrics["llava_med"] = score_llava_med(compat_items, candidates)
-    elif compat is not None:
-        raise ValueError(f"unknown compat mode {compat!r}; known: 'llava-med'")
+        metrics["llava_med"] = score_llava_med(compat_items, candidates, rule=compat)
     return metrics
 
 

@@ -2,18 +2,22 @@
 
 from ultra.model.configuration import DEFAULT_SYSTEM_PROMPT, UltraConfig
 from ultra.model.loading import (
-    LoraSettings,
     WeightsNotFoundError,
-    apply_lora,
     build_config,
     build_model,
-    load_adapter,
     load_model,
-    merge_adapter,
     preset_with,
     processor_for,
-    save_adapter,
     save_checkpoint,
+)
+from ultra.model.lora import (
+    AdapterError,
+    LoraSettings,
+    add_lora,
+    has_lora,
+    load_adapter,
+    merge_lora,
+    save_adapter,
 )
 from ultra.model.modeling import UltraForConditionalGeneration, UltraModel
 from ultra.model.presets import Preset, get_preset, list_presets
@@ -21,6 +25,7 @@ from ultra.model.processor import IGNORE_INDEX, UltraProcessor, user_message
 from ultra.model.tokenizer import build_tiny_tokenizer, bundled_tokenizer_dir, train_tokenizer
 
 __all__ = [
+    "AdapterError",
     "DEFAULT_SYSTEM_PROMPT",
     "IGNORE_INDEX",
     "LoraSettings",
@@ -30,16 +35,17 @@ __all__ = [
     "UltraModel",
     "UltraProcessor",
     "WeightsNotFoundError",
-    "apply_lora",
+    "add_lora",
     "build_config",
     "build_model",
     "build_tiny_tokenizer",
     "bundled_tokenizer_dir",
     "get_preset",
+    "has_lora",
     "list_presets",
     "load_adapter",
     "load_model",
-    "merge_adapter",
+    "merge_lora",
     "preset_with",
     "processor_for",
     "save_adapter",

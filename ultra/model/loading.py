@@ -1,4 +1,4 @@
-"""Building, loading, LoRA and merging: every way to get a ``(model, processor)`` pair.
+"""Building and loading: every way to get a ``(model, processor)`` pair (LoRA from ``ultra.model.lora``).
 
 ``load_model`` is the one entry point: a checkpoint folder or a preset name, optionally with a
 LoRA adapter, optionally merged. Checkpoints are safetensors only; nothing is ever unpickled.
@@ -7,42 +7,26 @@ LoRA adapter, optionally merged. Checkpoints are safetensors only; nothing is ev
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict
-from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from fusion import FusionConfig, VisionFusion
 from fusion.video import video_token_count
 from ultra.model.configuration import UltraConfig
+from ultra.model.lora import load_adapter, merge_lora
 from ultra.model.modeling import UltraForConditionalGeneration
-from ultra.model.presets import QWEN_LORA_TARGETS, Preset, get_preset, list_presets
+from ultra.model.presets import Preset, get_preset, list_presets
 from ultra.model.processor import UltraProcessor
 from ultra.model.tokenizer import IMAGE_TOKEN, VIDEO_TOKEN, add_multimodal_tokens, bundled_tokenizer_dir
 from ultra.resources import embedded_model_dir
 
 logger = logging.getLogger(__name__)
 
-VISION_TRAINABLES_FILE = "vision_trainables.safetensors"
-
 
 class WeightsNotFoundError(FileNotFoundError):
     """Weights that must be downloaded or trained first; the message says which and where."""
-
-
-class LoraSettings(BaseModel):
-    """LoRA on the LLM; the fusion projectors/weights (and unfrozen encoders) train in full."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] | None = None
-    train_vision: bool = True
 
 
 def _download_message(preset: Preset, reason: str) -> str:
@@ -247,105 +231,10 @@ def load_model(
             f"{path_or_preset}: neither a model folder nor a preset (presets: {', '.join(list_presets())})"
         )
     if adapter is not None:
-        model = load_adapter(model, adapter)
+        load_adapter(model, adapter)
         if merge:
-            model = merge_adapter(model)
+            merge_lora(model)
     elif merge:
         raise ValueError("merge=True needs an adapter to merge")
     model = model.to(device=device, dtype=dtype).eval()
     return model, processor
-
-
-# ---- LoRA ---------------------------------------------------------------------------------------
-def _lora_pattern(targets: list[str]) -> str:
-    names = "|".join(re.escape(name) for name in targets)
-    return rf"model\.language_model\..*\.({names})"
-
-
-def vision_trainable_names(model: UltraForConditionalGeneration) -> list[str]:
-    """Vision-side parameters that train alongside LoRA: all but frozen encoders."""
-    frozen_encoders = FusionConfig.model_validate(model.config.vision).freeze_encoders
-    names = []
-    for name, _ in model.model.vision_tower.named_parameters():
-        if frozen_encoders and name.startswith("encoders."):
-            continue
-        names.append(f"model.vision_tower.{name}")
-    return names
-
-
-def apply_lora(model: UltraForConditionalGeneration, settings: LoraSettings | None = None) -> torch.nn.Module:
-    """Wrap the model with LoRA on the LLM (``get_peft_model``) and unfreeze the fusion side."""
-    from peft import LoraConfig, get_peft_model
-
-    settings = settings or LoraSettings()
-    targets = settings.target_modules or model.config.lora_target_modules or list(QWEN_LORA_TARGETS)
-    lora_config = LoraConfig(
-        r=settings.r,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        target_modules=_lora_pattern(targets),
-        task_type="CAUSAL_LM",
-    )
-    peft_model = get_peft_model(model, lora_config)
-    if settings.train_vision:
-        parameters = dict(model.named_parameters())
-        for name in vision_trainable_names(model):
-            parameters[name].requires_grad_(True)
-    return peft_model
-
-
-def trained_non_lora_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Parameters and buffers of every non-LoRA module that has a trainable parameter.
-
-    Buffers matter: BatchNorm running statistics of an encoder trained beside LoRA move too, and
-    an adapter without them would not reproduce the trained model.
-    """
-    state = {}
-    for module_name, module in model.named_modules():
-        if "lora_" in module_name or not any(p.requires_grad for p in module.parameters(recurse=False)):
-            continue
-        for name, tensor in module.state_dict().items():
-            if "." not in name:
-                state[f"{module_name}.{name}"] = tensor.detach().contiguous().cpu()
-    return state
-
-
-def save_adapter(peft_model: torch.nn.Module, directory: str | Path) -> Path:
-    """The LoRA adapter (peft format) plus the trained vision-side weights, both safetensors."""
-    directory = Path(directory)
-    peft_model.save_pretrained(directory, safe_serialization=True)
-    base = peft_model.get_base_model()
-    metadata = {"projectors_trained": str(bool(base.config.projectors_trained)).lower()}
-    save_file(trained_non_lora_state(base), str(directory / VISION_TRAINABLES_FILE), metadata=metadata)
-    return directory
-
-
-def load_adapter(
-    model: UltraForConditionalGeneration, directory: str | Path, is_trainable: bool = False
-) -> torch.nn.Module:
-    """Base model + adapter: the LoRA weights and the saved vision-side weights."""
-    from peft import PeftModel
-    from safetensors import safe_open
-
-    directory = Path(directory)
-    if not (directory / "adapter_config.json").is_file():
-        raise WeightsNotFoundError(f"{directory}: not a LoRA adapter folder (no adapter_config.json)")
-    peft_model = PeftModel.from_pretrained(model, str(directory), is_trainable=is_trainable)
-    extra = directory / VISION_TRAINABLES_FILE
-    if extra.is_file():
-        state = load_file(str(extra))
-        with safe_open(str(extra), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        result = model.load_state_dict(state, strict=False)
-        if result.unexpected_keys:
-            raise ValueError(
-                f"{extra}: weights the model does not have: {', '.join(result.unexpected_keys[:5])}"
-            )
-        if metadata.get("projectors_trained") == "true":
-            model.config.projectors_trained = True
-    return peft_model
-
-
-def merge_adapter(peft_model: torch.nn.Module) -> UltraForConditionalGeneration:
-    """Fold LoRA into the base weights; the result saves as a plain checkpoint."""
-    return peft_model.merge_and_unload()

@@ -1,10 +1,10 @@
-"""Training: typed stage configs, an accelerate loop with exact resume, and the embedded model's recipe."""
+"""Training: typed stage configs, objectives by name (a registry), an accelerate loop with exact resume,
+and the embedded model's recipe."""
 
 from ultra.train.checkpoint import RunState, latest_checkpoint, list_checkpoints
 from ultra.train.config import (
     Augmentation,
     DataSource,
-    LoraSettings,
     ModelSource,
     StageConfig,
     TrainConfig,
@@ -12,37 +12,49 @@ from ultra.train.config import (
     load_train_config,
 )
 from ultra.train.curves import plot_loss_curve
-from ultra.train.data import RecordDataset, SkippingCollator, load_source
-from ultra.train.lora import add_lora, merge_lora, save_adapter
+from ultra.train.data import FailureLog, LoadFailure, RecordDataset, load_source
+from ultra.train.objectives import (
+    OBJECTIVES,
+    Objective,
+    ObjectiveRegistry,
+    StageContext,
+    UnknownObjectiveError,
+    get_objective,
+    register_objective,
+)
 from ultra.train.order import stage_order
 from ultra.train.params import TrainableSelectionError, apply_trainable, match_parameters
 from ultra.train.runner import Trainer, TrainingInterrupted, TrainingResult, run_training
 
 __all__ = [
+    "OBJECTIVES",
     "Augmentation",
     "DataSource",
-    "LoraSettings",
+    "FailureLog",
+    "LoadFailure",
     "ModelSource",
     "RecordDataset",
     "RunState",
-    "SkippingCollator",
+    "StageContext",
+    "Objective",
+    "ObjectiveRegistry",
     "StageConfig",
     "TrainConfig",
     "Trainer",
     "TrainableSelectionError",
     "TrainingInterrupted",
     "TrainingResult",
+    "UnknownObjectiveError",
     "ValidationConfig",
-    "add_lora",
     "apply_trainable",
+    "get_objective",
     "latest_checkpoint",
     "list_checkpoints",
     "load_source",
     "load_train_config",
     "match_parameters",
-    "merge_lora",
     "plot_loss_curve",
+    "register_objective",
     "run_training",
-    "save_adapter",
     "stage_order",
 ]

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ultra.config_io import load_config
+from ultra.model.lora import LoraSettings
 
 
 class _Strict(BaseModel):
@@ -40,16 +41,6 @@ class DataSource(_Strict):
     repeat: int = Field(default=1, ge=1, description="repeat the records (upweight a small source)")
 
 
-class LoraSettings(_Strict):
-    """PEFT LoRA on the language model (instruction tuning)."""
-
-    r: int = Field(default=8, gt=0)
-    alpha: int = Field(default=16, gt=0)
-    dropout: float = Field(default=0.05, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    module: str = Field(default="language_model", description="submodule that receives the LoRA layers")
-
-
 class Augmentation(_Strict):
     """Image augmentation for supervised encoder training (a few hundred images overfit fast)."""
 
@@ -62,15 +53,18 @@ class Augmentation(_Strict):
 class StageConfig(_Strict):
     """One training stage.
 
-    ``objective``: ``classification`` trains the vision encoders on the records' labels through a
-    temporary linear head (stage 0 for presets without pretrained parts); ``language_modeling`` is
-    next-token loss on the answers (LLM from scratch, alignment, instruction tuning).
+    ``objective``: the name of an entry in the objectives registry (``ultra.train.objectives``;
+    the trainer checks it and lists the known names). Built in: ``classification`` trains the
+    vision encoders on the records' labels through a temporary linear head (stage 0 for presets
+    without pretrained parts); ``language_modeling`` is next-token loss on the answers (LLM from
+    scratch, alignment, instruction tuning).
     ``train``: fnmatch patterns over parameter names; everything else is frozen. With ``lora`` the
-    LoRA matrices are added to the language model first and their names (``*lora_*``) may be used.
+    LoRA matrices (``ultra.model.lora``) are added to the language model first and their names
+    (``*lora_*``) may be used.
     """
 
     name: str
-    objective: Literal["classification", "language_modeling"] = "language_modeling"
+    objective: str = Field(default="language_modeling", min_length=1)
     train: list[str] = Field(min_length=1)
     sources: list[str] | None = Field(default=None, description="names of data sources; None: all")
     label_key: str = Field(default="class", description="classification: key in record.labels")

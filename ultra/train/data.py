@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
 from data_zh.schema import IMAGE_PLACEHOLDER, Media, Record, Turn
+from ultra.media import read_record_media
 from ultra.train.config import DataSource
 
 logger = logging.getLogger(__name__)
@@ -102,32 +104,61 @@ def drop_records_without_media(records: list[Record]) -> list[Record]:
     return kept
 
 
-def load_record_images(record: Record) -> list[Image.Image]:
-    """Every image of a record as RGB PIL images, in placeholder order (images, then DICOM frames)."""
-    images = []
-    for relative in record.media.images:
-        path = record.media.resolve(relative)
-        with Image.open(path) as image:
-            images.append(image.convert("RGB"))
-    if record.media.dicom:
-        from ultra.dicom import load_dicom_image
-
-        for ref in record.media.dicom:
-            images.append(load_dicom_image(record.media.resolve(ref.path), frame=ref.frame))
-    return images
-
-
 def messages_of(record: Record) -> list[dict[str, str]]:
     """The conversation as plain role/content dicts (the processor's input)."""
     return [{"role": turn.role, "content": turn.content} for turn in record.conversations]
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadFailure:
-    """A record that could not be loaded, kept so the run can report it at the end."""
+    """An item (of any objective) that could not be loaded: datasets return it instead of raising,
+    so one unreadable record never takes its batch down, and the run reports it by record id."""
 
     record_id: str
     reason: str
+
+    @classmethod
+    def of(cls, record_id: str, error: Exception) -> LoadFailure:
+        """The failure of ``record_id`` with the error's type and message as the reason."""
+        return cls(record_id, f"{type(error).__name__}: {error}")
+
+
+class CollatedBatch(NamedTuple):
+    """An objective's batch of the loadable items, their count, and the items that failed.
+
+    A named tuple, so ``accelerate`` moves ``inputs`` to the device like any other batch."""
+
+    inputs: Any
+    size: int
+    failures: list[LoadFailure]
+
+
+@dataclass
+class SkippingCollator:
+    """Wraps an objective's ``collate``: it sees only the loadable items; the failed ones travel
+    with the batch to the main process (collation may run in DataLoader workers)."""
+
+    collate: Callable[[list], Any]
+
+    def __call__(self, items: list) -> CollatedBatch:
+        failures = [item for item in items if isinstance(item, LoadFailure)]
+        good = [item for item in items if not isinstance(item, LoadFailure)]
+        return CollatedBatch(self.collate(good) if good else None, len(good), failures)
+
+
+@dataclass
+class FailureLog:
+    """The run's one collector of failed items: each is logged once by id, then listed in the summary."""
+
+    failures: list[LoadFailure] = field(default_factory=list)
+
+    def report(self, failures: list[LoadFailure]) -> None:
+        for failure in failures:
+            logger.warning("record %s skipped: %s", failure.record_id, failure.reason)
+            self.failures.append(failure)
+
+    def record_ids(self) -> list[str]:
+        return sorted({failure.record_id for failure in self.failures})
 
 
 def media_keys(record: Record) -> list[str]:
@@ -166,7 +197,8 @@ class FrozenFeatureCache:
 
 @dataclass
 class RecordDataset(Dataset):
-    """Records encoded by the processor on access; a failed record yields a ``LoadFailure``.
+    """Records encoded by the processor on access (images, DICOM frames and video frames, read by
+    ``ultra.media``); a failed record yields a ``LoadFailure``.
 
     With a ``feature_cache`` the examples carry ``image_features`` (fused tokens) instead of
     pixels."""
@@ -181,40 +213,14 @@ class RecordDataset(Dataset):
     def __getitem__(self, index: int) -> dict | LoadFailure:
         record = self.records[index]
         try:
-            images = load_record_images(record)
-            if self.feature_cache is not None and images:
-                example = self.processor.encode_example(messages_of(record), images)
+            media = read_record_media(record)
+            example = self.processor.encode_example(messages_of(record), media.images, media.video_frames)
+            if self.feature_cache is not None and media.images:
                 example["pixel_values"] = None
-                example["image_features"] = self.feature_cache.features(media_keys(record), images)
-            else:
-                example = self.processor.encode_example(messages_of(record), images)
+                example["image_features"] = self.feature_cache.features(media_keys(record), media.images)
         except Exception as error:  # any unreadable record is reported and skipped, whatever the cause
             return LoadFailure(record.id, f"{type(error).__name__}: {error}")
         return example
-
-
-@dataclass
-class SkippingCollator:
-    """Collates the loadable examples of a batch and reports the others by record id."""
-
-    processor: Any
-    failures: list[LoadFailure] = field(default_factory=list)
-
-    def __call__(self, items: list[dict | LoadFailure]) -> dict | None:
-        good = []
-        for item in items:
-            if isinstance(item, LoadFailure):
-                logger.warning("record %s skipped: %s", item.record_id, item.reason)
-                self.failures.append(item)
-            else:
-                good.append(item)
-        if not good:
-            return None
-        batch = self.processor.collate(good)
-        features = [tokens for example in good for tokens in example.get("image_features") or []]
-        if features:
-            batch["image_features"] = features
-        return batch
 
 
 class OrderedView(Dataset):

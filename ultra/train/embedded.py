@@ -59,19 +59,17 @@ def install(run_dir: Path, destination: Path) -> Path:
 
 def example_answers(model: Any, processor: Any) -> list[dict]:
     """The model's greedy answers on the bundled examples (the determinism test compares them)."""
-    from PIL import Image
+    from ultra.answerer import Answerer, GenerationSettings, Request
+    from ultra.media import read_image
 
-    from ultra.dicom import load_dicom_image
-    from ultra.inference import VQARequest, generate_answers
-
-    requests = []
-    for name, question in EXAMPLE_QUESTIONS:
-        path = examples_dir() / name
-        image = load_dicom_image(path) if path.suffix == ".dcm" else Image.open(path).convert("RGB")
-        requests.append(VQARequest(images=[image], question=question))
-    answers = generate_answers(model, processor, requests, batch_size=4, max_new_tokens=16)
+    settings = GenerationSettings(max_new_tokens=16)
+    requests = [
+        Request(question, [read_image(examples_dir() / name)], settings=settings)
+        for name, question in EXAMPLE_QUESTIONS
+    ]
+    answers = Answerer(model, processor).answer(requests, batch_size=4)
     return [
-        {"images": [name], "question": question, "answer": answer}
+        {"images": [name], "question": question, "answer": answer.text}
         for (name, question), answer in zip(EXAMPLE_QUESTIONS, answers, strict=True)
     ]
 
@@ -91,14 +89,17 @@ def render_model_card(summary: dict[str, Any], card: dict[str, Any], command: st
         f"| {row['stage']} | {row['steps']} | {row['samples']} | {row['wall_s']} | {row['samples_per_s']} |"
         for row in summary["stages"]
     )
-    table = scorecard_markdown(
-        card, [name for name in ("lesion", "malignancy", "site") if name in card["model"]]
-    )
+    types = card["model"]["by_question_type"]
+    table = scorecard_markdown(card, [name for name in ("lesion", "malignancy", "site") if name in types])
 
     def gap(name: str) -> str:
-        model = card["model"].get(name, {}).get("balanced_accuracy", float("nan"))
-        blind = card["blind"].get(name, {}).get("balanced_accuracy", float("nan"))
+        model, blind = (
+            card[run]["by_question_type"].get(name, {}).get("closed_balanced_accuracy", float("nan"))
+            for run in ("model", "blind")
+        )
         return f"{model - blind:+.1f}"
+
+    sensitivity = card["image_sensitivity"]["image_sensitivity"]
 
     return f"""# ultra-tiny-zh — model card
 
@@ -161,7 +162,7 @@ the same model answering with `ultra.blank_like` images (zeros after normalisati
 
 Balanced accuracy above the blind run: 是否可见病灶 (lesion) {gap("lesion")} points, 良性/恶性
 (malignancy) {gap("malignancy")} points (target: at least +10 on both). Image sensitivity (share of
-answers that change with blank images): {card["image_sensitivity"]:.1f}%. Other question types are
+answers that change with blank images): {sensitivity:.1f}%. Other question types are
 reported without a target. With 60 validation images the intervals are wide; read the numbers as
 "the model uses the image", not as diagnostic performance.
 
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     text = text.replace("{size_mb}", f"{size:.1f}").replace("{torch}", torch.__version__)
     (destination / "MODEL_CARD.md").write_text(text, encoding="utf-8")
     print(scorecard_markdown(card), file=sys.stdout)  # noqa: T201 - a command-line entry point
-    print(f"image sensitivity: {card['image_sensitivity']:.1f}%")  # noqa: T201
+    print(f"image sensitivity: {card['image_sensitivity']['image_sensitivity']:.1f}%")  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -26,13 +26,24 @@ from torch.utils.data import DataLoader, Dataset
 
 from ultra.train.checkpoint import RunState
 from ultra.train.config import StageConfig
+from ultra.train.data import FailureLog, OrderedView, SkippingCollator
 
 logger = logging.getLogger(__name__)
 
 
+def ordered_view(dataset: Dataset, order: list[int], offset: int) -> Dataset:
+    """The dataset read in the stage order from ``offset`` samples on (the default view)."""
+    return OrderedView(dataset, order[offset:])
+
+
 @dataclass
 class StagePlan:
-    """Everything one stage needs; built by the runner from the config."""
+    """Everything one stage needs; built by the stage's objective (``ultra.train.objectives``).
+
+    ``dataset`` items are the objective's own (or a ``LoadFailure``); ``collate`` sees only the
+    loadable ones; ``loss_fn(module, inputs)`` turns a collated batch into the loss; ``view``
+    reads the dataset in the stage order from an offset (resume); ``validate(module)`` scores.
+    """
 
     stage: StageConfig
     index: int
@@ -40,9 +51,9 @@ class StagePlan:
     dataset: Dataset
     collate: Callable[[list], Any]
     loss_fn: Callable[[nn.Module, Any], torch.Tensor]
-    batch_size_of: Callable[[Any], int]
     total_steps: int
     validate: Callable[[nn.Module], dict] | None = None
+    view: Callable[[Dataset, list[int], int], Dataset] = ordered_view
     extra: dict = field(default_factory=dict)
 
 
@@ -94,7 +105,7 @@ def run_stage(
     state: RunState,
     *,
     seed_order: Callable[[int, int], list[int]],
-    make_view: Callable[[list[int], int], Dataset],
+    failures: FailureLog,
     optimizer_state: Callable[[torch.optim.Optimizer, Any], None] | None = None,
     on_step: Callable[[int, torch.optim.Optimizer, Any], None] | None = None,
     num_workers: int = 0,
@@ -104,9 +115,10 @@ def run_stage(
     """Train ``plan.module`` for the stage's remaining steps; updates ``state`` in place.
 
     ``seed_order(num_items, num_samples)`` gives the stage's fixed sample order and
-    ``make_view(order, offset)`` the dataset read from that order at ``offset`` samples, so a run
-    resumed at step k consumes exactly the batches an uninterrupted run would. ``on_step`` is
-    called after every optimizer step (checkpointing, validation).
+    ``plan.view(dataset, order, offset)`` the dataset read from that order at ``offset`` samples,
+    so a run resumed at step k consumes exactly the batches an uninterrupted run would. Items that
+    fail to load go to ``failures``. ``on_step`` is called after every optimizer step
+    (checkpointing, validation).
     """
     stage = plan.stage
     parameters = [p for p in plan.module.parameters() if p.requires_grad]
@@ -120,10 +132,10 @@ def run_stage(
     start = state.stage_step
     order = seed_order(len(plan.dataset), plan.total_steps * per_step)
     loader = DataLoader(
-        make_view(order, start * per_step),
+        plan.view(plan.dataset, order, start * per_step),
         batch_size=stage.batch_size,
         shuffle=False,
-        collate_fn=plan.collate,
+        collate_fn=SkippingCollator(plan.collate),
         num_workers=num_workers,
     )
     module, optimizer_p, loader_p = accelerator.prepare(plan.module, optimizer, loader)
@@ -141,16 +153,19 @@ def run_stage(
                 batch = next(batches, None)
                 if batch is None:
                     continue
+                failures.report(batch.failures)
+                if not batch.size:
+                    continue
                 sync = micro == stage.grad_accum - 1
                 with nullcontext() if sync else accelerator.no_sync(module), accelerator.autocast():
-                    loss = plan.loss_fn(module, batch)
+                    loss = plan.loss_fn(module, batch.inputs)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(
                             f"stage {stage.name!r}: loss is {loss.item()} at step {step + 1}"
                         )
                     accelerator.backward(loss / stage.grad_accum)
                 losses.append(loss.item())
-                seen += plan.batch_size_of(batch)
+                seen += batch.size
             if stage.max_grad_norm is not None and accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(parameters, stage.max_grad_norm)
             optimizer_p.step()

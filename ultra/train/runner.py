@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,34 +14,17 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from data_zh.schema import Record
+from ultra.model.lora import add_lora, has_lora, merge_lora, save_adapter
 from ultra.train import checkpoint as ckpt
 from ultra.train.config import StageConfig, TrainConfig
 from ultra.train.curves import plot_loss_curve
-from ultra.train.data import (
-    FrozenFeatureCache,
-    OrderedView,
-    RecordDataset,
-    SkippingCollator,
-    drop_records_without_media,
-    load_source,
-)
-from ultra.train.loop import StagePlan, run_stage, stage_summary
-from ultra.train.lora import add_lora, has_lora, merge_lora, save_adapter
+from ultra.train.data import FailureLog, drop_records_without_media, load_source
+from ultra.train.loop import run_stage, stage_summary
+from ultra.train.objectives import OBJECTIVES, ObjectiveRegistry, SideModules, StageContext
 from ultra.train.order import stage_order, total_optimizer_steps
 from ultra.train.params import apply_trainable
-from ultra.train.supervision import (
-    EncodedImageDataset,
-    ImageClassifier,
-    LabelledImageDataset,
-    PositionalView,
-    class_weights,
-    find_vision_fusion,
-    labelled_images,
-)
-from ultra.train.validation import validate_classifier, validate_vqa
 
 logger = logging.getLogger(__name__)
 
@@ -115,20 +97,23 @@ class Trainer:
         show_progress: bool = True,
         model_builder: Any = None,
         stop_after: int | None = None,
+        objectives: ObjectiveRegistry = OBJECTIVES,
     ) -> None:
         """``model_builder(config) -> (model, processor)`` replaces the preset/folder loading (e.g. a
-        model built in memory); it must return the same starting weights every call for resume."""
+        model built in memory); it must return the same starting weights every call for resume.
+        ``objectives``: the registry the stages' ``objective`` names come from (checked here)."""
+        objectives.check(config)
         self.config = config
+        self.objectives = objectives
         self.model_builder = model_builder or build_model
         self.stop_after = stop_after
         self.max_steps = max_steps
         self.show_progress = show_progress
         self.output_dir = Path(config.output_dir)
         self._records: dict[str, list[Record]] = {}
-        self.failures: list[str] = []
+        self.failures = FailureLog()
         self.trained: set[str] = set()
-        self.heads = nn.ModuleDict()
-        self._pending_heads: dict[str, torch.Tensor] = {}
+        self.side_modules = SideModules()
 
     # data -----------------------------------------------------------------------------------
     def records_for(self, stage: StageConfig) -> list[Record]:
@@ -159,130 +144,6 @@ class Trainer:
         )
         return min(steps, self.max_steps) if self.max_steps else steps
 
-    # plans ----------------------------------------------------------------------------------
-    def classification_plan(self, model: nn.Module, stage: StageConfig, index: int) -> StagePlan:
-        prefix, fusion = find_vision_fusion(model)
-        if getattr(fusion.config, "freeze_encoders", False):
-            raise ValueError(
-                f"stage {stage.name!r} trains encoders on labels, but the model's fusion config has "
-                "freeze_encoders=true; set it false in model.overrides"
-            )
-        trainable = apply_trainable(model, stage.train)
-        self.trained.update(trainable)
-        outside = [name for name in trainable if not name.startswith(prefix + ".")]
-        if outside:
-            raise ValueError(
-                f"stage {stage.name!r} (classification) can only train {prefix}.*, but its patterns also "
-                f"select {outside[:3]}"
-            )
-        items, classes = labelled_images(self.records_for(stage))
-        head_key = re.sub(r"\W", "_", f"{stage.label_key}__{'__'.join(classes)}")
-        if head_key not in self.heads:
-            # one head per label set, shared by consecutive classification stages (probe, then fine-tune)
-            self.heads[head_key] = nn.Linear(fusion.hidden_size, len(classes))
-            saved = {
-                k.split(".", 1)[1]: v
-                for k, v in self._pending_heads.items()
-                if k.split(".", 1)[0] == head_key
-            }
-            if saved:
-                self.heads[head_key].load_state_dict(saved)
-        classifier = ImageClassifier(fusion, self.heads[head_key])
-        frozen_encoders = not any(p.requires_grad for p in fusion.encoders.parameters())
-        if frozen_encoders and stage.augmentation is None and stage.cache_frozen_image_features:
-            logger.info("stage %s: encoders frozen, no augmentation; encoding each image once", stage.name)
-            dataset = EncodedImageDataset(items, fusion)
-        else:
-            dataset = LabelledImageDataset(items, stage.augmentation, seed=self.config.seed + index)
-        weights = class_weights(items, len(classes))
-        failures = self.failures
-
-        def collate(batch: list) -> tuple[list[torch.Tensor], torch.Tensor, bool] | None:
-            good = []
-            for item in batch:
-                if isinstance(item[0], str) and item[0] == "failed":
-                    logger.warning("record %s skipped: %s", item[1], item[2])
-                    failures.append(item[1])
-                else:
-                    good.append(item)
-            if not good:
-                return None
-            labels = torch.tensor([label for _, label, _ in good])
-            if isinstance(good[0][0], list):
-                encoded = [torch.stack([item[0][k] for item in good]) for k in range(len(good[0][0]))]
-                return encoded, labels, True
-            return fusion.preprocess([image for image, _, _ in good]), labels, False
-
-        def loss_fn(module: nn.Module, batch: tuple[list[torch.Tensor], torch.Tensor, bool]) -> torch.Tensor:
-            inputs, labels, is_encoded = batch
-            logits = module(encoded=inputs) if is_encoded else module(inputs)
-            return nn.functional.cross_entropy(logits.float(), labels, weight=weights.to(logits.device))
-
-        validate = None
-        val_records = self.validation_records()
-        if val_records:
-            val_items, _ = labelled_images(val_records, classes)
-
-            def validate(module: nn.Module) -> dict:
-                return validate_classifier(module, fusion, val_items, len(classes))
-
-        logger.info("stage %s: %d labelled images, classes %s", stage.name, len(items), classes)
-        return StagePlan(
-            stage=stage,
-            index=index,
-            module=classifier,
-            dataset=dataset,
-            collate=collate,
-            loss_fn=loss_fn,
-            batch_size_of=lambda batch: int(batch[1].shape[0]),
-            total_steps=self.steps_for(stage, len(items)),
-            validate=validate,
-            extra={"classes": classes},
-        )
-
-    def language_plan(self, model: nn.Module, processor: Any, stage: StageConfig, index: int) -> StagePlan:
-        self.trained.update(apply_trainable(model, stage.train))
-        records = self.records_for(stage)
-        cache = None
-        if stage.cache_frozen_image_features:
-            _, fusion = find_vision_fusion(model)
-            if not any(parameter.requires_grad for parameter in fusion.parameters()):
-                cache = FrozenFeatureCache(fusion)
-                logger.info("stage %s: vision tower frozen; image tokens computed once per image", stage.name)
-        dataset = RecordDataset(records, processor, cache)
-        collator = SkippingCollator(processor)
-
-        def loss_fn(module: nn.Module, batch: dict) -> torch.Tensor:
-            features = batch.pop("image_features", None)
-            if features is not None:
-                encoded = BaseModelOutputWithPooling(pooler_output=list(features))
-                return module(**batch, mm_encoder_outputs={"image": encoded}).loss
-            return module(**batch).loss
-
-        validate = None
-        val_records = self.validation_records()
-        if val_records:
-            settings = self.config.validation
-
-            def validate(module: nn.Module) -> dict:
-                return validate_vqa(
-                    module, processor, val_records, settings.batch_size, settings.max_new_tokens
-                )
-
-        plan = StagePlan(
-            stage=stage,
-            index=index,
-            module=model,
-            dataset=dataset,
-            collate=collator,
-            loss_fn=loss_fn,
-            batch_size_of=lambda batch: int(batch["input_ids"].shape[0]),
-            total_steps=self.steps_for(stage, len(records)),
-            validate=validate,
-        )
-        plan.extra["collator"] = collator
-        return plan
-
     # run ------------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> TrainingResult:
         started = time.perf_counter()
@@ -304,7 +165,7 @@ class Trainer:
             logger.warning("--resume: no checkpoint in %s; starting from the beginning", self.output_dir)
         if resume_from is not None:
             state = ckpt.read_state(resume_from)
-            self._pending_heads = ckpt.load_head_state(resume_from)
+            self.side_modules = SideModules(ckpt.load_head_state(resume_from))
             logger.info(
                 "resuming from %s (stage %d, step %d)", resume_from, state.stage_index, state.stage_step
             )
@@ -328,7 +189,7 @@ class Trainer:
                 else:
                     save_adapter(model, self.output_dir / "adapters" / stage.name)
             state.stage_index, state.stage_step = index + 1, 0
-            self._save(model, state, accelerator, stage.name, head=self.heads)
+            self._save(model, state, accelerator, stage.name)
             resume_from = None
         final_dir = self.export(model, processor)
         curve = plot_loss_curve(state.history, self.output_dir / "loss_curve.png")
@@ -339,7 +200,7 @@ class Trainer:
             wall_s=time.perf_counter() - started,
             stages=summaries,
             validation=state.validation,
-            skipped_records=sorted(set(self.failures)),
+            skipped_records=self.failures.record_ids(),
         )
         (self.output_dir / "summary.json").write_text(
             json.dumps(
@@ -366,11 +227,22 @@ class Trainer:
         accelerator: Accelerator,
         from_checkpoint: Path | None,
     ) -> dict:
-        if stage.objective == "classification":
-            plan = self.classification_plan(model, stage, index)
-        else:
-            plan = self.language_plan(model, processor, stage, index)
-        head = self.heads
+        trainable = apply_trainable(model, stage.train)
+        self.trained.update(trainable)
+        context = StageContext(
+            config=self.config,
+            stage=stage,
+            index=index,
+            model=model,
+            processor=processor,
+            records=self.records_for(stage),
+            validation_records=self.validation_records(),
+            trainable=trainable,
+            side_modules=self.side_modules,
+            device=accelerator.device,
+            steps_for=lambda num_items: self.steps_for(stage, num_items),
+        )
+        plan = self.objectives.create(stage.objective, stage.name).plan(context)
 
         def restore(optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
             if from_checkpoint is not None:
@@ -390,7 +262,7 @@ class Trainer:
                 logger.info("validation %s step %d: %s", stage.name, step, _short(scores))
             stopping = self.stop_after is not None and state.global_step >= self.stop_after and not last
             if (every_save and step % every_save == 0 and not last) or stopping:
-                self._save(model, state, accelerator, stage.name, optimizer, scheduler, head)
+                self._save(model, state, accelerator, stage.name, optimizer, scheduler)
             if stopping:
                 raise TrainingInterrupted(f"stopped after global step {state.global_step} (checkpoint saved)")
 
@@ -399,26 +271,18 @@ class Trainer:
         def order(num_items: int, num_samples: int) -> list[int]:
             return stage_order(num_items, num_samples, seed)
 
-        def view(order_: list[int], offset: int):
-            if isinstance(plan.dataset, LabelledImageDataset | EncodedImageDataset):
-                return PositionalView(plan.dataset, order_, offset)
-            return OrderedView(plan.dataset, order_[offset:])
-
         run_stage(
             plan,
             accelerator,
             state,
             seed_order=order,
-            make_view=view,
+            failures=self.failures,
             optimizer_state=restore,
             on_step=on_step,
             num_workers=self.config.num_workers,
             show_progress=self.show_progress,
             log_every=self.config.log_every_steps,
         )
-        collator = plan.extra.get("collator")
-        if collator is not None:
-            self.failures.extend(failure.record_id for failure in collator.failures)
         return stage_summary(plan, self.output_dir)
 
     def _save(
@@ -429,12 +293,18 @@ class Trainer:
         stage_name: str,
         optimizer: torch.optim.Optimizer | None = None,
         scheduler: Any = None,
-        head: nn.Module | None = None,
     ) -> None:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             folder = ckpt.checkpoint_dir(self.output_dir, state.global_step, stage_name)
-            ckpt.save_checkpoint(folder, accelerator.unwrap_model(model), state, optimizer, scheduler, head)
+            ckpt.save_checkpoint(
+                folder,
+                accelerator.unwrap_model(model),
+                state,
+                optimizer,
+                scheduler,
+                self.side_modules.modules,
+            )
             ckpt.prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
 
     def export(self, model: nn.Module, processor: Any) -> Path:

@@ -1,78 +1,67 @@
-"""Per-question-type scores of a model on closed questions, with the two baselines the model card
-needs: the majority answer (from the train split) and the same model shown blank images."""
+"""The model card's scorecard: closed-question scores per question type of a model, of the same
+model shown blank images, and of the train split's majority answer.
+
+It is a breakdown of ``ultra.eval``'s scorer, not a second one: every number comes from
+:func:`ultra.eval.score.score_answers` (grouped by :data:`ultra.eval.score.QUESTION_TYPE`), the
+majority answers from :func:`ultra.eval.baselines.fit_majority_baseline` and the image
+sensitivity from :func:`ultra.eval.score.image_sensitivity` — so the card and ``ultra eval run``
+print the same numbers for the same answers.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
 from data_zh.schema import Record
+from ultra.eval.baselines import fit_majority_baseline
+from ultra.eval.score import QUESTION_TYPE, image_sensitivity, score_answers
 from ultra.train.validation import answer_records
 
 logger = logging.getLogger(__name__)
 
-
-def question_type(record: Record) -> str:
-    return str(record.extra.get("question_type", record.task))
-
-
-def majority_answers(train_records: list[Record], records: list[Record]) -> list[dict]:
-    """Each question answered with the most common gold label of its question type in training."""
-    from ultra.eval import canonical_label
-
-    by_type: dict[str, Counter] = {}
-    for record in train_records:
-        if record.answer_type == "closed" and record.answer:
-            by_type.setdefault(question_type(record), Counter())[
-                canonical_label(record.answer) or record.answer
-            ] += 1
-    rows = []
-    for record in records:
-        counts = by_type.get(question_type(record))
-        rows.append({"id": record.id, "answer": counts.most_common(1)[0][0] if counts else ""})
-    return rows
+RUN_LABELS = {
+    "model": "ultra-tiny-zh",
+    "blind": "same model, blank images",
+    "majority": "majority answer",
+}
 
 
-def closed_scores(
-    records: list[Record], answers: list[dict], n_resamples: int = 1000, seed: int = 0
+def scorecard_from_answers(
+    answers: list[dict],
+    blind_answers: list[dict],
+    records: Sequence[Record],
+    train_records: Sequence[Record],
+    n_resamples: int = 1000,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Accuracy and balanced accuracy (mean per-class recall), in percent, with counts and
-    percentile-bootstrap 95% intervals (resampling questions)."""
-    from ultra.eval import balanced_accuracy, bootstrap_ci, canonical_label
+    """Overall and per-question-type scores (with bootstrap intervals) of the three runs.
 
-    predicted = {row["id"]: row["answer"] for row in answers}
-    pairs = [(canonical_label(r.answer or ""), canonical_label(predicted.get(r.id, ""))) for r in records]
-    hits = [float(gold == pred) for gold, pred in pairs]
-
-    def bacc(sample: list[tuple[str, str]]) -> float:
-        return balanced_accuracy([g for g, _ in sample], [p for _, p in sample])
-
-    result: dict[str, Any] = {
-        "n": len(pairs),
-        "correct": int(sum(hits)),
-        "accuracy": 100 * sum(hits) / max(len(hits), 1),
-        "balanced_accuracy": 100 * bacc(pairs) if pairs else 0.0,
-        "classes": dict(Counter(g for g, _ in pairs)),
+    ``card[run]`` is ``{"overall": ..., "by_question_type": {type: summary}}`` for run in
+    :data:`RUN_LABELS`; each summary is the scorer's own (``closed_accuracy``,
+    ``closed_balanced_accuracy``, their ``_ci95``, ``n_closed``, ``n_closed_correct``, ...).
+    """
+    runs = {
+        "model": answers,
+        "blind": blind_answers,
+        "majority": fit_majority_baseline(train_records).answers(records),
     }
-    if n_resamples and pairs:
-        result["accuracy_ci95"] = [100 * v for v in bootstrap_ci(hits, n_resamples=n_resamples, seed=seed)]
-        result["balanced_accuracy_ci95"] = [
-            100 * v for v in bootstrap_ci(pairs, statistic=bacc, n_resamples=n_resamples, seed=seed)
-        ]
-    return result
-
-
-def by_question_type(
-    records: list[Record], answers: list[dict], n_resamples: int = 1000
-) -> dict[str, dict[str, Any]]:
-    groups: dict[str, list[Record]] = {}
-    for record in records:
-        if record.answer_type == "closed":
-            groups.setdefault(question_type(record), []).append(record)
-    return {name: closed_scores(group, answers, n_resamples) for name, group in sorted(groups.items())}
+    card: dict[str, Any] = {}
+    for run, rows in runs.items():
+        metrics = score_answers(
+            rows,
+            records,
+            n_resamples=n_resamples,
+            seed=seed,
+            breakdowns=(QUESTION_TYPE,),
+            group_resamples=n_resamples,
+        )
+        card[run] = {"overall": metrics["overall"], "by_question_type": metrics["by"][QUESTION_TYPE]}
+    card["image_sensitivity"] = image_sensitivity(answers, blind_answers)
+    return card
 
 
 def scorecard(
@@ -85,45 +74,34 @@ def scorecard(
     max_new_tokens: int = 8,
     n_resamples: int = 1000,
 ) -> dict[str, Any]:
-    """Model, blind (``blank_images=True``) and majority scores per question type, plus answers."""
+    """Answer ``records`` with and without the images, then :func:`scorecard_from_answers`."""
     seen = answer_records(model, processor, records, batch_size=batch_size, max_new_tokens=max_new_tokens)
     blind = answer_records(
         model, processor, records, batch_size=batch_size, max_new_tokens=max_new_tokens, blank_images=True
     )
-    majority = majority_answers(train_records, records)
-    changed = sum(a["answer"] != b["answer"] for a, b in zip(seen, blind, strict=True))
-    return {
-        "model": by_question_type(records, seen, n_resamples),
-        "blind": by_question_type(records, blind, n_resamples),
-        "majority": by_question_type(records, majority, n_resamples),
-        "image_sensitivity": 100 * changed / max(len(records), 1),
-        "answers": seen,
-        "blind_answers": blind,
-    }
+    card = scorecard_from_answers(seen, blind, records, train_records, n_resamples)
+    return card | {"answers": seen, "blind_answers": blind}
+
+
+def _interval(row: dict[str, Any], key: str) -> str:
+    low, high = row.get(f"{key}_ci95", [float("nan")] * 2)
+    return f"{row[key]:.1f} [{low:.1f}, {high:.1f}]"
 
 
 def scorecard_markdown(card: dict[str, Any], question_types: list[str] | None = None) -> str:
-    """The model card's table: one row per (question type, run)."""
+    """The model card's table: one row per (question type, run), closed questions only."""
     lines = [
         "| question | run | n | accuracy % [95% CI] | balanced accuracy % [95% CI] |",
         "| --- | --- | --- | --- | --- |",
     ]
-    names = question_types or sorted(card["model"])
+    names = question_types or sorted(card["model"]["by_question_type"])
     for name in names:
-        for run in ("model", "blind", "majority"):
-            row = card[run].get(name)
-            if row is None:
+        for run, label in RUN_LABELS.items():
+            row = card[run]["by_question_type"].get(name)
+            if row is None or not row.get("n_closed"):
                 continue
-            acc_ci = row.get("accuracy_ci95", [float("nan")] * 2)
-            bacc_ci = row.get("balanced_accuracy_ci95", [float("nan")] * 2)
-            label = {
-                "model": "ultra-tiny-zh",
-                "blind": "same model, blank images",
-                "majority": "majority answer",
-            }[run]
             lines.append(
-                f"| {name} | {label} | {row['n']} ({row['correct']} correct) | "
-                f"{row['accuracy']:.1f} [{acc_ci[0]:.1f}, {acc_ci[1]:.1f}] | "
-                f"{row['balanced_accuracy']:.1f} [{bacc_ci[0]:.1f}, {bacc_ci[1]:.1f}] |"
+                f"| {name} | {label} | {row['n_closed']} ({row['n_closed_correct']} correct) | "
+                f"{_interval(row, 'closed_accuracy')} | {_interval(row, 'closed_balanced_accuracy')} |"
             )
     return "\n".join(lines)

@@ -17,8 +17,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from data_zh.schema import Record
+from ultra.media import read_record_images
 from ultra.train.config import Augmentation
-from ultra.train.data import load_record_images
+from ultra.train.data import LoadFailure
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class LabelledImageDataset(Dataset):
 
     def load(self, index: int, position: int) -> tuple[Image.Image, int, str]:
         item = self.items[index]
-        image = load_record_images(item.record)[0]
+        image = read_record_images(item.record)[0]
         if self.augmentation is not None:
             image = augment(image, self.augmentation, random.Random(self.seed * 7_919 + position))
         return image, item.label, item.record.id
@@ -122,13 +123,12 @@ class PositionalView(Dataset):
     def __len__(self) -> int:
         return len(self.order) - self.offset
 
-    def __getitem__(self, position: int):
+    def __getitem__(self, position: int) -> tuple | LoadFailure:
         absolute = position + self.offset
         try:
             return self.dataset.load(self.order[absolute], absolute)
-        except Exception as error:  # reported and skipped by the collator
-            record_id = self.dataset.items[self.order[absolute]].record.id
-            return ("failed", record_id, f"{type(error).__name__}: {error}")
+        except Exception as error:  # reported by the run's failure log and skipped
+            return LoadFailure.of(self.dataset.items[self.order[absolute]].record.id, error)
 
 
 def fuse_encoded(fusion: nn.Module, features: list[torch.Tensor]) -> torch.Tensor:
@@ -180,7 +180,7 @@ class EncodedImageDataset(Dataset):
             self.fusion.eval()
             try:
                 with torch.no_grad():
-                    image = load_record_images(self.items[index].record)[0]
+                    image = read_record_images(self.items[index].record)[0]
                     encoded = self.fusion.encode_each(self.fusion.preprocess([image]))
             finally:
                 self.fusion.train(was_training)
@@ -199,16 +199,3 @@ def class_weights(items: list[LabelledImage], num_classes: int) -> torch.Tensor:
     counts = torch.bincount(torch.tensor([item.label for item in items]), minlength=num_classes).float()
     weights = counts.sum() / (num_classes * counts.clamp(min=1))
     return weights
-
-
-def balanced_accuracy(labels: list[int], predictions: list[int], num_classes: int) -> float:
-    """Mean per-class recall over the classes present in ``labels``."""
-    recalls = []
-    for cls in range(num_classes):
-        total = sum(1 for label in labels if label == cls)
-        if total:
-            recalls.append(
-                sum(1 for label, pred in zip(labels, predictions, strict=True) if label == cls == pred)
-                / total
-            )
-    return sum(recalls) / len(recalls) if recalls else 0.0

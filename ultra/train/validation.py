@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from data_zh.schema import Record
-from ultra.train.data import load_record_images
-from ultra.train.supervision import LabelledImage, balanced_accuracy
+from ultra.eval.metrics import balanced_accuracy
+from ultra.eval.score import QUESTION_TYPE, score_answers
+from ultra.media import read_record_images, read_record_media
+from ultra.train.supervision import LabelledImage
 
 logger = logging.getLogger(__name__)
 
@@ -24,49 +26,48 @@ def answer_records(
     max_new_tokens: int = 8,
     blank_images: bool = False,
 ) -> list[dict]:
-    """Greedy answers as ``{"id", "answer"}`` rows (the answers-file format ``ultra eval`` scores)."""
-    from ultra.inference import VQARequest, generate_answers
+    """Greedy answers as ``{"id", "answer"}`` rows (the answers-file format ``ultra eval`` scores),
+    through the front door; mid-training the projectors are not marked trained yet, hence
+    ``allow_untrained``."""
+    from ultra.answerer import Answerer, GenerationSettings, Request
 
-    requests = [
-        VQARequest(images=load_record_images(record), question=record.question or "") for record in records
-    ]
-    was_training = model.training
-    model.eval()
-    try:
-        answers = generate_answers(
-            model,
-            processor,
-            requests,
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            blank_images=blank_images,
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
+    requests = []
+    for record in records:
+        media = read_record_media(record)
+        question = record.question or ""
+        requests.append(
+            Request(question, media.images, media.video_frames, settings=settings, blank_images=blank_images)
         )
-    finally:
-        model.train(was_training)
-    return [{"id": record.id, "answer": answer} for record, answer in zip(records, answers, strict=True)]
+    answerer = Answerer(model, processor, allow_untrained=True)
+    answers = answerer.answer(requests, batch_size=batch_size)
+    return [{"id": record.id, "answer": answer.text} for record, answer in zip(records, answers, strict=True)]
 
 
 def validate_vqa(
     model: nn.Module, processor: Any, records: list[Record], batch_size: int, max_new_tokens: int
 ) -> dict:
-    """Closed accuracy (``ultra.eval.score_answers``) overall, and accuracy / balanced accuracy per
-    question type (e.g. BUSI's lesion and malignancy questions), in percent."""
-    from ultra.eval import score_answers
-    from ultra.train.scorecard import by_question_type
-
+    """Closed accuracy and balanced accuracy overall and per question type (e.g. BUSI's lesion and
+    malignancy questions), in percent — the numbers ``ultra eval score`` gives the same answers."""
     answers = answer_records(model, processor, records, batch_size=batch_size, max_new_tokens=max_new_tokens)
-    overall = score_answers(answers, records, n_resamples=0, breakdowns=())["overall"]
+    metrics = score_answers(answers, records, n_resamples=0, breakdowns=(QUESTION_TYPE,))
+    return _closed_scores(metrics)
+
+
+def _closed_scores(metrics: dict[str, Any]) -> dict[str, float]:
+    """Flat validation scores from ``score_answers`` metrics: overall closed accuracy / balanced
+    accuracy, then ``<type>_acc`` / ``<type>_bacc`` for each question type with closed questions."""
+    overall = metrics["overall"]
     scores = {key: overall[key] for key in ("closed_accuracy", "closed_balanced_accuracy") if key in overall}
-    for name, row in by_question_type(records, answers, n_resamples=0).items():
-        scores[f"{name}_acc"] = row["accuracy"]
-        scores[f"{name}_bacc"] = row["balanced_accuracy"]
+    for name, row in metrics["by"][QUESTION_TYPE].items():
+        if "closed_accuracy" in row:
+            scores[f"{name}_acc"] = row["closed_accuracy"]
+            scores[f"{name}_bacc"] = row["closed_balanced_accuracy"]
     return scores
 
 
 @torch.no_grad()
-def validate_classifier(
-    classifier: nn.Module, fusion: nn.Module, items: list[LabelledImage], num_classes: int
-) -> dict:
+def validate_classifier(classifier: nn.Module, fusion: nn.Module, items: list[LabelledImage]) -> dict:
     """Accuracy and balanced accuracy of the stage-0 image classifier on held-out images."""
     was_training = classifier.training
     classifier.eval()
@@ -74,7 +75,7 @@ def validate_classifier(
     try:
         for start in range(0, len(items), 16):
             chunk = items[start : start + 16]
-            images = [load_record_images(item.record)[0] for item in chunk]
+            images = [read_record_images(item.record)[0] for item in chunk]
             logits = classifier(fusion.preprocess(images))
             predictions += logits.argmax(dim=-1).tolist()
             labels += [item.label for item in chunk]
@@ -84,5 +85,5 @@ def validate_classifier(
     return {
         "n": len(labels),
         "accuracy": correct / max(len(labels), 1),
-        "balanced_accuracy": balanced_accuracy(labels, predictions, num_classes),
+        "balanced_accuracy": balanced_accuracy(labels, predictions),
     }

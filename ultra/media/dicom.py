@@ -1,5 +1,9 @@
 """Read DICOM files into RGB frames with pydicom's own decoders and pixel processing.
 
+It sits in ``ultra.media``, below both ``ultra.inference`` and ``ultra.dicom`` (which re-exports
+these names), so neither needs the other to read a DICOM file. The header's rows x columns x
+frames are checked against ``MediaLimits`` before any frame is decoded.
+
 Decoding plugins are chosen through pydicom's ``decoding_plugin`` option, so a caller (or a test)
 can restrict them, e.g. to ``("pydicom", "pillow")``, and see exactly the error a machine without
 the ``dicom`` extra would give.
@@ -27,7 +31,9 @@ from pydicom.pixels import (
 )
 from pydicom.uid import UID, JPEGBaseline8Bit, JPEGExtended12Bit
 
-from ultra.dicom.errors import DicomReadError
+from ultra.media.errors import DicomReadError, MediaError
+from ultra.media.limits import DEFAULT_LIMITS, MediaLimits
+from ultra.media.pixels import to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +42,33 @@ _YBR_TO_CONVERT = ("YBR_FULL", "YBR_FULL_422")
 _RGB_ALREADY = ("RGB", "YBR_ICT", "YBR_RCT")
 _JPEG_PILLOW_FIRST = ("pillow", "pylibjpeg", "pyjpegls", "gdcm", "pydicom")
 _PYLIBJPEG_FIRST = ("pylibjpeg", "pyjpegls", "pillow", "gdcm", "pydicom")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+_MAGIC_OFFSET = 128
 
 
-def read_dataset(source: str | Path | bytes, name: str | None = None) -> Dataset:
-    """Parse a DICOM Part 10 file (a path or its bytes), raising DicomReadError for anything else."""
+def has_dicom_magic(head: bytes) -> bool:
+    """Whether the first bytes of a file are a DICOM Part 10 preamble (``DICM`` at byte 128)."""
+    return head[_MAGIC_OFFSET : _MAGIC_OFFSET + 4] == b"DICM"
+
+
+def is_dicom_file(path: Path) -> bool:
+    """DICOM by extension or by the ``DICM`` magic at byte 128 (many PACS exports have no suffix)."""
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    try:
+        with path.open("rb") as handle:
+            return has_dicom_magic(handle.read(_MAGIC_OFFSET + 4))
+    except OSError:
+        return False
+
+
+def read_dataset(
+    source: str | Path | bytes, name: str | None = None, limits: MediaLimits = DEFAULT_LIMITS
+) -> Dataset:
+    """Parse a DICOM Part 10 file (a path or its bytes), raising DicomReadError for anything else.
+
+    The file size is checked before it is read and the header's frame size before any decoding.
+    """
     label = name or (Path(source).name if not isinstance(source, bytes) else "<bytes>")
     if isinstance(source, bytes):
         data: bytes | None = source
@@ -53,11 +82,30 @@ def read_dataset(source: str | Path | bytes, name: str | None = None) -> Dataset
     if size == 0:
         raise DicomReadError(label, "empty file")
     try:
-        return dcmread(io.BytesIO(data) if data is not None else Path(source))
+        limits.check_bytes(label, size)
+    except MediaError as error:
+        raise DicomReadError(label, error.reason) from None
+    try:
+        ds = dcmread(io.BytesIO(data) if data is not None else Path(source))
     except InvalidDicomError:
         raise DicomReadError(label, "not a DICOM file (no DICM preamble)") from None
     except Exception as exc:  # pydicom raises many types for corrupt headers
         raise DicomReadError(label, f"unreadable DICOM header ({type(exc).__name__})") from None
+    check_frame_size(ds, label, limits)
+    return ds
+
+
+def check_frame_size(ds: Dataset, label: str, limits: MediaLimits) -> None:
+    """Refuse, from the header alone, pixel data whose rows x columns x frames exceed ``limits``."""
+    try:
+        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    except (TypeError, ValueError):
+        raise DicomReadError(label, "unreadable Rows/Columns in the header") from None
+    if rows and columns:
+        try:
+            limits.check_total(label, frame_count(ds), columns, rows, "DICOM pixel data")
+        except MediaError as error:  # the same reason, as the DICOM layer's error type
+            raise DicomReadError(label, error.reason) from None
 
 
 def frame_count(ds: Dataset) -> int:
@@ -103,11 +151,6 @@ def _decode(ds: Dataset, index: int, plugins: Sequence[str] | None, label: str) 
     raise DicomReadError(label, f"cannot decode frame {index} ({type(last_error).__name__}: {last_error})")
 
 
-def _to_uint8(arr: np.ndarray, low: float, high: float) -> np.ndarray:
-    scaled = (arr.astype(np.float64) - low) / max(high - low, 1e-9)
-    return np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
-
-
 def _voi_output_range(ds: Dataset) -> tuple[float, float] | None:
     """The value range apply_voi_lut maps onto (PS3.3 C.11.2), or None when no VOI is defined."""
     if "VOILUTSequence" in ds and ds.VOILUTSequence:
@@ -134,9 +177,9 @@ def _monochrome_to_rgb(arr: np.ndarray, ds: Dataset, index: int, photometric: st
     if out_range is not None:
         view = min(index, _window_count(ds) - 1)
         values = apply_voi_lut(values, ds, index=view)
-        gray = _to_uint8(values, *out_range)
+        gray = to_uint8(values, *out_range)
     else:
-        gray = _to_uint8(values, float(values.min()), float(values.max()))
+        gray = to_uint8(values, float(values.min()), float(values.max()))
     if photometric == "MONOCHROME1":
         gray = 255 - gray
     return np.repeat(gray[..., None], 3, axis=2)
@@ -222,7 +265,7 @@ def frame_to_rgb(arr: np.ndarray, photometric: str, ds: Dataset, index: int, lab
     arr = arr[..., :3]
     if arr.dtype != np.uint8:
         high = float(2 ** int(ds.get("BitsStored", 8)) - 1)
-        arr = _to_uint8(arr, 0.0, high)
+        arr = to_uint8(arr, 0.0, high)
     return np.ascontiguousarray(arr)
 
 
@@ -238,12 +281,19 @@ def decode_frame_rgb(
 
 
 def load_dicom_image(
-    path: str | Path, frame: int = 0, *, plugins: Sequence[str] | None = None, name: str | None = None
+    source: str | Path | bytes,
+    frame: int = 0,
+    *,
+    plugins: Sequence[str] | None = None,
+    name: str | None = None,
+    limits: MediaLimits = DEFAULT_LIMITS,
 ) -> Image.Image:
-    """Read one frame of a DICOM file as an RGB PIL image (colour conversion and VOI/windowing applied).
+    """Read one frame of a DICOM file (a path or its bytes) as an RGB PIL image (colour conversion
+    and VOI/windowing applied).
 
-    ``plugins`` restricts pydicom's decoding plugins (None = all installed); an error names the file.
+    ``plugins`` restricts pydicom's decoding plugins (None = all installed); an error names the file
+    by ``name`` (default: the file name, or ``<bytes>``).
     """
-    label = name or Path(path).name
-    ds = read_dataset(path, label)
+    label = name or (Path(source).name if not isinstance(source, bytes) else "<bytes>")
+    ds = read_dataset(source, label, limits)
     return Image.fromarray(decode_frame_rgb(ds, frame, plugins=plugins, name=label), mode="RGB")

@@ -1,0 +1,33 @@
+"""The one front door for answering: ``Answerer`` and the request/answer types it speaks.
+
+See :mod:`ultra.answerer.answerer` for the design (batching, streaming, thread safety).
+"""
+
+from ultra.answerer.answerer import Answerer, check_projectors_trained
+from ultra.answerer.blank import blank_like
+from ultra.answerer.requests import (
+    DEFAULT_MODEL,
+    Answer,
+    GenerationSettings,
+    Likelihood,
+    PromptTooLongError,
+    Request,
+    Turn,
+    UntrainedModelError,
+)
+from ultra.answerer.streaming import AnswerStream
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Answer",
+    "AnswerStream",
+    "Answerer",
+    "GenerationSettings",
+    "Likelihood",
+    "PromptTooLongError",
+    "Request",
+    "Turn",
+    "UntrainedModelError",
+    "blank_like",
+    "check_projectors_trained",
+]

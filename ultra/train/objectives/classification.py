@@ -1,0 +1,104 @@
+"""``classification``: the vision encoders learn the records' labels through a temporary linear
+head on the mean fused token (stage 0 for presets without pretrained parts)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import torch
+from torch import nn
+
+from ultra.train.loop import StagePlan
+from ultra.train.objectives.base import Objective, StageContext, register_objective
+from ultra.train.supervision import (
+    EncodedImageDataset,
+    ImageClassifier,
+    LabelledImageDataset,
+    PositionalView,
+    class_weights,
+    find_vision_fusion,
+    labelled_images,
+)
+from ultra.train.validation import validate_classifier
+
+logger = logging.getLogger(__name__)
+
+
+def positional_view(dataset, order: list[int], offset: int) -> PositionalView:
+    """Each sample knows its position in the stage order (it seeds the sample's augmentation)."""
+    return PositionalView(dataset, order, offset)
+
+
+def collate_images(fusion: nn.Module):
+    """Labelled images (or their cached encoder tokens) -> ``(inputs, labels, is_encoded)``."""
+
+    def collate(items: list) -> tuple[list[torch.Tensor], torch.Tensor, bool]:
+        labels = torch.tensor([label for _, label, _ in items])
+        if isinstance(items[0][0], list):
+            encoded = [torch.stack([item[0][k] for item in items]) for k in range(len(items[0][0]))]
+            return encoded, labels, True
+        return fusion.preprocess([image for image, _, _ in items]), labels, False
+
+    return collate
+
+
+@register_objective("classification")
+class Classification(Objective):
+    """Weighted cross-entropy (inverse class frequency: the loss aims at balanced accuracy).
+
+    The head is a side module, one per label set, shared by consecutive classification stages
+    (probe, then fine-tune) and checkpointed with the run."""
+
+    def plan(self, context: StageContext) -> StagePlan:
+        stage = context.stage
+        prefix, fusion = find_vision_fusion(context.model)
+        if getattr(fusion.config, "freeze_encoders", False):
+            raise ValueError(
+                f"stage {stage.name!r} trains encoders on labels, but the model's fusion config has "
+                "freeze_encoders=true; set it false in model.overrides"
+            )
+        outside = [name for name in context.trainable if not name.startswith(prefix + ".")]
+        if outside:
+            raise ValueError(
+                f"stage {stage.name!r} (classification) can only train {prefix}.*, but its patterns also "
+                f"select {outside[:3]}"
+            )
+        items, classes = labelled_images(context.records)
+        head_key = re.sub(r"\W", "_", f"{stage.label_key}__{'__'.join(classes)}")
+        head = context.side_modules.get_or_create(
+            head_key, lambda: nn.Linear(fusion.hidden_size, len(classes))
+        )
+        frozen_encoders = not any(p.requires_grad for p in fusion.encoders.parameters())
+        if frozen_encoders and stage.augmentation is None and stage.cache_frozen_image_features:
+            logger.info("stage %s: encoders frozen, no augmentation; encoding each image once", stage.name)
+            dataset = EncodedImageDataset(items, fusion)
+        else:
+            dataset = LabelledImageDataset(items, stage.augmentation, seed=context.seed)
+        weights = class_weights(items, len(classes))
+
+        def loss_fn(module: nn.Module, batch: tuple[list[torch.Tensor], torch.Tensor, bool]) -> torch.Tensor:
+            inputs, labels, is_encoded = batch
+            logits = module(encoded=inputs) if is_encoded else module(inputs)
+            return nn.functional.cross_entropy(logits.float(), labels, weight=weights.to(logits.device))
+
+        validate = None
+        if context.validation_records:
+            val_items, _ = labelled_images(context.validation_records, classes)
+
+            def validate(module: nn.Module) -> dict:
+                return validate_classifier(module, fusion, val_items)
+
+        logger.info("stage %s: %d labelled images, classes %s", stage.name, len(items), classes)
+        return StagePlan(
+            stage=stage,
+            index=context.index,
+            module=ImageClassifier(fusion, head),
+            dataset=dataset,
+            collate=collate_images(fusion),
+            loss_fn=loss_fn,
+            total_steps=context.steps_for(len(items)),
+            validate=validate,
+            view=positional_view,
+            extra={"classes": classes},
+        )
