@@ -224,13 +224,15 @@ def _build_run(root: Path, seed: int, with_failures: bool) -> list[Planted]:
         used_sop = sop if status == "processed" else None
         planted.append(Planted(relative, status, used_sop, boxes if status == "processed" else []))
     # Inputs that are not files of DICOM: each must still be accounted for.
-    (root / folder / f"QZ{seed}KNOTES_{CHINESE_FOLDER}.txt").write_text(f"{_marker(seed, 950)} 病历", "utf-8")
-    planted.append(Planted(f"{folder}/QZ{seed}KNOTES_{CHINESE_FOLDER}.txt", "failed"))
     (root / folder / "again").symlink_to(root / folder, target_is_directory=True)
     planted.append(Planted(f"{folder}/again", "skipped"))
     os.mkfifo(root / f"QZ{seed}Kpipe")
     planted.append(Planted(f"QZ{seed}Kpipe", "skipped"))
-    if with_failures:
+    if with_failures:  # without them, the run must exit 0
+        (root / folder / f"QZ{seed}KNOTES_{CHINESE_FOLDER}.txt").write_text(
+            f"{_marker(seed, 950)} 病历", "utf-8"
+        )
+        planted.append(Planted(f"{folder}/QZ{seed}KNOTES_{CHINESE_FOLDER}.txt", "failed"))
         (root / f"QZ{seed}Kdangling.dcm").symlink_to(root / "gone.dcm")
         planted.append(Planted(f"QZ{seed}Kdangling.dcm", "failed"))
         (root / f"QZ{seed}Kloop").symlink_to(root / f"QZ{seed}Kloop")
@@ -238,11 +240,16 @@ def _build_run(root: Path, seed: int, with_failures: bool) -> list[Planted]:
     return planted
 
 
-def _run_cli(source: Path, out: Path, key_file: Path, *extra: str) -> subprocess.CompletedProcess:
+def _run_cli(
+    source: Path, out: Path, key_file: Path, *extra: str, workers: int = 1
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     command = [sys.executable, "-m", "ultra", "dicom", str(source), str(out), "--deid-key", str(key_file)]
     return subprocess.run(
-        [*command, "--write-dicom", "--workers", "2", *extra], capture_output=True, env=env, timeout=600
+        [*command, "--write-dicom", "--workers", str(workers), *extra],
+        capture_output=True,
+        env=env,
+        timeout=600,
     )
 
 
@@ -290,11 +297,12 @@ def test_adversarial_run(seed: int, tmp_path: Path) -> None:
     key_file = tmp_path / "deid.key"
     key_file.write_bytes(KEY)
     out = tmp_path / "out"
-    run = _run_cli(source, out, key_file)
+    run = _run_cli(source, out, key_file, workers=2 if seed == 1 else 1)
     printed = run.stdout + run.stderr
     assert b"Traceback" not in printed, printed.decode(errors="replace")[-3000:]
     failed = [p for p in planted if p.status == "failed"]
     assert run.returncode == (3 if failed else 0), printed.decode(errors="replace")[-3000:]
+    assert bool(failed) == (seed > 0)
 
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     expected = {
