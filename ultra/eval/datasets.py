@@ -1,6 +1,6 @@
 """Evaluation sets as gold records, read through ``data_zh`` (converters, builders, readers).
 
-A dataset is named ("slake", "vqa_rad", "busi", or any other ``data_zh`` converter) with the
+A dataset is named ("slake", "vqa_rad", "busi", "laparoscopy_video" (clips, test = val), or any other ``data_zh`` converter) with the
 folder holding its files, or given as a unified-schema / LLaVA-format JSONL file.
 """
 
@@ -15,7 +15,7 @@ from data_zh.schema import Record
 
 log = logging.getLogger(__name__)
 
-NAMED_DATASETS = ("slake", "vqa_rad", "busi")
+NAMED_DATASETS = ("slake", "vqa_rad", "busi", "laparoscopy_video")
 
 
 def load_eval_records(dataset: str, root: str | Path | None = None, split: str = "test") -> list[Record]:
@@ -29,6 +29,16 @@ def load_eval_records(dataset: str, root: str | Path | None = None, split: str =
         if root is None:
             raise ValueError("busi: pass the BUSI folder (labels.csv, images/) as root")
         return build_busi_vqa(root, "val" if split == "test" else split)
+    elif dataset == "laparoscopy_video":
+        from data_zh.builders import build_laparoscopy_video
+
+        if root is None:
+            raise ValueError(
+                "laparoscopy_video: pass the laparoscopy frames folder (classes.txt, test/) as root"
+            )
+        if split == "all":
+            return [r for name in ("train", "val") for r in build_laparoscopy_video(root, name)]
+        return build_laparoscopy_video(root, "val" if split == "test" else split)
     elif dataset in CONVERTERS:
         if root is None:
             raise ValueError(f"{dataset}: pass the folder holding its files as root")

@@ -25,10 +25,11 @@ class DataSource(_Strict):
     ``kind``: ``records`` (unified-schema JSONL), ``llava`` (LLaVA JSONL, paths relative to
     ``image_root``), or a builder: ``busi`` (BUSI instruction tasks of one split), ``busi_vqa`` (the BUSI-zh closed
     questions with gold answers, for validation), ``dicom``
-    (modality questions on DICOM files), ``slake`` (SLAKE QA via the converter).
+    (modality questions on DICOM files), ``slake`` (SLAKE QA via the converter),
+    ``laparoscopy_video`` (video QA on laparoscopy clips of one split).
     """
 
-    kind: Literal["records", "llava", "busi", "busi_vqa", "dicom", "slake"]
+    kind: Literal["records", "llava", "busi", "busi_vqa", "dicom", "slake", "laparoscopy_video"]
     path: str
     image_root: str | None = None
     split: str | None = Field(default=None, description="keep only records of this split (None: all)")
