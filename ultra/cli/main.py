@@ -11,7 +11,7 @@ import typer
 
 from ultra.cli.ask import ask
 from ultra.cli.data import data_app
-from ultra.cli.dicom import dicom
+from ultra.cli.dicom import dicom, dicom_locate
 from ultra.cli.errors import GuardedGroup
 from ultra.cli.eval import eval_app
 from ultra.cli.fusion import fusion_app
@@ -42,6 +42,7 @@ def main(
 app.command("info")(info)
 app.command("ask")(ask)
 app.command("dicom")(dicom)
+app.command("dicom-locate")(dicom_locate)
 app.command("train")(train)
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
