@@ -117,8 +117,14 @@ CASES = {
         "duplicate.jsonl: 1 id(s) answered more than once: 'q0' (answers #1, #3)",
         True,
     ),
-    "dicom, OUTDIR an existing file": (["dicom", "source", "a_file"], 2, "a_file", None),
-    "dicom, OUTDIR under a file (unwritable)": (["dicom", "source", "a_file/out"], 2, "a_file", None),
+    # ultra dicom names no path (OUTDIR may sit inside a patient-named SOURCE): the role names the input
+    "dicom, OUTDIR an existing file": (
+        ["dicom", "source", "a_file"],
+        2,
+        "OUTDIR exists and is not a folder",
+        None,
+    ),
+    "dicom, OUTDIR under a file (unwritable)": (["dicom", "source", "a_file/out"], 2, "OUTDIR", None),
 }
 
 
