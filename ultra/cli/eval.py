@@ -147,7 +147,9 @@ def generate(
     """Answer a dataset's questions into a JSONL; rerunning skips ids already answered.
 
     Under ``accelerate launch`` the records are shared out between the processes, each writing a
-    part file that the main process joins into OUT at the end (resumable as well).
+    part file that the main process joins into OUT at the end (resumable as well):
+    ``accelerate launch --multi_gpu --num_processes N -m ultra eval generate … --device auto``
+    (``--multi_gpu`` also on CPU-only machines: ``--cpu`` alone starts a single process).
     """
     from ultra.eval.generate import MissingMediaError, Shard, generate_answers_file, join_parts
 
