@@ -22,7 +22,6 @@ from data_zh.builders.report_benchmark import ReportBenchmarkConfig, build_repor
 from ultra.answerer import Answerer, blank_like
 from ultra.screen.teacher import ReportTeacher
 from ultra.train.checkpoint import latest_checkpoint, read_state
-from ultra.train.config import DistillationSettings
 
 REPORT = "乳腺内见局灶性病灶，倾向良性。"
 
@@ -68,7 +67,7 @@ def test_teacher_scores_a_blank_image_zero_and_is_order_equivariant(teacher_mode
 
 def test_kd_loss_is_zero_when_student_equals_teacher(teacher_model) -> None:
     from screening import new_student
-    from ultra.train.objectives.distill import ReportItem, StudentModule, distill_loss
+    from ultra.train.objectives.distill import DistillOptions, ReportItem, StudentModule, distill_loss
 
     model, _ = teacher_model
     torch.manual_seed(0)
@@ -77,14 +76,14 @@ def test_kd_loss_is_zero_when_student_equals_teacher(teacher_model) -> None:
     with torch.no_grad():
         own = module(features, REPORT)
     no_labels = torch.zeros(5, dtype=torch.bool)
-    kd_only = DistillationSettings(temperature=2.0, label_weight=0.0)
+    kd_only = DistillOptions(temperature=2.0, label_weight=0.0)
     same = distill_loss(module, [ReportItem(features, REPORT, own.clone(), no_labels)], kd_only)
     assert abs(same.item()) <= 1e-6, same.item()
     other = distill_loss(module, [ReportItem(features, REPORT, own.flip(0) * 3, no_labels)], kd_only)
     assert other.item() > 1e-3
     labelled = torch.tensor([True, False, False, False, False])
     with_labels = distill_loss(
-        module, [ReportItem(features, REPORT, own.clone(), labelled)], DistillationSettings(label_weight=1.0)
+        module, [ReportItem(features, REPORT, own.clone(), labelled)], DistillOptions(label_weight=1.0)
     )
     assert with_labels.item() > 0.1, "the supervised term adds to a zero KD term"
 
@@ -104,7 +103,7 @@ def _config(reports_file: Path, model_dir: Path, out: Path, steps: int) -> dict:
                 "batch_size": 3,
                 "lr": 1e-2,
                 "warmup_ratio": 0.0,
-                "distillation": {"temperature": 1.0, "label_weight": 0.0},
+                "objective_options": {"temperature": 1.0, "label_weight": 0.0},
             }
         ],
     }

@@ -7,7 +7,7 @@ state-dict tests can check each stage against its own config.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -51,17 +51,6 @@ class Augmentation(_Strict):
     contrast: float = Field(default=0.2, ge=0)
 
 
-class DistillationSettings(_Strict):
-    """``distill`` (screening student): KL between student and teacher image weights per report at
-    ``temperature``, plus ``label_weight`` times the relevance cross-entropy where labels exist."""
-
-    temperature: float = Field(default=2.0, gt=0)
-    label_weight: float = Field(default=1.0, ge=0)
-    teacher_questions: list[str] | None = Field(
-        default=None, min_length=1, description="prompts the report answers (None: the teacher's default)"
-    )
-
-
 class StageConfig(_Strict):
     """One training stage.
 
@@ -77,6 +66,10 @@ class StageConfig(_Strict):
 
     name: str
     objective: str = Field(default="language_modeling", min_length=1)
+    objective_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="settings of the objective (each objective validates its own, e.g. dpo's beta)",
+    )
     train: list[str] = Field(
         min_length=0, description="empty only for objectives that train their own side modules (distill)"
     )
@@ -98,7 +91,6 @@ class StageConfig(_Strict):
         description="keep every batch-norm layer in eval mode (running statistics fixed), e.g. to "
         "fine-tune encoders after a probe stage without the batch-statistics shift",
     )
-    distillation: DistillationSettings | None = None
     cache_frozen_image_features: bool = Field(
         default=True, description="when the stage trains nothing in the vision tower, encode each image once"
     )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from ultra.train.config import DistillationSettings
+from ultra.config_io import parse_config
 from ultra.train.data import LoadFailure
 from ultra.train.loop import StagePlan
 from ultra.train.objectives.base import Objective, StageContext, register_objective
@@ -25,6 +26,25 @@ from ultra.train.supervision import find_vision_fusion
 logger = logging.getLogger(__name__)
 
 STUDENT_KEY = "screening_student"
+
+
+class DistillOptions(BaseModel):
+    """``objective_options`` of a ``distill`` stage: KL between student and teacher image weights
+    per report at ``temperature``, plus ``label_weight`` times the relevance cross-entropy where
+    labels exist."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(default=2.0, gt=0)
+    label_weight: float = Field(default=1.0, ge=0)
+    teacher_questions: list[str] | None = Field(
+        default=None, min_length=1, description="prompts the report answers (None: the teacher's default)"
+    )
+
+
+def distill_options(stage_name: str, options: dict[str, Any]) -> DistillOptions:
+    """Validated options; a bad one is a config error naming the stage and the field."""
+    return parse_config(options, DistillOptions, f"stage {stage_name!r} (distill) objective_options")
 
 
 class ReportItem(NamedTuple):
@@ -48,7 +68,7 @@ class StudentModule(nn.Module):
         return self.student.scores(features, report)
 
 
-def distill_loss(module: nn.Module, items: list[ReportItem], settings: DistillationSettings) -> torch.Tensor:
+def distill_loss(module: nn.Module, items: list[ReportItem], settings: DistillOptions) -> torch.Tensor:
     """Mean over the batch's reports of KD (+ the supervised term where labels exist)."""
     from screening import distillation_loss, relevance_loss
 
@@ -118,7 +138,7 @@ class Distill(Objective):
                 f"stage {stage.name!r} (distill) trains only the screening student; the model stays "
                 f"frozen, so set train: [] (its patterns selected {context.trainable[:3]})"
             )
-        settings = stage.distillation or DistillationSettings()
+        settings = distill_options(stage.name, stage.objective_options)
         _, fusion = find_vision_fusion(context.model)
         teacher = ReportTeacher(
             Answerer(context.model, context.processor), settings.teacher_questions or TEACHER_QUESTIONS
