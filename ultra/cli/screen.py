@@ -85,7 +85,9 @@ def screen(
     text: str | None = typer.Option(None, "--text", "-t", help="The report text (Chinese)."),
     image: list[Path] = typer.Option(None, "--image", "-i", help="An image of the report; repeat for each."),
     reports: Path | None = typer.Option(
-        None, "--reports", help='JSONL, one {"report": …, "images": [paths relative to the file]} per line.'
+        None,
+        "--reports",
+        help='JSONL, one {"report": text, "images": list of paths relative to the file} per line.',
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per report on stdout."),
     sheet: Path | None = typer.Option(
