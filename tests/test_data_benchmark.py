@@ -115,3 +115,21 @@ def test_distractor_counts_are_configurable_and_sources_optional(shared_data, tm
         assert record.answer.endswith("重复图像：无。")
     with pytest.raises(ValueError, match="unknown busi split 'test'"):
         build_report_benchmark(shared_data / "busi", tmp_path, split="test")
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_other_modality_distractors_follow_the_committed_dicom_split(shared_data, tmp_path, split):
+    config = ReportBenchmarkConfig(duplicates=0, other_class=0, blank=0, laparoscopy=0, other_modality=3)
+    records = build_report_benchmark(
+        shared_data / "busi", tmp_path, split=split, dicom_root=shared_data / "dicom", n_reports=4, config=config
+    )
+    allowed = {key.rsplit("/", 1)[-1] for key in load_split("dicom")[split]}
+    others = {key.rsplit("/", 1)[-1] for other in load_split("dicom").values() for key in other} - allowed
+    sources = [
+        detail["source_image"].split("#")[0]
+        for record in records
+        for role, detail in zip(record.labels.image_roles, record.extra["image_details"], strict=True)
+        if role == "other_modality"
+    ]
+    assert sources, "no CT/MR distractor was drawn"
+    assert set(sources) <= allowed, f"{split} benchmark drew CT/MR from another split: {set(sources) & others}"

@@ -114,11 +114,19 @@ def _laparoscopy_frames(root: Path, split: str) -> list[Path]:
     )
 
 
-def _other_modality_frames(root: Path) -> list[tuple[Path, int]]:
+def dicom_split_for(split: str) -> str:
+    """The committed DICOM split whose files may sit beside BUSI images of ``split``: the same name,
+    and for a BUSI pool that the DICOM splits lack (``selftrain_pool``, training-side data) ``train``."""
+    return split if split in load_split("dicom") else "train"
+
+
+def _other_modality_frames(root: Path, split: str) -> list[tuple[Path, int]]:
+    """CT/MR frames of the committed DICOM split that matches ``split``, never another split's."""
+    wanted = dicom_split_for(split)
     return [
         (root / rec.media.dicom[0].path, frame)
-        for rec in convert_dicom(root, split_map={})
-        if rec.modality != "US"
+        for rec in convert_dicom(root)
+        if rec.modality != "US" and rec.split == wanted
         for frame in range(rec.extra["dicom"]["NumberOfFrames"])
     ]
 
@@ -136,8 +144,10 @@ def build_report_benchmark(
 ) -> list[Record]:
     """One ``report_screening`` record per BUSI image of ``split`` (or ``n_reports`` of them).
 
-    Only images of ``split`` are used (the true image and the other-class distractors), so the
-    evaluation benchmark built from ``val`` never sees training images. Laparoscopy and DICOM
+    Only images of ``split`` are used (the true image, the other-class distractors, laparoscopy
+    frames and CT/MR frames, each from its own committed split of the same name), so the
+    evaluation benchmark built from ``val`` never sees training images and the reports a student
+    trains on (``train``) never see validation ones. Laparoscopy and DICOM
     distractors are skipped when their roots are not given. The records are also written to
     ``out_dir/benchmark.jsonl``; ``labels.image_roles`` and ``extra`` hold the ground truth.
     """
@@ -151,7 +161,7 @@ def build_report_benchmark(
     pool = [path for path in splits[split] if path in rows]
     chosen = pool if n_reports is None else rng.sample(pool, min(n_reports, len(pool)))
     lap_frames = _laparoscopy_frames(Path(laparoscopy_root), split) if laparoscopy_root else []
-    dicom_frames = _other_modality_frames(Path(dicom_root)) if dicom_root else []
+    dicom_frames = _other_modality_frames(Path(dicom_root), split) if dicom_root else []
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     records = []
     for number, path in enumerate(progress(chosen, "report benchmark", total=len(chosen))):
