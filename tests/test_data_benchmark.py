@@ -121,7 +121,12 @@ def test_distractor_counts_are_configurable_and_sources_optional(shared_data, tm
 def test_other_modality_distractors_follow_the_committed_dicom_split(shared_data, tmp_path, split):
     config = ReportBenchmarkConfig(duplicates=0, other_class=0, blank=0, laparoscopy=0, other_modality=3)
     records = build_report_benchmark(
-        shared_data / "busi", tmp_path, split=split, dicom_root=shared_data / "dicom", n_reports=4, config=config
+        shared_data / "busi",
+        tmp_path,
+        split=split,
+        dicom_root=shared_data / "dicom",
+        n_reports=4,
+        config=config,
     )
     allowed = {key.rsplit("/", 1)[-1] for key in load_split("dicom")[split]}
     others = {key.rsplit("/", 1)[-1] for other in load_split("dicom").values() for key in other} - allowed
@@ -132,4 +137,6 @@ def test_other_modality_distractors_follow_the_committed_dicom_split(shared_data
         if role == "other_modality"
     ]
     assert sources, "no CT/MR distractor was drawn"
-    assert set(sources) <= allowed, f"{split} benchmark drew CT/MR from another split: {set(sources) & others}"
+    assert set(sources) <= allowed, (
+        f"{split} benchmark drew CT/MR from another split: {set(sources) & others}"
+    )
