@@ -109,7 +109,19 @@ class ReportScreener:
         if not images:
             raise ValueError("screen: a report needs at least one image")
         pictures = [as_rgb_image(image, index) for index, image in enumerate(images)]
-        scores = self._scores(report, pictures).tolist()
+        return self._verdicts(report, pictures, self._scores(report, pictures).tolist())
+
+    def screen_with_scores(
+        self, report: str, images: Sequence[ImageInput], scores: Sequence[float]
+    ) -> ScreeningResult:
+        """The same weighing, grouping and selection over scores from another scorer (the teacher,
+        a baseline), so a benchmark compares scorers and nothing else."""
+        if not images or len(scores) != len(images):
+            raise ValueError(f"screen_with_scores: {len(scores)} scores for {len(images)} images")
+        pictures = [as_rgb_image(image, index) for index, image in enumerate(images)]
+        return self._verdicts(report, pictures, [float(score) for score in scores])
+
+    def _verdicts(self, report: str, pictures: list[Image.Image], scores: list[float]) -> ScreeningResult:
         weights = softmax_weights(scores, self.config.temperature)
         blank = [is_uninformative(picture, self.config.informative) for picture in pictures]
         digests = [content_digest(picture) for picture in pictures]

@@ -219,7 +219,8 @@ def test_selector_seam_and_questions_need_an_answerer(
     source.mkdir()
     shutil.copy(full_source / "us" / "OBXXXX1A_2frame.dcm", source / "cine.dcm")
 
-    def first_only(study: Study):
+    def first_only(study: Study, pictures):
+        assert len(pictures) == len(study.images) and all(p.size[0] > 0 for p in pictures)
         return [(study.images[0], 1.0)]
 
     out = tmp_path / "out"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -51,6 +52,18 @@ def ask(
     ),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
     max_pixels: int | None = typer.Option(None, "--max-pixels", min=1, help=MAX_PIXELS_HELP),
+    report: str | None = typer.Option(
+        None,
+        "--report",
+        help="Report text the images belong to: with several images, they are screened against it "
+        "first and only the kept ones are answered on (weights on stderr, or in --json).",
+    ),
+    student: Path | None = typer.Option(
+        None, "--student", help="Screening student folder for --report (default: the shipped one)."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object: answer, screening (with --report), notice."
+    ),
 ) -> None:
     """Ask a question about ultrasound images and print the streamed answer (仅供研究，非临床诊断)."""
     from rich.markup import escape
@@ -66,6 +79,14 @@ def ask(
     except MediaError as error:
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
+    if report is not None and len(images) > 1:
+        from ultra.screen.loading import student_folder
+
+        try:  # a missing student is known before the model loads
+            student_folder(student)
+        except FileNotFoundError as error:
+            errors.print(f"error: --report: {error}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
     note = non_ultrasound_note(list(image or []))
     if note is not None:
         errors.print(note, markup=False, highlight=False)
@@ -81,12 +102,27 @@ def ask(
     request = Request(
         question, images, video_frames=frames, settings=GenerationSettings(max_new_tokens=max_new_tokens)
     )
+    screening = None
+    if report is not None and len(images) > 1:
+        request, screening = _screened(answerer, request, report, student, errors)
+        names = [str(path) for path in image]
+        if not as_json:
+            for verdict, name in zip(screening.images, names, strict=True):
+                verdict_text = "keep" if verdict.keep else f"drop ({verdict.reason})"
+                errors.print(f"screening: {name} weight {verdict.weight:.3f} {verdict_text}", markup=False)
     pieces = []
     for piece in answerer.stream(request):
         pieces.append(piece)
-        console.print(piece, end="", markup=False, highlight=False)
-    console.print()
+        if not as_json:
+            console.print(piece, end="", markup=False, highlight=False)
     answer = "".join(pieces)
+    if as_json:
+        payload = {"answer": answer, "notice": RESEARCH_NOTICE}
+        if screening is not None:
+            payload["screening"] = screening.as_dict(names)
+        print(json.dumps(payload, ensure_ascii=False))
+    else:
+        console.print()
     if explain is not None:
         if not images:
             errors.print("[yellow]--explain needs an image; no heat map written[/yellow]")
@@ -98,4 +134,19 @@ def ask(
             occlusion = occlusion_map(answerer, request, answer, image_index=0)
             save_heatmap(answerer.processor.prepare_image(images[0]), occlusion, explain, question, answer)
             errors.print(f"heat map ({occlusion.method}): {explain}", markup=False, highlight=False)
-    console.print(f"[dim]{RESEARCH_NOTICE}[/dim]")
+    if not as_json:
+        console.print(f"[dim]{RESEARCH_NOTICE}[/dim]")
+
+
+def _screened(answerer, request, report: str, student: Path | None, errors: Console):
+    """The request on the images the screener keeps for ``report``, and the screening result."""
+    from screening import BackboneMismatchError
+    from ultra.screen import NoStudentError, load_report_screener
+    from ultra.screen.seams import screen_request
+
+    try:
+        screener = load_report_screener(student, fusion=answerer.model.vision_tower)
+    except (NoStudentError, BackboneMismatchError, FileNotFoundError, ValueError) as error:
+        errors.print(f"error: --report: {error}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    return screen_request(screener, report, request)

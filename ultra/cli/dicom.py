@@ -54,6 +54,15 @@ def dicom(
         False, "--keep-burned-in-text", help="Do NOT mask burned-in text or pixels outside the scan regions."
     ),
     no_ocr: bool = typer.Option(False, "--no-ocr", help="Mask by regions only, without OCR text detection."),
+    screen: bool = typer.Option(
+        False,
+        "--screen",
+        help="Screen each study's images against --report (or the questions); keep the valid ones.",
+    ),
+    report: str | None = typer.Option(None, "--report", help="Report text the images are screened against."),
+    student: Path | None = typer.Option(
+        None, "--student", help="Screening student folder (default: the one shipped with the model)."
+    ),
     show_paths: bool = typer.Option(
         False, "--show-paths", help="Also print the real paths of failed/skipped inputs (terminal only)."
     ),
@@ -75,6 +84,7 @@ def dicom(
     from ultra.dicom.layout import LayoutError
     from ultra.dicom.process import ProcessOptions
     from ultra.dicom.sources import SourceError
+    from ultra.dicom.studies import keep_all
 
     if engine not in ("pool", "ray"):
         raise typer.BadParameter("--engine must be 'pool' or 'ray'")
@@ -103,6 +113,9 @@ def dicom(
         except (UntrainedModelError, FileNotFoundError, OSError) as exc:
             operator.print(f"[red]{exc}[/]")
             raise typer.Exit(EXIT_USAGE) from None
+    selector = keep_all
+    if screen:
+        selector = _screening_selector(report or " ".join(question), student)
     try:
         summary = run_batch(
             source,
@@ -113,6 +126,7 @@ def dicom(
             deid_key=deid_key,
             questions=question,
             answerer=answerer,
+            selector=selector,
             show_progress=True,
         )
     except (SourceError, LayoutError, DeidKeyError, DicomWebError, RuntimeError) as exc:
@@ -134,6 +148,21 @@ def dicom(
         _print_paths(source, outdir, deid_key)
     if summary.failed:
         raise typer.Exit(EXIT_FAILED_INPUTS)
+
+
+def _screening_selector(report: str, student: Path | None):
+    """The screener as the batch's image selector; a missing report or student is a usage error."""
+    from ultra.screen import NoStudentError, load_report_screener
+    from ultra.screen.seams import study_selector
+
+    if not report:
+        operator.print("error: --screen needs --report TEXT (or --question) to screen against", markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        return study_selector(load_report_screener(student), report)
+    except (NoStudentError, FileNotFoundError, ValueError) as exc:
+        operator.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def _print_paths(source: str, outdir: Path, deid_key: Path | None) -> None:

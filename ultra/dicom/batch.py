@@ -262,12 +262,23 @@ def _finish(
         if o.status == "failed" or (o.status == "skipped" and not o.extra.get("resumed"))
     ]
     studies = group_studies(records)
-    selections = [selector(study) for study in studies]
+    selections, kept_pixels = [], []
+    needs_pixels = bool(questions) or selector is not keep_all
+    for study in studies:
+        pictures = (
+            [read_image(out / image.path, source_id=image.path) for image in study.images]
+            if needs_pixels
+            else []
+        )
+        kept = selector(study, pictures)
+        selections.append(kept)
+        if questions:
+            by_path = {image.path: picture for image, picture in zip(study.images, pictures, strict=True)}
+            kept_pixels.append([by_path[image.path] for image, _ in kept])
     answers: list[list[str]] = [[] for _ in studies]
     if questions and answerer is not None:
         requests = []
-        for kept in selections:
-            images = [read_image(out / image.path, source_id=image.path) for image, _ in kept]
+        for images in kept_pixels:
             requests.extend((images, question) for question in questions)
         flat = answerer(requests) if requests else []
         for index in range(len(studies)):

@@ -4,9 +4,11 @@ screening plugs in, and the study lines of ``results.jsonl``."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,14 @@ class Study:
     instances: int
 
 
-# A selector receives a study's images and returns the kept ones with their weights. The distilled
-# screener (``screening``) will be one of these; until then every decodable image is kept.
-ImageSelector = Callable[[Study], list[tuple[StudyImage, float]]]
+# A selector receives a study and its images' pixels (as written, read through ``ultra.media``, in
+# ``study.images`` order) and returns the kept images with their weights. The distilled screener is
+# one (``ultra.screen.seams.study_selector``); the default keeps every image.
+ImageSelector = Callable[[Study, Sequence[Image.Image]], list[tuple[StudyImage, float]]]
 
 
-def keep_all(study: Study) -> list[tuple[StudyImage, float]]:
-    """Keep every image with a uniform weight."""
+def keep_all(study: Study, pictures: Sequence[Image.Image] = ()) -> list[tuple[StudyImage, float]]:
+    """Keep every image with a uniform weight (the pixels are not needed)."""
     if not study.images:
         return []
     weight = 1.0 / len(study.images)

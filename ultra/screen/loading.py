@@ -38,10 +38,8 @@ def _backbone_for(student_dir: Path):
     return model.vision_tower
 
 
-def load_report_screener(student: str | Path | None = None, config=None):
-    """A ``screening.ReportScreener`` from a student folder (default: the shipped one)."""
-    from screening import ReportScreener, load_student
-
+def student_folder(student: str | Path | None = None) -> Path:
+    """The student folder to load (default: the shipped one), checked before anything heavy loads."""
     folder = Path(student) if student is not None else shipped_student_dir()
     if student is None and not (folder / "student.json").is_file():
         raise NoStudentError(
@@ -49,4 +47,21 @@ def load_report_screener(student: str | Path | None = None, config=None):
             f"({folder} is absent): pass --student DIR, a folder written by screening.save_student "
             "(e.g. after screening.train_on_labels)"
         )
-    return ReportScreener(_backbone_for(folder), load_student(folder), config)
+    from screening import read_student_config
+
+    read_student_config(folder)  # raises: not a screening student folder
+    return folder
+
+
+def load_report_screener(student: str | Path | None = None, config=None, fusion=None):
+    """A ``screening.ReportScreener`` from a student folder (default: the shipped one).
+
+    ``fusion``: a backbone already loaded (the answering model's vision tower), used instead of
+    loading the student's own; a student trained on other weights is refused
+    (``screening.BackboneMismatchError``)."""
+    from screening import ReportScreener, load_student
+
+    folder = student_folder(student)
+    return ReportScreener(
+        fusion if fusion is not None else _backbone_for(folder), load_student(folder), config
+    )
