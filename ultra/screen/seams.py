@@ -21,12 +21,16 @@ from ultra.dicom.studies import ImageSelector, Study, StudyImage
 
 
 def screen_request(
-    screener: ReportScreener, report: str, request: Request, weigh: bool = False
+    screener: ReportScreener,
+    report: str,
+    request: Request,
+    weigh: bool = False,
+    result: ScreeningResult | None = None,
 ) -> tuple[Request, ScreeningResult]:
     """The request on the images kept for ``report`` (with their renormalised weights when ``weigh``),
-    and the screening result. A request with fewer than two images is returned unchanged and
-    screened only for the record (one image is always kept)."""
-    result = screener.screen(report, request.images)
+    and the screening result (``result``: one already computed for these images). A request with
+    fewer than two images is returned unchanged and screened only for the record."""
+    result = result if result is not None else screener.screen(report, request.images)
     if len(request.images) < 2:
         return request, result
     kept = result.kept
