@@ -13,6 +13,7 @@ from ultra.cli.dicom import dicom
 from ultra.cli.eval import eval_app
 from ultra.cli.fusion import fusion_app
 from ultra.cli.info import info
+from ultra.cli.serve import serve
 from ultra.cli.train import train
 from ultra.logs import configure_logging
 
@@ -36,6 +37,7 @@ app.command("info")(info)
 app.command("ask")(ask)
 app.command("dicom")(dicom)
 app.command("train")(train)
+app.command("serve")(serve)
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 app.add_typer(fusion_app, name="fusion")
