@@ -26,11 +26,12 @@ def free_port() -> int:
 
 @contextmanager
 def running(
-    args: list[str], ready_url: str, log: Path, timeout_s: float = 180.0
+    args: list[str], ready_url: str, log: Path, timeout_s: float = 180.0, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen]:
     """``python -m ultra ARGS`` until the block ends; fails with the server's output if it never
     answers ``ready_url``."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    base = {"PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, **base, **(env or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "ultra", *args],
@@ -60,7 +61,7 @@ def running(
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -163,3 +163,16 @@ def test_lower_packages_never_import_higher_ones(package):
         if target.split(".")[0] not in allowed
     }
     assert not bad, "\n".join(sorted(bad))
+
+
+def test_ultra_imports_demo_only_from_its_cli_command():
+    """``demo`` sits above ``ultra``; the one way down is ``ultra demo`` starting it, lazily."""
+    graph = import_graph()
+    bad = {
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        if name.split(".")[0] == "ultra" and name != "ultra.cli.demo"
+        for target in targets
+        if target.split(".")[0] == "demo"
+    }
+    assert not bad, "\n".join(sorted(bad))

@@ -9,6 +9,7 @@ import typer
 
 from ultra.cli.ask import ask
 from ultra.cli.data import data_app
+from ultra.cli.demo import demo
 from ultra.cli.dicom import dicom
 from ultra.cli.eval import eval_app
 from ultra.cli.fusion import fusion_app
@@ -36,6 +37,7 @@ def main(
 app.command("info")(info)
 app.command("ask")(ask)
 app.command("dicom")(dicom)
+app.command("demo")(demo)
 app.command("train")(train)
 app.command("serve")(serve)
 app.add_typer(data_app, name="data")

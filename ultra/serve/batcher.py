@@ -1,10 +1,10 @@
 """``DynamicBatcher``: concurrent requests gathered for a few milliseconds, answered by one batched
 generate (``Answerer.stream_batch``), each answer streamed back to its own client.
 
-One worker thread owns the gathering. It waits for a first request, then for more until
-``wait_ms`` have passed or ``max_batch`` are in hand, and starts the batch. While a batch
-generates, new requests queue up; the next batch starts when the previous one has finished, so
-everything that arrived meanwhile joins it (under load, batches fill without waiting). A batch
+One worker thread owns the gathering. It waits for a first request and for the previous batch to
+finish (requests arriving meanwhile queue up), then takes what is queued and what keeps arriving
+less than ``wait_ms`` apart, up to ``max_batch``, and starts the batch. Under load batches fill
+from the queue at once; a lone request waits ``wait_ms`` at most. A batch
 whose encoding fails (a prompt too long, a reserved token in the text) is retried request by
 request, so one bad request fails alone.
 """
@@ -101,9 +101,9 @@ class _Job:
 
 
 class DynamicBatcher:
-    """Gathers requests for ``wait_ms`` up to ``max_batch`` and answers them together."""
+    """Gathers concurrent requests (``wait_ms`` apart at most, up to ``max_batch``) and answers them together."""
 
-    def __init__(self, answerer: Answerer, max_batch: int = 16, wait_ms: float = 10.0) -> None:
+    def __init__(self, answerer: Answerer, max_batch: int = 16, wait_ms: float = 20.0) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if wait_ms < 0:
@@ -133,11 +133,14 @@ class DynamicBatcher:
 
     # worker -----------------------------------------------------------------------------------
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        """``first`` and what follows it with gaps under ``wait_s`` (at most ``5 * wait_s`` in all):
+        a burst of requests being parsed one after another joins one batch."""
         jobs = [first]
-        deadline = time.monotonic() + self.wait_s
+        cap = time.monotonic() + 5 * self.wait_s
         while len(jobs) < self.max_batch:
+            timeout = min(self.wait_s, cap - time.monotonic())
             try:
-                job = self._jobs.get(timeout=max(0.0, deadline - time.monotonic()))
+                job = self._jobs.get(timeout=max(0.0, timeout)) if timeout > 0 else self._jobs.get_nowait()
             except queue.Empty:
                 break
             if job is None:
@@ -151,17 +154,8 @@ class DynamicBatcher:
             first = self._jobs.get()
             if first is None:
                 return
+            previous.wait()  # requests that arrive meanwhile join the next batch
             jobs, stopping = self._gather(first)
-            previous.wait()  # requests that arrive meanwhile wait for the next batch
-            while len(jobs) < self.max_batch:  # and join this one if there is room
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                jobs.append(job)
             previous = self._start(jobs)
             if stopping:
                 return
