@@ -278,10 +278,10 @@ def test_cli_answers_questions_with_the_model(full_source: Path, tmp_path: Path,
 
 
 def test_answerer_from_the_tiny_model(tiny_model) -> None:
-    from ultra.dicom.answering import answerer_from_model
+    from ultra.answerer import Answerer
+    from ultra.dicom.answering import study_answerer
 
-    model, processor = tiny_model
-    answer = answerer_from_model(model, processor, batch_size=2, max_new_tokens=4)
+    answer = study_answerer(Answerer(*tiny_model, allow_untrained=True), batch_size=2, max_new_tokens=4)
     image = Image.new("RGB", (32, 32), "gray")
     answers = answer(
         [([image, image], "是否可见病灶？"), ([image], "检查部位？"), ([image], "良性还是恶性？")]

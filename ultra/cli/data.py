@@ -125,23 +125,48 @@ def validate(
     console.print(f"[green]ok[/green]: {report.records} record(s), no problems")
 
 
+def _records_of(path: Path) -> list:
+    """Records of a .jsonl file, or of a source folder converted on the fly when its layout is known."""
+    from data_zh import read_records
+    from data_zh.converters import CONVERTERS, convert, detect_sources
+
+    if not path.is_dir():
+        return read_records(path)
+    sources = detect_sources(path)
+    if len(sources) != 1:
+        found = f"it matches {' and '.join(sources)}" if sources else "its layout is not one this knows"
+        raise ValueError(
+            f"{path}: a folder, and {found}; convert it first: "
+            f"ultra data convert SOURCE {path} -o records.jsonl (SOURCE: {', '.join(CONVERTERS)})"
+        )
+    records = convert(sources[0], path)
+    console.print(
+        f"{path}: {sources[0]} layout, converted on the fly ({len(records)} record(s))",
+        markup=False,
+        soft_wrap=True,
+    )
+    return records
+
+
 @data_app.command("stats")
 def stats(
-    paths: list[Path] = typer.Argument(..., help="one or more .jsonl files of unified records"),
+    paths: list[Path] = typer.Argument(
+        ..., help="one or more .jsonl files of unified records, or source folders (BUSI layout, SLAKE, ...)"
+    ),
     chart: Path | None = typer.Option(None, "--chart", help="write a PNG bar chart here"),
 ) -> None:
     """Count records by source, specialty, task, modality, language, split and answer type."""
-    from data_zh import RecordError, read_records
+    from data_zh import ConversionError, RecordError
     from data_zh.stats import DIMENSIONS, plot_stats, record_stats
 
     try:
-        records = [record for path in paths for record in read_records(path)]
-    except RecordError as error:
+        records = [record for path in paths for record in _records_of(path)]
+    except (RecordError, ConversionError, ValueError) as error:
         _fail(error)
     counts = record_stats(records)
     table = Table(title=f"{len(records)} record(s)")
     for column in ("dimension", "value", "count"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name, counter in counts.items():
         for value, count in counter.most_common():
             table.add_row(f"{DIMENSIONS[name]} {name}", value, str(count))
