@@ -32,7 +32,7 @@ EXAMPLES = sorted((ROOT / "ultra" / "examples" / "busi").glob("*.png"))
 # batching shares, then weighs as it does for real models' longer answers.
 QUESTIONS = ["What does this image show?", "描述病灶的形态、边界、回声和血流。"]
 MODES = {
-    "on": ["--max-batch", "16", "--batch-wait-ms", "20"],
+    "on": ["--max-batch", "16", "--batch-wait-ms", "50"],
     "off": ["--max-batch", "1", "--batch-wait-ms", "0"],
 }
 

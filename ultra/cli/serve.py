@@ -17,7 +17,7 @@ def serve(
     port: int = typer.Option(8000, "--port", min=1, max=65535),
     max_batch: int = typer.Option(16, "--max-batch", min=1, help="Most requests answered together."),
     batch_wait_ms: float = typer.Option(
-        20.0, "--batch-wait-ms", min=0, help="Largest gap between requests gathered into one batch."
+        50.0, "--batch-wait-ms", min=0, help="Longest a batch waits for requests still being read."
     ),
     max_images: int = typer.Option(8, "--max-images", min=0, help="Most images in one prompt."),
     api_key: str | None = typer.Option(

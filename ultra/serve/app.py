@@ -15,6 +15,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -78,8 +79,7 @@ def _parse_body(raw: bytes) -> ChatCompletionRequest:
         raise bad_request(f"invalid field {param}: {first['msg']}", param) from None
 
 
-async def _stream_for(batcher: DynamicBatcher, request) -> BatchedStream:
-    future = batcher.submit(request)
+async def _stream_for(future: Future) -> BatchedStream:
     try:
         return await asyncio.wrap_future(future)
     except asyncio.CancelledError:  # the client left: release its place once the batch starts
@@ -140,16 +140,18 @@ def create_app(batcher: DynamicBatcher, options: ServeOptions) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(http: Request):
-        body = _parse_body(await http.body())
-        if body.model != options.model_id:
-            raise APIError(
-                404,
-                f"the model {body.model!r} does not exist here; this server has {options.model_id!r}",
-                param="model",
-                code="model_not_found",
-            )
-        request = await anyio.to_thread.run_sync(to_request, body, options.max_images, options.limits)
-        stream = await _stream_for(batcher, request)
+        with batcher.receiving():
+            body = _parse_body(await http.body())
+            if body.model != options.model_id:
+                raise APIError(
+                    404,
+                    f"the model {body.model!r} does not exist here; this server has {options.model_id!r}",
+                    param="model",
+                    code="model_not_found",
+                )
+            request = await anyio.to_thread.run_sync(to_request, body, options.max_images, options.limits)
+            future = batcher.submit(request)
+        stream = await _stream_for(future)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -2,15 +2,17 @@
 generate (``Answerer.stream_batch``), each answer streamed back to its own client.
 
 One worker thread owns the gathering. It waits for a first request and for the previous batch to
-finish (requests arriving meanwhile queue up), then takes what is queued and what keeps arriving
-less than ``wait_ms`` apart, up to ``max_batch``, and starts the batch. Under load batches fill
-from the queue at once; a lone request waits ``wait_ms`` at most. A batch
+finish (requests arriving meanwhile queue up), then takes what is queued, up to ``max_batch``.
+The server marks each request from its arrival until it is submitted (``receiving``), so the
+batch also waits, ``wait_ms`` at most, for requests still being read: a burst of clients shares
+one batch, while a lone request never waits. A batch
 whose encoding fails (a prompt too long, a reserved token in the text) is retried request by
 request, so one bad request fails alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -101,9 +103,10 @@ class _Job:
 
 
 class DynamicBatcher:
-    """Gathers concurrent requests (``wait_ms`` apart at most, up to ``max_batch``) and answers them together."""
+    """Gathers concurrent requests (up to ``max_batch``, waiting ``wait_ms`` at most for those still
+    being read) and answers them together."""
 
-    def __init__(self, answerer: Answerer, max_batch: int = 16, wait_ms: float = 20.0) -> None:
+    def __init__(self, answerer: Answerer, max_batch: int = 16, wait_ms: float = 50.0) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if wait_ms < 0:
@@ -114,8 +117,26 @@ class DynamicBatcher:
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._stats = BatchStats()
         self._stats_lock = threading.Lock()
+        self._arriving = 0
+        self._arriving_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="ultra-batcher", daemon=True)
         self._thread.start()
+
+    @contextlib.contextmanager
+    def receiving(self) -> Iterator[None]:
+        """Marks a request being read (body, images) that will be submitted: a batch about to
+        start waits up to ``wait_ms`` for it."""
+        with self._arriving_lock:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._arriving_lock:
+                self._arriving -= 1
+
+    def arriving(self) -> int:
+        with self._arriving_lock:
+            return self._arriving
 
     def submit(self, request: Request) -> Future:
         """A future resolving to the request's ``BatchedStream`` (or to its encoding error)."""
@@ -133,16 +154,21 @@ class DynamicBatcher:
 
     # worker -----------------------------------------------------------------------------------
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
-        """``first`` and what follows it with gaps under ``wait_s`` (at most ``5 * wait_s`` in all):
-        a burst of requests being parsed one after another joins one batch."""
+        """``first``, everything queued, and requests still being read when the batch would start
+        (waited for up to ``wait_s``): a lone request never waits, a burst shares one batch."""
         jobs = [first]
-        cap = time.monotonic() + 5 * self.wait_s
+        deadline = time.monotonic() + self.wait_s
         while len(jobs) < self.max_batch:
-            timeout = min(self.wait_s, cap - time.monotonic())
             try:
-                job = self._jobs.get(timeout=max(0.0, timeout)) if timeout > 0 else self._jobs.get_nowait()
+                job = self._jobs.get_nowait()
             except queue.Empty:
-                break
+                left = deadline - time.monotonic()
+                if self.arriving() == 0 or left <= 0:
+                    break
+                try:
+                    job = self._jobs.get(timeout=min(left, 0.002))
+                except queue.Empty:
+                    continue
             if job is None:
                 return jobs, True
             jobs.append(job)

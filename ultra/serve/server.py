@@ -26,7 +26,7 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     max_batch: int = 16,
-    batch_wait_ms: float = 20.0,
+    batch_wait_ms: float = 50.0,
 ) -> None:
     """Serve until interrupted (uvicorn's access log shows paths and statuses, never bodies)."""
     import uvicorn
