@@ -7,7 +7,7 @@ interpreter. Rounds interleave the two servers and every concurrency, and each c
 round (machines are noisy). The ratio column is batching-on over batching-off requests/s at the
 same concurrency.
 
-    python -m benchmarks.serve [--rounds 3] [--requests-per-client 4] [--max-tokens 32]
+    python -m benchmarks.serve [--rounds 3] [--requests-per-client 8] [--max-tokens 32] [--threads 1]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
+import contextlib
 import json
 import subprocess
 import sys
@@ -79,13 +80,22 @@ def run_client(url: str, concurrency: int, count: int, max_tokens: int) -> dict:
     return {"wall": wall, "latencies": [r[0] for r in results], "tokens": sum(r[1] for r in results)}
 
 
+def _batching(url: str) -> dict:
+    import httpx
+
+    return httpx.get(url + "/health", timeout=30).json()["batching"]
+
+
 def measure(url: str, concurrency: int, count: int, max_tokens: int) -> dict:
+    before = _batching(url)
     command = [sys.executable, "-m", "benchmarks.serve", "--client", url]
     command += ["--concurrency", str(concurrency), "--count", str(count), "--max-tokens", str(max_tokens)]
     out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     latencies = np.array(result["latencies"])
+    after = _batching(url)
     return {
+        "batch": (after["requests"] - before["requests"]) / max(1, after["batches"] - before["batches"]),
         "rps": count / result["wall"],
         "tps": result["tokens"] / result["wall"],
         "p50": float(np.percentile(latencies, 50)),
@@ -99,6 +109,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--requests-per-client", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each server")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -109,15 +120,15 @@ def main() -> None:
     from tests.servers import free_port, running
 
     best: dict[tuple[str, int], dict] = {}
-    with tempfile.TemporaryDirectory() as tmp, contextlib_stack() as stack:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         urls = {}
         for mode, flags in MODES.items():
             port = free_port()
             urls[mode] = f"http://127.0.0.1:{port}"
+            args_ = ["serve", "--port", str(port), *flags]
+            threads = {"OMP_NUM_THREADS": str(args.threads)}
             stack.enter_context(
-                running(
-                    ["serve", "--port", str(port), *flags], urls[mode] + "/health", Path(tmp) / f"{mode}.log"
-                )
+                running(args_, urls[mode] + "/health", Path(tmp) / f"{mode}.log", env=threads)
             )
         for round_index in range(args.rounds):
             for concurrency in args.concurrency:
@@ -129,10 +140,21 @@ def main() -> None:
             print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
 
     table = Table(
-        title=f"ultra serve, ultra-tiny-zh fp32 greedy on CPU, max_tokens {args.max_tokens}, "
+        title=f"ultra serve, ultra-tiny-zh fp32 greedy on CPU ({args.threads} torch thread(s) per server), "
+        f"max_tokens {args.max_tokens}, "
         f"best of {args.rounds} interleaved rounds"
     )
-    for column in ("concurrency", "batching", "requests/s", "tokens/s", "p50 s", "p95 s", "req/s on ÷ off"):
+    columns = (
+        "concurrency",
+        "batching",
+        "mean batch",
+        "requests/s",
+        "tokens/s",
+        "p50 s",
+        "p95 s",
+        "req/s on ÷ off",
+    )
+    for column in columns:
         table.add_column(column, justify="right")
     for concurrency in args.concurrency:
         for mode in ("off", "on"):
@@ -141,6 +163,7 @@ def main() -> None:
             table.add_row(
                 str(concurrency),
                 mode,
+                f"{cell['batch']:.1f}",
                 f"{cell['rps']:.1f}",
                 f"{cell['tps']:.0f}",
                 f"{cell['p50']:.3f}",
@@ -148,12 +171,6 @@ def main() -> None:
                 f"{ratio:.2f}x",
             )
     Console(width=150).print(table)
-
-
-def contextlib_stack():
-    import contextlib
-
-    return contextlib.ExitStack()
 
 
 if __name__ == "__main__":

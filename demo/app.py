@@ -12,6 +12,7 @@ import gradio as gr
 
 from demo import texts
 from demo.uploads import SessionFiles
+from ultra.answerer.requests import DEFAULT_MODEL
 
 HEAD = '<meta name="description" content="ultra 中文超声视觉问答 — 仅供研究，非临床诊断">'
 
@@ -20,7 +21,7 @@ HEAD = '<meta name="description" content="ultra 中文超声视觉问答 — 仅
 class DemoOptions:
     """How the demo runs; defaults are the safe ones (loopback, no sharing, 20 MB uploads)."""
 
-    model: str = "tiny-zh"
+    model: str = DEFAULT_MODEL
     adapter: str | None = None
     host: str = "127.0.0.1"
     port: int = 7860

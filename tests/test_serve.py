@@ -270,3 +270,32 @@ def test_concurrent_requests_are_batched_and_equal_their_single_answers(server, 
     assert requests == 16
     assert batches <= 8, f"16 concurrent requests took {batches} generate calls"
     assert after["max_batch_size_seen"] >= 4
+
+
+def test_batcher_waits_only_for_requests_still_being_read(answerer):
+    """A lone request starts at once despite a long window; a request still being read when a
+    batch would start joins it."""
+    import time
+
+    from ultra.serve import DynamicBatcher
+
+    batcher = DynamicBatcher(answerer, max_batch=16, wait_ms=5000)
+    request = Request("你好", settings=GenerationSettings(max_new_tokens=2))
+    try:
+        start = time.monotonic()
+        with batcher.receiving() as submit:
+            stream = submit(request).result(timeout=60)
+        "".join(stream)
+        stream.close()
+        assert time.monotonic() - start < 4, "a lone request waited for the batch window"
+        with batcher.receiving() as late:
+            early = batcher.submit(request)
+            time.sleep(0.3)
+            joined = late(request)
+        streams = [early.result(timeout=60), joined.result(timeout=60)]
+        for stream in streams:
+            "".join(stream)
+            stream.close()
+        assert batcher.stats()["batch_sizes"] == {"1": 1, "2": 1}
+    finally:
+        batcher.stop()

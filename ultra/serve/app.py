@@ -140,7 +140,7 @@ def create_app(batcher: DynamicBatcher, options: ServeOptions) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(http: Request):
-        with batcher.receiving():
+        with batcher.receiving() as submit:
             body = _parse_body(await http.body())
             if body.model != options.model_id:
                 raise APIError(
@@ -150,7 +150,7 @@ def create_app(batcher: DynamicBatcher, options: ServeOptions) -> FastAPI:
                     code="model_not_found",
                 )
             request = await anyio.to_thread.run_sync(to_request, body, options.max_images, options.limits)
-            future = batcher.submit(request)
+            future = submit(request)
         stream = await _stream_for(future)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if body.stream:

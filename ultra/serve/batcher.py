@@ -3,9 +3,10 @@ generate (``Answerer.stream_batch``), each answer streamed back to its own clien
 
 One worker thread owns the gathering. It waits for a first request and for the previous batch to
 finish (requests arriving meanwhile queue up), then takes what is queued, up to ``max_batch``.
-The server marks each request from its arrival until it is submitted (``receiving``), so the
-batch also waits, ``wait_ms`` at most, for requests still being read: a burst of clients shares
-one batch, while a lone request never waits. A batch
+For ``wait_ms`` at most it also waits for requests still being read (the server marks each from
+its arrival until it is submitted, ``receiving``) and, after a batch of N, until N requests are
+in hand: the clients just answered usually come straight back. So a burst of clients shares one
+batch, steady load keeps batches full, and a lone client's request never waits. A batch
 whose encoding fails (a prompt too long, a reserved token in the text) is retried request by
 request, so one bad request fails alone.
 """
@@ -18,7 +19,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ class _BatchDone:
 
     def __init__(self, streams: list[AnswerStream]) -> None:
         self._streams = streams
+        self.size = len(streams)
         self._left = len(streams)
         self._lock = threading.Lock()
         self._released = threading.Event()
@@ -123,16 +125,28 @@ class DynamicBatcher:
         self._thread.start()
 
     @contextlib.contextmanager
-    def receiving(self) -> Iterator[None]:
-        """Marks a request being read (body, images) that will be submitted: a batch about to
-        start waits up to ``wait_ms`` for it."""
+    def receiving(self) -> Iterator[Callable[[Request], Future]]:
+        """Marks a request being read (body, images) until it is submitted through the function
+        this yields: a batch about to start waits up to ``wait_ms`` for marked requests."""
+        submitted = False
+
+        def submit(request: Request) -> Future:
+            nonlocal submitted
+            job = _Job(request)
+            with self._arriving_lock:  # unmarked and queued at once: never seen as neither
+                self._arriving -= 1
+                submitted = True
+                self._jobs.put(job)
+            return job.future
+
         with self._arriving_lock:
             self._arriving += 1
         try:
-            yield
+            yield submit
         finally:
             with self._arriving_lock:
-                self._arriving -= 1
+                if not submitted:
+                    self._arriving -= 1
 
     def arriving(self) -> int:
         with self._arriving_lock:
@@ -153,20 +167,20 @@ class DynamicBatcher:
         self._thread.join(timeout=5)
 
     # worker -----------------------------------------------------------------------------------
-    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
-        """``first``, everything queued, and requests still being read when the batch would start
-        (waited for up to ``wait_s``): a lone request never waits, a burst shares one batch."""
+    def _gather(self, first: _Job, expected: int) -> tuple[list[_Job], bool]:
+        """``first`` and everything queued, up to ``max_batch``; for up to ``wait_s`` more, also
+        requests still being read, and the clients of the batch that just ended (``expected``
+        requests) coming back with their next request."""
         jobs = [first]
         deadline = time.monotonic() + self.wait_s
         while len(jobs) < self.max_batch:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
-                left = deadline - time.monotonic()
-                if self.arriving() == 0 or left <= 0:
+                if time.monotonic() >= deadline or (self.arriving() == 0 and len(jobs) >= expected):
                     break
                 try:
-                    job = self._jobs.get(timeout=min(left, 0.002))
+                    job = self._jobs.get(timeout=0.002)
                 except queue.Empty:
                     continue
             if job is None:
@@ -181,7 +195,7 @@ class DynamicBatcher:
             if first is None:
                 return
             previous.wait()  # requests that arrive meanwhile join the next batch
-            jobs, stopping = self._gather(first)
+            jobs, stopping = self._gather(first, expected=previous.size)
             previous = self._start(jobs)
             if stopping:
                 return
