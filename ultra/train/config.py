@@ -40,6 +40,10 @@ class DataSource(_Strict):
     text_only: bool = Field(default=False, description="drop media (e.g. SLAKE, whose images are absent)")
     max_records: int | None = Field(default=None, gt=0, description="seeded subsample size")
     repeat: int = Field(default=1, ge=1, description="repeat the records (upweight a small source)")
+    allow_outside_root: bool = Field(
+        default=False,
+        description="read media paths that leave the media root (../, absolute); refused otherwise",
+    )
 
 
 class Augmentation(_Strict):

@@ -69,6 +69,8 @@ def load_source(source: DataSource, seed: int = 0) -> list[Record]:
             record.model_copy(update={"media": record.media.model_copy(update={"root": source.image_root})})
             for record in records
         ]
+    if not source.allow_outside_root:
+        refuse_outside_root(records, source)
     if source.max_records is not None and len(records) > source.max_records:
         records = random.Random(seed).sample(records, source.max_records)
     if not records:
@@ -76,6 +78,24 @@ def load_source(source: DataSource, seed: int = 0) -> list[Record]:
             f"{source.path}: no records left after the filters of this {source.kind} source"
         )
     return records * source.repeat
+
+
+def refuse_outside_root(records: list[Record], source: DataSource) -> None:
+    """Training reads a source's media only inside its media root: checked here, once, where records
+    enter training (the readers downstream then trust them), unless the source allows it."""
+    from data_zh.schema import outside_root_reason
+
+    for record in records:
+        media = record.media
+        for relative in [*media.images, *(ref.path for ref in media.dicom)] + (
+            [media.video.path] if media.video is not None else []
+        ):
+            reason = outside_root_reason(relative, media.root)
+            if reason is not None:
+                raise DataSourceError(
+                    f"{source.path}: record {record.id}: media path {relative!r} refused: {reason} "
+                    "(set allow_outside_root: true on this data source to read it anyway)"
+                )
 
 
 def strip_media(record: Record) -> Record:
@@ -215,7 +235,7 @@ class RecordDataset(Dataset):
     def __getitem__(self, index: int) -> dict | LoadFailure:
         record = self.records[index]
         try:
-            media = read_record_media(record)
+            media = read_record_media(record, allow_outside_root=True)  # vetted in load_source
             example = self.processor.encode_example(messages_of(record), media.images, media.video_frames)
             if self.feature_cache is not None and media.images:
                 example["pixel_values"] = None

@@ -34,7 +34,7 @@ def answer_records(
     settings = GenerationSettings(max_new_tokens=max_new_tokens)
     requests = []
     for record in records:
-        media = read_record_media(record)
+        media = read_record_media(record, allow_outside_root=True)
         question = record.question or ""
         requests.append(
             Request(question, media.images, media.video_frames, settings=settings, blank_images=blank_images)
@@ -75,7 +75,7 @@ def validate_classifier(classifier: nn.Module, fusion: nn.Module, items: list[La
     try:
         for start in range(0, len(items), 16):
             chunk = items[start : start + 16]
-            images = [read_record_images(item.record)[0] for item in chunk]
+            images = [read_record_images(item.record, allow_outside_root=True)[0] for item in chunk]
             logits = classifier(fusion.preprocess(images))
             predictions += logits.argmax(dim=-1).tolist()
             labels += [item.label for item in chunk]
