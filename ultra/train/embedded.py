@@ -16,6 +16,7 @@ from typing import Any
 
 from ultra.resources import embedded_model_dir, examples_dir
 from ultra.train.scorecard import scorecard, scorecard_markdown
+from ultra.train.shippable import LicenceError, check_shippable, read_training_data, sources_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +41,14 @@ EXAMPLE_QUESTIONS = [
 
 
 def install(run_dir: Path, destination: Path) -> Path:
-    """Copy the exported model (and the run's loss curve) into the package folder."""
+    """Copy the exported model (and the run's loss curve) into the package folder, after the
+    licence gate: a run that trained on non-commercial data (or has no provenance) is refused
+    before anything is copied."""
     import torch
 
     from ultra.model import UltraForConditionalGeneration
 
+    check_shippable(read_training_data(run_dir))
     final = run_dir / "final"
     destination.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
@@ -127,6 +131,11 @@ tuning; see the README's training section).
 | pydicom / pydicom-data sample files | the DICOM **train** split (US, CT, MR): modality questions (超声 / CT / 磁共振, 是否为超声) from the Modality tag | MIT |
 | SLAKE 1.0 (Liu et al., ISBI 2021) | 300 Chinese train-split questions and answers as **text only** (the images are not available here) | CC BY 4.0 |
 
+Every source of the run's training records (from its `summary.json`; the export refuses
+non-commercial licences):
+
+{sources_markdown(summary.get("training_data", []))}
+
 Not used, on purpose: the laparoscopy frames (Cholec80, CC BY-NC-SA) and PromptCBLUE
 (non-commercial); the BUSI selftrain_pool and val splits (val is the evaluation set below).
 
@@ -190,7 +199,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--command", default=None, help="the exact training command, for the card")
     args = parser.parse_args(argv)
     configure_logging()
-    destination = install(args.run_dir, args.destination)
+    try:
+        destination = install(args.run_dir, args.destination)
+    except LicenceError as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - a command-line entry point
+        raise SystemExit(2) from None
     model, processor = load_model(destination)
     card = evaluate(model, processor, args.busi)
     (args.run_dir / "scorecard.json").write_text(
