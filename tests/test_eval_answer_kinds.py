@@ -87,3 +87,13 @@ def test_scorer_reports_consistency_overall_and_per_question_type():
     assert "answer_type_consistency" not in by_type["position"]
     table = markdown_table(metrics)
     assert "answer-type consistency" in table and "| 60.0 |" in table
+
+
+def test_busi_heldout_is_an_eval_dataset(shared_data):
+    from data_zh.builders import HELDOUT_WORDINGS
+    from ultra.eval.datasets import load_eval_records
+
+    records = load_eval_records("busi_heldout", shared_data / "busi")  # the val split, like busi
+    heldout = {wording for wordings in HELDOUT_WORDINGS.values() for wording in wordings}
+    assert records and all(record.split == "val" and record.question in heldout for record in records)
+    assert [r.id for r in records] == [r.id for r in load_eval_records("busi", shared_data / "busi")]
