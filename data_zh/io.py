@@ -29,6 +29,11 @@ def describe_validation(error: ValidationError) -> str:
     )
 
 
+def record_line(record: Record) -> str:
+    """One record as a JSONL line (Chinese kept readable), the format every record file uses."""
+    return json.dumps(record.model_dump(mode="json"), ensure_ascii=False) + "\n"
+
+
 def write_records(records: Iterable[Record], path: str | Path) -> int:
     """Write Records as UTF-8 JSONL (Chinese kept readable); returns the count."""
     path = Path(path)
@@ -36,7 +41,7 @@ def write_records(records: Iterable[Record], path: str | Path) -> int:
     count = 0
     with path.open("w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(json.dumps(record.model_dump(mode="json"), ensure_ascii=False) + "\n")
+            handle.write(record_line(record))
             count += 1
     return count
 

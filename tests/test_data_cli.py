@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from data_zh import read_llava, read_records
-from data_zh.fonts import cjk_font_family
+from data_zh.converters import detect_sources
+from data_zh.fonts import BUNDLED_FAMILY, SYSTEM_CJK_FAMILIES, cjk_font_family
 from data_zh.stats import plot_stats, record_stats
 from data_zh.validate import validate_records_file
 from ultra.cli.main import app
@@ -112,12 +114,30 @@ def test_stats_counts_and_cjk_chart(shared_data, tmp_path):
     path = plot_stats(counts, tmp_path / "chart.png")
     image = Image.open(path)
     assert image.format == "PNG" and image.size[0] > 600
-    if cjk_font_family() is None:
-        return
-    assert cjk_font_family() in {
-        "WenQuanYi Zen Hei",
-        "Noto Sans CJK SC",
-        "Source Han Sans SC",
-        "SimHei",
-        "Microsoft YaHei",
-    }
+    assert cjk_font_family() in {*SYSTEM_CJK_FAMILIES, BUNDLED_FAMILY}
+
+
+def test_stats_accepts_a_source_folder_and_names_the_command_for_an_unknown_one(shared_data, tmp_path):
+    result = runner.invoke(app, ["data", "stats", str(shared_data / "busi")])
+    assert result.exit_code == 0, result.output
+    assert "busi layout, converted on the fly" in result.output and "240 record(s)" in result.output
+    (tmp_path / "notes.txt").write_text("not a dataset", encoding="utf-8")
+    result = runner.invoke(app, ["data", "stats", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "file not found" not in result.output
+    assert f"ultra data convert SOURCE {tmp_path} -o records.jsonl" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("folder", "source"),
+    [
+        ("busi", "busi"),
+        ("slake", "slake"),
+        ("vqa_rad", "vqa_rad"),
+        ("laparoscopy_frames", "laparoscopy"),
+        ("promptcblue_toy_zh", "promptcblue"),
+        ("dicom", "dicom"),
+    ],
+)
+def test_detect_sources_recognises_each_shared_layout(shared_data, folder, source):
+    assert detect_sources(shared_data / folder) == [source]

@@ -86,7 +86,7 @@ def test_scorer_reports_consistency_overall_and_per_question_type():
     assert by_type["malignancy_no_lesion"]["answer_type_consistency"] == pytest.approx(50.0)
     assert "answer_type_consistency" not in by_type["position"]
     table = markdown_table(metrics)
-    assert "answer-type consistency" in table and "| 60.0 |" in table
+    assert "answer type" in table and "| 60.0 |" in table
 
 
 def test_busi_heldout_is_an_eval_dataset(shared_data):

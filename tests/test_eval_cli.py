@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 from typer.testing import CliRunner
 
 from ultra.cli.main import app
 from ultra.eval.answers import read_answers, write_answers
 from ultra.eval.datasets import load_eval_records
+from ultra.eval.llava_med import RULE_TITLES
+from ultra.eval.report import rounded
 
 
 def test_score_command_writes_the_report(shared_data, tmp_path):
     records = load_eval_records("slake", shared_data / "slake", "test")
     answers = [{"id": r.id, "answer": r.answer if r.language == "en" else "是"} for r in records]
     write_answers(answers, tmp_path / "answers.jsonl")
-    result = CliRunner().invoke(
-        app,
+    result = subprocess.run(
         [
+            sys.executable,
+            "-m",
+            "ultra",
             "eval",
             "score",
             str(tmp_path / "answers.jsonl"),
@@ -32,8 +40,12 @@ def test_score_command_writes_the_report(shared_data, tmp_path):
             "--train-split",
             "train",
         ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "80"},
     )
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text(encoding="utf-8"))
     by_language = metrics["by"]["language"]
     assert by_language["en"]["closed_accuracy"] == 100.0
@@ -41,6 +53,15 @@ def test_score_command_writes_the_report(shared_data, tmp_path):
     assert "majority per question type" in metrics["baselines"]
     assert "llava_med" in metrics
     assert (tmp_path / "report" / "accuracy.png").stat().st_size > 1000
+    # the printed table: one line per row within 80 columns, numbers rounded to one decimal
+    lines = result.stdout.splitlines()
+    table = lines[: next(index for index, line in enumerate(lines) if line.startswith("- "))]
+    assert max(map(len, table)) <= 80, result.stdout
+    for language, summary in by_language.items():
+        row = f"{language} {summary['n']} {summary['closed_accuracy']:.1f} {summary['closed_balanced_accuracy']:.1f}"
+        assert row in [" ".join(line.split()[:4]) for line in lines], (row, result.stdout)
+    assert not re.search(r"\d\.\d{3,}", result.stdout), result.stdout
+    assert f"- {RULE_TITLES['llava-med']}: yes/no accuracy" in result.stdout
 
 
 def test_baseline_command_and_bad_dataset(shared_data, tmp_path):
@@ -76,3 +97,8 @@ def test_generate_command_with_a_records_file_resumes(shared_data, tmp_path):
     assert second.exit_code == 0, second.output
     assert "1 answered now, 2 already there" in " ".join(second.output.split())
     assert [row["id"] for row in read_answers(tmp_path / "answers.jsonl")] == [r.id for r in records]
+
+
+def test_rounded_rounds_every_float_for_printing():
+    metrics = {"closed_accuracy": 82.42424242424242, "n": 33, "ci95": [66.21212, 74.1], "label": "x"}
+    assert rounded(metrics) == {"closed_accuracy": 82.42, "n": 33, "ci95": [66.21, 74.1], "label": "x"}

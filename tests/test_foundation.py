@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from ultra.cli.main import app
 from ultra.config_io import ConfigError, dump_config, load_config
-from ultra.environment import collect_environment
+from ultra.environment import KEY_LIBRARIES, collect_environment
 
 
 def test_every_top_level_package_imports():
@@ -29,12 +30,38 @@ def test_info_reports_real_versions():
 
 def test_cli_info_and_help_run_as_console_script():
     result = subprocess.run(
-        [sys.executable, "-m", "ultra", "info"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "ultra", "info"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "80"},
     )
     assert result.returncode == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "…" not in result.stdout, result.stdout  # wrapped, never cut
+    for name in KEY_LIBRARIES:
+        assert f"│ {name} " in result.stdout, name
     assert importlib.metadata.version("transformers") in result.stdout
     help_text = CliRunner().invoke(app, ["--help"]).output
     assert "info" in help_text
+
+
+def test_info_imports_torch_only():
+    """Versions come from package metadata and extras from module specs: the model registry (timm,
+    torchvision), transformers and the extras (ray, trl) stay unimported; they made it take 10-17 s."""
+    code = (
+        "import sys; from ultra.environment import collect_environment; collect_environment(); "
+        "print(' '.join(sorted(m for m in ('timm', 'torchvision', 'transformers', 'ray', 'trl', 'fusion') "
+        "if m in sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_info_lists_presets_when_asked():
+    assert collect_environment().presets == []
+    assert "tiny-zh" in collect_environment(with_presets=True).presets
 
 
 class _Optimiser(BaseModel):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +15,21 @@ from typer.testing import CliRunner
 from ultra.cli.main import app
 
 
-def test_fusion_encoders_lists_registry() -> None:
-    result = CliRunner().invoke(app, ["fusion", "encoders"], terminal_width=200)
-    assert result.exit_code == 0, result.output
-    for name in ("clip-vit-l-336", "sam-vit-b", "resnet10t", "convnext-atto"):
-        assert name in result.output
+def test_fusion_encoders_lists_every_registered_name_whole_at_80_columns() -> None:
+    from fusion import list_encoders
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ultra", "fusion", "encoders"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "…" not in result.stdout, result.stdout  # wrapped, never cut
+    for name in list_encoders():
+        assert f"│ {name} " in result.stdout, name
 
 
 def test_fusion_crop_batch_survives_bad_file(shared_data: Path, tmp_path: Path) -> None:

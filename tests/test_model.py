@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.numerics import assert_close
 from ultra.model import (
     IGNORE_INDEX,
     UltraConfig,
@@ -250,4 +251,4 @@ def test_video_block_is_fusion_video_encode_clip(tiny_model):
         block = model.model.get_video_features(batch["pixel_values_videos"]).pooler_output[0]
         expected = encode_clip(model.vision_tower, frames, processor.video_num_frames)
     assert block.shape == (processor.video_tokens, model.config.text_config.hidden_size)
-    assert torch.allclose(block, expected, atol=1e-6)
+    assert_close(block, expected)

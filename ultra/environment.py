@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import platform
 from dataclasses import dataclass, field
 
@@ -56,12 +57,12 @@ def library_version(distribution: str) -> str | None:
         return None
 
 
-def module_importable(name: str) -> bool:
+def module_installed(name: str) -> bool:
+    """Whether a module can be found, without importing it (ray and trl take seconds to import)."""
     try:
-        importlib.import_module(name)
-    except Exception:  # an extra that fails for any reason is simply not available
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a broken parent package counts as missing
         return False
-    return True
 
 
 def detect_devices() -> list[str]:
@@ -84,17 +85,20 @@ def available_presets() -> list[str]:
     return sorted(presets.list_presets())
 
 
-def collect_environment() -> EnvironmentReport:
+def collect_environment(with_presets: bool = False) -> EnvironmentReport:
+    """Versions come from package metadata and extras from module specs, so nothing heavy is
+    imported but torch (for the devices); the presets need the model registry (timm, torchvision:
+    seconds), so they are listed only ``with_presets``."""
     model_dir = resources.embedded_model_dir()
     return EnvironmentReport(
         python=platform.python_version(),
         libraries={name: library_version(name) for name in KEY_LIBRARIES},
         extras={
-            extra: all(module_importable(m) for m in modules) for extra, modules in OPTIONAL_EXTRAS.items()
+            extra: all(module_installed(m) for m in modules) for extra, modules in OPTIONAL_EXTRAS.items()
         },
         devices=detect_devices(),
         embedded_model=str(model_dir),
         embedded_model_present=(model_dir / "config.json").is_file(),
         examples=str(resources.examples_dir()),
-        presets=available_presets(),
+        presets=available_presets() if with_presets else [],
     )

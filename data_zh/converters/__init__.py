@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 from data_zh.converters.base import ConversionError
 from data_zh.converters.busi import convert_busi
+from data_zh.converters.detect import detect_sources
 from data_zh.converters.dicom import convert_dicom
 from data_zh.converters.laparoscopy import convert_laparoscopy
 from data_zh.converters.llava import convert_llava
@@ -50,4 +51,5 @@ __all__ = [
     "convert_promptcblue",
     "convert_slake",
     "convert_vqa_rad",
+    "detect_sources",
 ]

@@ -171,7 +171,9 @@ class Answerer:
                         if streams[i].answer is None:
                             streams[i].fail(error)
 
-        threading.Thread(target=work, name="ultra-answerer", daemon=True).start()
+        # not a daemon: the interpreter waits for it at exit; a daemon thread still inside torch
+        # when `ultra ask` ends aborted the process ("terminate called without an active exception")
+        threading.Thread(target=work, name="ultra-answerer", daemon=False).start()
         return streams
 
     @staticmethod

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 data_app = typer.Typer(
-    help="Data in one schema: convert sources, build Chinese instruction/benchmark sets, validate, count.",
+    help="Data in one schema: convert sources, build Chinese instruction/benchmark sets, validate, count, generate QA.",
     no_args_is_help=True,
 )
 console = Console()
@@ -19,6 +19,7 @@ BUILDERS = (
     "busi_instructions",
     "busi_vqa",
     "laparoscopy_instructions",
+    "laparoscopy_video",
     "dicom_instructions",
     "report_benchmark",
 )
@@ -125,26 +126,93 @@ def validate(
     console.print(f"[green]ok[/green]: {report.records} record(s), no problems")
 
 
+def _records_of(path: Path) -> list:
+    """Records of a .jsonl file, or of a source folder converted on the fly when its layout is known."""
+    from data_zh import read_records
+    from data_zh.converters import CONVERTERS, convert, detect_sources
+
+    if not path.is_dir():
+        return read_records(path)
+    sources = detect_sources(path)
+    if len(sources) != 1:
+        found = f"it matches {' and '.join(sources)}" if sources else "its layout is not one this knows"
+        raise ValueError(
+            f"{path}: a folder, and {found}; convert it first: "
+            f"ultra data convert SOURCE {path} -o records.jsonl (SOURCE: {', '.join(CONVERTERS)})"
+        )
+    records = convert(sources[0], path)
+    console.print(
+        f"{path}: {sources[0]} layout, converted on the fly ({len(records)} record(s))",
+        markup=False,
+        soft_wrap=True,
+    )
+    return records
+
+
 @data_app.command("stats")
 def stats(
-    paths: list[Path] = typer.Argument(..., help="one or more .jsonl files of unified records"),
+    paths: list[Path] = typer.Argument(
+        ..., help="one or more .jsonl files of unified records, or source folders (BUSI layout, SLAKE, ...)"
+    ),
     chart: Path | None = typer.Option(None, "--chart", help="write a PNG bar chart here"),
 ) -> None:
     """Count records by source, specialty, task, modality, language, split and answer type."""
-    from data_zh import RecordError, read_records
+    from data_zh import ConversionError, RecordError
     from data_zh.stats import DIMENSIONS, plot_stats, record_stats
 
     try:
-        records = [record for path in paths for record in read_records(path)]
-    except RecordError as error:
+        records = [record for path in paths for record in _records_of(path)]
+    except (RecordError, ConversionError, ValueError) as error:
         _fail(error)
     counts = record_stats(records)
     table = Table(title=f"{len(records)} record(s)")
     for column in ("dimension", "value", "count"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name, counter in counts.items():
         for value, count in counter.most_common():
             table.add_row(f"{DIMENSIONS[name]} {name}", value, str(count))
     console.print(table)
     if chart is not None:
         console.print(f"chart: {plot_stats(counts, chart)}")
+
+
+@data_app.command("qagen")
+def qagen(
+    input_path: Path = typer.Argument(..., help="JSONL of texts ({id, text}) or unified records (reports)"),
+    out: Path = typer.Argument(..., help="output .jsonl of QA records (resumed; OUT.log.jsonl beside it)"),
+    backend: str = typer.Option(
+        ..., "--backend", help="local:MODEL_DIR, openai:BASE_URL or replay:FILE.json"
+    ),
+    model: str | None = typer.Option(None, "--model", help="model name for an OpenAI-compatible endpoint"),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="endpoint API key"),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="seconds per HTTP request"),
+    max_attempts: int = typer.Option(3, "--max-attempts", min=1, help="tries per stage before a failure"),
+    prompts_dir: Path | None = typer.Option(
+        None, "--prompts", help="folder with your own extract_facts.txt / write_qa.txt"
+    ),
+) -> None:
+    """Two-stage QA generation: facts from each text, then Chinese QA pairs from the facts only."""
+    from data_zh.qagen import (
+        BackendError,
+        Prompts,
+        backend_from_spec,
+        generate_qa,
+        log_path_for,
+        read_sources,
+    )
+
+    try:
+        chosen = backend_from_spec(backend, model=model, api_key=api_key, timeout_s=timeout)
+        prompts = Prompts.load(prompts_dir)
+        sources = read_sources(input_path)
+    except (ValueError, OSError, BackendError) as error:
+        _fail(error)
+    report = generate_qa(sources, chosen, out, prompts=prompts, max_attempts=max_attempts)
+    console.print(
+        f"{report.done} input(s) done, {report.skipped} already done, {len(report.failed)} failed; "
+        f"{report.kept} QA pair(s) kept, {report.dropped} dropped by the guard, {report.duplicates} duplicate(s) "
+        f"→ {escape(str(out))} (log: {escape(str(log_path_for(out)))})",
+        highlight=False,
+    )
+    if report.failed and not report.done and not report.skipped:
+        raise typer.Exit(1)

@@ -16,7 +16,10 @@ eval_app = typer.Typer(
 )
 console = Console()
 
-DATASET_HELP = "slake, vqa_rad, busi, busi_heldout (held-out wordings), another data_zh source, or a .jsonl of records (unified or LLaVA)"
+DATASET_HELP = (
+    "slake, vqa_rad, busi, busi_heldout (held-out wordings), another data_zh source, "
+    "or a .jsonl of records (unified or LLaVA)"
+)
 
 
 def _records(dataset: str, root: Path | None, split: str):
@@ -74,7 +77,7 @@ def score(
 ) -> None:
     """Score an answers file against a dataset (no model needed)."""
     from ultra.eval.answers import read_answers
-    from ultra.eval.report import write_report
+    from ultra.eval.report import print_report, write_report
     from ultra.eval.run import score_with_baselines
 
     _check_modes(token_mode, compat)
@@ -86,7 +89,7 @@ def score(
     train = _records(dataset, root, train_split) if train_split else None
     metrics = score_with_baselines(predictions, records, None, train, token_mode, compat)
     paths = write_report(metrics, out, title or f"{dataset} {split}")
-    console.print(paths["markdown"].read_text(encoding="utf-8"))
+    print_report(metrics, console, title or f"{dataset} {split}")
     console.print(f"written: {', '.join(str(p) for p in paths.values())}")
 
 
@@ -101,15 +104,16 @@ def baseline(
     """Majority answer per question type (from the train split), scored like a model."""
     from ultra.eval.answers import write_answers
     from ultra.eval.baselines import fit_majority_baseline
-    from ultra.eval.report import write_report
+    from ultra.eval.report import print_report, write_report
     from ultra.eval.score import score_answers
 
     records = _records(dataset, root, split)
     answers = fit_majority_baseline(_records(dataset, root, train_split)).answers(records)
     out.mkdir(parents=True, exist_ok=True)
     write_answers(answers, out / "answers.jsonl")
-    paths = write_report(score_answers(answers, records), out, f"{dataset} {split}: majority baseline")
-    console.print(paths["markdown"].read_text(encoding="utf-8"))
+    metrics = score_answers(answers, records)
+    write_report(metrics, out, f"{dataset} {split}: majority baseline")
+    print_report(metrics, console, f"{dataset} {split}: majority baseline")
 
 
 @eval_app.command("generate")
@@ -203,6 +207,7 @@ def run(
 ) -> None:
     """Generate + blind check + baselines + score, all into one folder."""
     from ultra.eval.generate import MissingMediaError
+    from ultra.eval.report import print_report, rounded
     from ultra.eval.run import run_evaluation
 
     _check_modes(token_mode, compat)
@@ -233,8 +238,8 @@ def run(
     except MissingMediaError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from None
-    console.print((out / "metrics.md").read_text(encoding="utf-8"))
-    console.print(f"overall: {json.dumps(metrics['overall'], ensure_ascii=False)}")
+    print_report(metrics, console)
+    console.print(f"overall: {json.dumps(rounded(metrics['overall']), ensure_ascii=False)}", markup=False)
 
 
 @eval_app.command("llava-med")

@@ -18,7 +18,10 @@ def encoders() -> None:
     """The registered encoder specs (timm model, feature layer, input size, how loaded)."""
     from fusion import get_encoder_spec, list_encoders
 
-    table = Table("name", "timm model", "layer", "input px", "loaded from")
+    table = Table()  # narrow terminals fold the long columns; the names stay whole, nothing is cut
+    table.add_column("name", no_wrap=True)
+    for column in ("timm model", "layer", "input px", "loaded from"):
+        table.add_column(column, overflow="fold")
     for name in list_encoders():
         spec = get_encoder_spec(name)
         source = spec.checkpoint_path or ("hub (pretrained)" if spec.pretrained else "random init")

@@ -13,6 +13,7 @@ from ultra.cli.dicom import dicom
 from ultra.cli.eval import eval_app
 from ultra.cli.fusion import fusion_app
 from ultra.cli.info import info
+from ultra.cli.selftrain import selftrain_app
 from ultra.cli.train import train
 from ultra.logs import configure_logging
 
@@ -39,3 +40,4 @@ app.command("train")(train)
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 app.add_typer(fusion_app, name="fusion")
+app.add_typer(selftrain_app, name="selftrain")

@@ -1,8 +1,9 @@
-"""Write a scored run: ``metrics.json``, a Markdown table and a PNG chart of accuracy by category.
+"""Write a scored run: ``metrics.json``, a Markdown table and a PNG chart of accuracy by category;
+print it on a terminal.
 
-The chart uses a CJK font (WenQuanYi Zen Hei, Debian ``fonts-wqy-zenhei``) found through
-matplotlib's font manager so Chinese category names render; without it the chart is still
-written and a warning says the labels may show as boxes.
+``metrics.json`` keeps full precision (other tools compare and re-aggregate it); what is printed
+is rounded. The chart's Chinese category names render through :mod:`data_zh.fonts` (an installed
+CJK font, else the bundled Noto Sans CJK SC subset).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ TABLE_COLUMNS = (
     ("n", "n"),
     ("closed_accuracy", "closed acc"),
     ("closed_balanced_accuracy", "closed bal. acc"),
-    ("answer_type_consistency", "answer-type consistency"),
+    ("answer_type_consistency", "answer type"),
     ("open_recall", "open recall"),
     ("open_f1", "open F1"),
     ("open_exact_match", "open EM"),
@@ -38,46 +39,99 @@ def _cell(summary: dict[str, Any], key: str) -> str:
     return str(value) if isinstance(value, int) else f"{value:.1f}"
 
 
+def _sections(metrics: dict[str, Any]) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """(breakdown, [(group, cells)]): the overall row, each breakdown's groups, the baselines."""
+    sections = [("", [("overall", metrics["overall"])])]
+    for category, groups in metrics.get("by", {}).items():
+        sections.append((category, list(groups.items())))
+    if metrics.get("baselines"):
+        sections.append(("baseline", list(metrics["baselines"].items())))
+    return [
+        (section, [(name, [_cell(summary, key) for key, _ in TABLE_COLUMNS]) for name, summary in rows])
+        for section, rows in sections
+    ]
+
+
+def report_notes(metrics: dict[str, Any]) -> list[str]:
+    """The sentences under the table: blind check, missing media, confidence intervals, compat scores."""
+    notes = []
+    if "image_sensitivity" in metrics:
+        sens = metrics["image_sensitivity"]
+        notes.append(
+            f"image sensitivity: {sens['image_sensitivity']:.1f}% of answers changed with blank images "
+            f"({sens['changed']} of {sens['n_compared']})"
+        )
+    if metrics.get("missing_media"):
+        notes.append(f"{len(metrics['missing_media'])} record(s) had missing media and were not answered")
+    if "closed_accuracy_ci95" in metrics["overall"]:
+        low, high = metrics["overall"]["closed_accuracy_ci95"]
+        notes.append(f"closed accuracy 95% bootstrap CI: {low:.1f}–{high:.1f}")
+    if "open_recall_ci95" in metrics["overall"]:
+        low, high = metrics["overall"]["open_recall_ci95"]
+        notes.append(f"open recall 95% bootstrap CI: {low:.1f}–{high:.1f}")
+    if metrics.get("n_missing"):
+        notes.append(f"{metrics['n_missing']} question(s) had no answer and count as wrong")
+    if "llava_med" in metrics:
+        lm = metrics["llava_med"]
+        notes.append(
+            f"{RULE_TITLES[lm['rule']]}: yes/no accuracy {lm['yes_no_accuracy']:.1f} "
+            f"({lm['n_closed_counted']} of {lm['n_closed']} closed counted), open recall {lm['recall']:.1f}"
+        )
+    return notes
+
+
 def markdown_table(metrics: dict[str, Any], title: str = "") -> str:
     """Overall row and one row per breakdown group, percent with one decimal."""
     header = "| group | " + " | ".join(label for _, label in TABLE_COLUMNS) + " |"
     lines = [f"### {title}", ""] if title else []
     lines += [header, "|" + " --- |" * (len(TABLE_COLUMNS) + 1)]
-    rows = [("**overall**", metrics["overall"])]
-    for category, groups in metrics.get("by", {}).items():
-        rows += [(f"{category}: {name}", summary) for name, summary in groups.items()]
-    for name, summary in rows:
-        lines.append(f"| {name} | " + " | ".join(_cell(summary, key) for key, _ in TABLE_COLUMNS) + " |")
-    for name, summary in metrics.get("baselines", {}).items():
-        lines.append(
-            f"| baseline: {name} | " + " | ".join(_cell(summary, key) for key, _ in TABLE_COLUMNS) + " |"
-        )
-    extra = []
-    if "image_sensitivity" in metrics:
-        sens = metrics["image_sensitivity"]
-        extra.append(
-            f"image sensitivity: {sens['image_sensitivity']:.1f}% of answers changed with blank images "
-            f"({sens['changed']} of {sens['n_compared']})"
-        )
-    if metrics.get("missing_media"):
-        extra.append(f"{len(metrics['missing_media'])} record(s) had missing media and were not answered")
-    if "closed_accuracy_ci95" in metrics["overall"]:
-        low, high = metrics["overall"]["closed_accuracy_ci95"]
-        extra.append(f"closed accuracy 95% bootstrap CI: {low:.1f}–{high:.1f}")
-    if "open_recall_ci95" in metrics["overall"]:
-        low, high = metrics["overall"]["open_recall_ci95"]
-        extra.append(f"open recall 95% bootstrap CI: {low:.1f}–{high:.1f}")
-    if metrics.get("n_missing"):
-        extra.append(f"{metrics['n_missing']} question(s) had no answer and count as wrong")
-    if "llava_med" in metrics:
-        lm = metrics["llava_med"]
-        extra.append(
-            f"{RULE_TITLES[lm['rule']]}: yes/no accuracy {lm['yes_no_accuracy']:.1f} "
-            f"({lm['n_closed_counted']} of {lm['n_closed']} closed counted), open recall {lm['recall']:.1f}"
-        )
-    if extra:
-        lines += ["", *[f"- {line}" for line in extra]]
+    for section, rows in _sections(metrics):
+        for name, cells in rows:
+            label = f"{section}: {name}" if section else f"**{name}**"
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    notes = report_notes(metrics)
+    if notes:
+        lines += ["", *[f"- {note}" for note in notes]]
     return "\n".join(lines) + "\n"
+
+
+def metrics_table(metrics: dict[str, Any], title: str = ""):
+    """The Markdown table's rows as a rich Table, each breakdown under its own heading row: at 80
+    columns labels wrap inside their cells and every row stays one row (Markdown printed through
+    rich was cut mid-row)."""
+    from rich import box
+    from rich.table import Table
+
+    # SIMPLE_HEAD's column divider is a space: with no padding the nine numbers take 61 columns
+    table = Table(title=title or None, box=box.SIMPLE_HEAD, show_edge=False, padding=0)
+    table.add_column("group", overflow="fold", min_width=12, max_width=18)
+    for _, label in TABLE_COLUMNS:  # as narrow as "100.0" and the header's longest word
+        table.add_column(label, justify="right", width=max(5, *map(len, label.split())))
+    for section, rows in _sections(metrics):
+        if section:
+            table.add_section()
+            table.add_row(section, style="bold")
+        for name, cells in rows:
+            table.add_row(name, *cells)
+    return table
+
+
+def print_report(metrics: dict[str, Any], console, title: str = "") -> None:
+    """Print the metrics table and its notes on a rich console (numbers rounded, no markup read)."""
+    console.print(metrics_table(metrics, title))
+    for note in report_notes(metrics):
+        console.print(f"- {note}", markup=False, highlight=False, soft_wrap=True)
+
+
+def rounded(value: Any, digits: int = 2) -> Any:
+    """``value`` with every float rounded, for printing (metrics.json keeps full precision)."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {key: rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(item, digits) for item in value]
+    return value
 
 
 def accuracy_chart(metrics: dict[str, Any], path: str | Path, category: str = "content_type") -> Path:

@@ -14,6 +14,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from fusion import FusionConfig, VisionFusion
 from fusion.video import video_token_count
+from ultra.logs import log_duration
 from ultra.model.configuration import UltraConfig
 from ultra.model.lora import load_adapter, merge_lora
 from ultra.model.modeling import UltraForConditionalGeneration
@@ -190,6 +191,7 @@ def _embedded_missing_message(folder: Path) -> str:
     )
 
 
+@log_duration("loading the model")
 def load_model(
     path_or_preset: str | Path,
     adapter: str | Path | None = None,

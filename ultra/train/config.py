@@ -7,7 +7,7 @@ state-dict tests can check each stage against its own config.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,10 +26,13 @@ class DataSource(_Strict):
     ``image_root``), or a builder: ``busi`` (BUSI instruction tasks of one split), ``busi_vqa`` (the BUSI-zh closed
     questions with gold answers, for validation), ``busi_question_types`` (text-only exchanges that
     teach the BUSI question types; ``path`` is unused), ``dicom``
-    (modality questions on DICOM files), ``slake`` (SLAKE QA via the converter).
+    (modality questions on DICOM files), ``slake`` (SLAKE QA via the converter),
+    ``laparoscopy_video`` (video QA on laparoscopy clips of one split).
     """
 
-    kind: Literal["records", "llava", "busi", "busi_vqa", "busi_question_types", "dicom", "slake"]
+    kind: Literal[
+        "records", "llava", "busi", "busi_vqa", "busi_question_types", "dicom", "slake", "laparoscopy_video"
+    ]
     path: str = Field(default="", description="file or folder (every kind but busi_question_types)")
     image_root: str | None = None
     split: str | None = Field(default=None, description="keep only records of this split (None: all)")
@@ -82,6 +85,10 @@ class StageConfig(_Strict):
 
     name: str
     objective: str = Field(default="language_modeling", min_length=1)
+    objective_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="settings of the objective (each objective validates its own, e.g. dpo's beta)",
+    )
     train: list[str] = Field(min_length=1)
     sources: list[str] | None = Field(default=None, description="names of data sources; None: all")
     label_key: str = Field(default="class", description="classification: key in record.labels")

@@ -44,6 +44,8 @@ def _builder_records(source: DataSource) -> list[Record]:
         return builders.build_busi_vqa(root, source.split or "val", wordings=source.wordings)
     if source.kind == "dicom":
         return builders.build_dicom_instructions(root, split=source.split or "train")
+    if source.kind == "laparoscopy_video":
+        return builders.build_laparoscopy_video(root, source.split or "train")
     return converters.convert(source.kind, root)
 
 

@@ -121,7 +121,7 @@ tuning; see the README's training section).
   α·H1 + (1−α)·H2); a 4-layer Qwen2-shaped decoder (hidden 256, 8k byte-level BPE tokenizer
   trained offline on jieba's dictionary and SLAKE's Chinese text), ChatML prompts.
 - Weights: `model.safetensors`, float16, {{size_mb}} MB; the tokenizer files sit beside them.
-  `ultra ask` and `ultra demo` use this folder when no `--model` is given.
+  `ultra ask`, `ultra eval run` and `ultra dicom --question` use this folder when no `--model` is given.
 - Everything was trained from scratch here; nothing was downloaded.
 
 ## Training data (only data that may ship)
@@ -175,8 +175,9 @@ answers that change with blank images): {sensitivity:.1f}%. Other question types
 reported without a target. With 60 validation images the intervals are wide; read the numbers as
 "the model uses the image", not as diagnostic performance.
 
-Reproduce the table: `python -m ultra.train.embedded RUN_DIR --command \"…\"` (copies the run's weights
-here, scores them, writes `example_answers.json`).
+Reproduce: train with the command above (it writes `runs/tiny-zh`, the config's `output_dir`), then
+`python -m ultra.train.embedded runs/tiny-zh --busi ../shared/data/busi` copies the run's weights
+here, scores them on the BUSI val split, and writes `example_answers.json` and this card.
 
 ## Limitations
 - Trained on 132 breast ultrasound images: it knows breast ultrasound lesion classes, DICOM

@@ -1,6 +1,7 @@
 """Training objectives as a registry: a stage's ``objective`` names an entry here.
 
-Built in: ``classification`` (stage-0 encoder labels) and ``language_modeling`` (next-token loss).
+Built in: ``classification`` (stage-0 encoder labels), ``language_modeling`` (next-token loss) and
+``dpo`` (preference pairs against a frozen reference).
 A new objective subclasses ``Objective``, builds a ``StagePlan`` from a ``StageContext`` and is
 registered by name; the runner's control flow never changes.
 """
@@ -16,11 +17,13 @@ from ultra.train.objectives.base import (
     register_objective,
 )
 from ultra.train.objectives.classification import Classification
+from ultra.train.objectives.dpo import DirectPreference
 from ultra.train.objectives.language_modeling import LanguageModeling
 
 __all__ = [
     "OBJECTIVES",
     "Classification",
+    "DirectPreference",
     "LanguageModeling",
     "Objective",
     "ObjectiveRegistry",
