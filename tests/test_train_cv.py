@@ -84,3 +84,27 @@ def test_cv_smoke_runs_two_folds(shared_data, tmp_path):
     )
     with pytest.raises(ValueError, match="outside 0..4"):
         run_cv(_config(shared_data, tmp_path), k=5, only=[7], max_steps=1, model_builder=fresh)
+
+
+def test_model_card_carries_the_cv_table_and_the_fusion_weights():
+    from test_train_scorecard import _hand_card
+
+    from ultra.train.cv import cv_markdown
+    from ultra.train.embedded import render_model_card
+
+    summary = {
+        "lesion_bacc": mean_interval([80.0, 84.0]),
+        "classifier_lesion_bacc": mean_interval([82.0, 86.0]),
+    }
+    table = cv_markdown(summary, 2, 0)
+    assert "| lesion presence balanced accuracy | 82.0 [" in table
+    text = render_model_card(
+        {"stages": [], "wall_s": 1.0},
+        _hand_card(),
+        "cmd",
+        "",
+        table,
+        {"resnet10t-128": 0.7, "convnext-atto": 0.3},
+    )
+    assert table in text and "val split below was scored once" in text
+    assert "resnet10t-128 0.70, convnext-atto 0.30" in text
