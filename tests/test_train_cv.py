@@ -108,3 +108,21 @@ def test_model_card_carries_the_cv_table_and_the_fusion_weights():
     )
     assert table in text and "val split below was scored once" in text
     assert "resnet10t-128 0.70, convnext-atto 0.30" in text
+
+
+def test_quality_recipe_trains_both_encoders_and_uses_only_training_wordings():
+    from pathlib import Path
+
+    from ultra.model import build_model
+    from ultra.train import load_train_config
+    from ultra.train.params import match_parameters
+
+    config = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "tiny-zh-quality.yaml")
+    encoders, llm = config.stages
+    assert encoders.objective == "classification" and encoders.augmentation is not None
+    model, _ = build_model("tiny-zh", pretrained=False)
+    names = match_parameters(model, encoders.train)
+    assert all(any(f".encoders.{i}." in name for name in names) for i in (0, 1))
+    used = [config.data[name] for name in llm.sources]
+    assert {source.kind for source in used} >= {"busi", "busi_question_types", "slake"}
+    assert all(source.wordings == "train" for source in used)
