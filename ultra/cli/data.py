@@ -108,12 +108,23 @@ def validate(
         None, "--media-root", help="resolve media here instead of media.root"
     ),
     no_media: bool = typer.Option(False, "--no-media", help="skip the check that media files exist"),
+    allow_outside_root: bool = typer.Option(
+        False,
+        "--allow-outside-root",
+        help="accept media paths that leave the media root (absolute, '..', a root of '/')",
+    ),
     limit: int = typer.Option(50, "--limit", help="problems to print"),
 ) -> None:
-    """Check every record and its media; exit 1 when anything is wrong."""
+    """Check every record and its media; exit 1 when anything is wrong.
+
+    The media root is --media-root when given, else each record's media.root, else the file's
+    folder; media paths must stay inside it (refused otherwise, unless --allow-outside-root).
+    """
     from data_zh.validate import validate_records_file
 
-    report = validate_records_file(path, media_root=media_root, check_media=not no_media)
+    report = validate_records_file(
+        path, media_root=media_root, check_media=not no_media, allow_outside_root=allow_outside_root
+    )
     for problem in report.problems[:limit]:
         console.print(
             f"[red]{escape(str(path))}:[/red] {escape(str(problem))}", soft_wrap=True, highlight=False

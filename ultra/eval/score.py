@@ -108,9 +108,13 @@ def gold_items(records: Iterable[ScorableRecord]) -> list[GoldItem]:
 
 
 def answers_by_id(answers: Iterable[dict]) -> dict[str, str]:
-    """Map answer id -> answer text; accepts ``id``/``answer`` and LLaVA's ``question_id``/``text``."""
+    """Map answer id -> answer text; accepts ``id``/``answer`` and LLaVA's ``question_id``/``text``.
+
+    An id answered twice is an error naming it: which of two answers counts cannot be guessed.
+    """
     mapping: dict[str, str] = {}
-    for position, row in enumerate(answers):
+    positions: dict[str, list[int]] = {}
+    for position, row in enumerate(answers, start=1):
         key = row.get("id", row.get("question_id"))
         text = row.get("answer", row.get("text"))
         if key is None or text is None:
@@ -118,6 +122,14 @@ def answers_by_id(answers: Iterable[dict]) -> dict[str, str]:
                 f"answer #{position} needs 'id' and 'answer' (or 'question_id' and 'text'): {row}"
             )
         mapping[str(key)] = str(text)
+        positions.setdefault(str(key), []).append(position)
+    duplicates = {key: where for key, where in positions.items() if len(where) > 1}
+    if duplicates:
+        shown = "; ".join(
+            f"{key!r} (answers #{', #'.join(map(str, where))})"
+            for key, where in list(duplicates.items())[:10]
+        )
+        raise ValueError(f"{len(duplicates)} id(s) answered more than once: {shown}")
     return mapping
 
 
@@ -210,11 +222,20 @@ def score_answers(
     """
     if compat is not None:
         check_rule(compat)
+    records = list(records)
     items = gold_items(records)
     predictions = answers_by_id(answers)
     missing = [item.id for item in items if item.id not in predictions]
     if missing:
         log.warning("%d of %d question(s) have no answer; scored as empty", len(missing), len(items))
+    known = {str(record.id) for record in records}
+    unknown = [key for key in predictions if key not in known]
+    if unknown:
+        log.warning(
+            "%d answer id(s) match no question of the dataset and are ignored (e.g. %s)",
+            len(unknown),
+            ", ".join(unknown[:3]),
+        )
     scored = [score_item(item, predictions.get(item.id, ""), token_mode) for item in items]
     metrics: dict[str, Any] = {
         "scorer": "ultra",
@@ -223,6 +244,8 @@ def score_answers(
         "n_answered": len(items) - len(missing),
         "n_missing": len(missing),
         "missing_ids": missing[:20],
+        "n_unknown": len(unknown),
+        "unknown_ids": unknown[:20],
         "overall": summarize(scored, n_resamples, seed),
         "by": {},
     }
