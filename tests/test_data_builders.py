@@ -77,6 +77,8 @@ def _check_answer(record, truth):
         assert record.answer == ("否" if label == "normal" else "是")
     elif kind == "malignancy":
         assert label != "normal" and record.answer == ZH[label]
+    elif kind == "malignancy_no_lesion":
+        assert label == "normal" and record.answer == "未见明确病灶"
     elif kind == "impression":
         assert ("未见" in record.answer) == (label == "normal")
         if label != "normal":
@@ -98,6 +100,7 @@ def test_busi_instructions_follow_labels_csv(shared_data, busi_truth):
         "site": 132,
         "lesion": 132,
         "malignancy": lesions,
+        "malignancy_no_lesion": 132 - lesions,
         "impression": 132,
         "question_generation": 132,
     }

@@ -31,13 +31,17 @@ class DataSourceError(ValueError):
 def _builder_records(source: DataSource) -> list[Record]:
     from data_zh import builders, converters
 
+    if source.kind == "busi_question_types":
+        return builders.build_question_type_instructions(source.wordings)
     root = Path(source.path)
     if not root.exists():
         raise DataSourceError(f"{root}: data source ({source.kind}) not found")
     if source.kind == "busi":
-        return builders.build_busi_instructions(root, source.split or "train")
+        return builders.build_busi_instructions(
+            root, source.split or "train", phrasings=source.phrasings, wordings=source.wordings
+        )
     if source.kind == "busi_vqa":
-        return builders.build_busi_vqa(root, source.split or "val")
+        return builders.build_busi_vqa(root, source.split or "val", wordings=source.wordings)
     if source.kind == "dicom":
         return builders.build_dicom_instructions(root, split=source.split or "train")
     if source.kind == "laparoscopy_video":
@@ -62,6 +66,9 @@ def load_source(source: DataSource, seed: int = 0) -> list[Record]:
     if source.classes is not None:
         wanted = set(source.classes)
         records = [record for record in records if wanted & set(record.labels.classes)]
+    if source.images is not None:
+        wanted_images = set(source.images)
+        records = [record for record in records if set(record.media.images) <= wanted_images]
     if source.text_only:
         records = [strip_media(record) for record in records]
     if source.image_root is not None:
