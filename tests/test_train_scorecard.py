@@ -119,7 +119,7 @@ def test_scorecard_numbers_are_the_ultra_eval_run_numbers(shared_data):
     for run, eval_metrics in (("model", metrics), ("blind", blind_metrics)):
         groups = eval_metrics["by"][QUESTION_TYPE]
         assert sorted(card[run]["by_question_type"]) == sorted(groups)
-        assert sorted(groups) == ["lesion", "malignancy", "malignancy_no_lesion", "site"]
+        assert sorted(groups) == ["lesion", "malignancy", "site"]
         for kind, eval_row in groups.items():
             card_row = card[run]["by_question_type"][kind]
             assert {key: card_row[key] for key in eval_row} == eval_row, (run, kind)

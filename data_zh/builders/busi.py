@@ -43,9 +43,13 @@ def malignancy_answer(label: str) -> str:
 
 
 def malignancy_kind(label: str) -> str:
-    """The question type of a 良恶性 question: ``malignancy`` on lesions (the class metric) and
-    ``malignancy_no_lesion`` on normal images (scored apart, so the class metric keeps its meaning)."""
-    return "malignancy_no_lesion" if label == "normal" else "malignancy"
+    """The question type of a 良恶性 question: ``malignancy`` whatever the image shows.
+
+    A type is what was asked, never derived from the answer: a type of its own for normal images
+    would hand the majority baseline (fit per question type) the gold answer of every one of them.
+    The class metric is therefore three-way (良性 / 恶性 / 未见明确病灶).
+    """
+    return "malignancy"
 
 
 def _closed_questions(label: str, which: WordingSet) -> list[tuple[str, tuple[str, ...], str]]:
