@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,11 @@ def describe_validation(error: ValidationError) -> str:
     )
 
 
+def record_line(record: Record) -> str:
+    """One record as a JSONL line (Chinese kept readable), the format every record file uses."""
+    return json.dumps(record.model_dump(mode="json"), ensure_ascii=False) + "\n"
+
+
 def write_records(records: Iterable[Record], path: str | Path) -> int:
     """Write Records as UTF-8 JSONL (Chinese kept readable); returns the count."""
     path = Path(path)
@@ -36,22 +41,44 @@ def write_records(records: Iterable[Record], path: str | Path) -> int:
     count = 0
     with path.open("w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(json.dumps(record.model_dump(mode="json"), ensure_ascii=False) + "\n")
+            handle.write(record_line(record))
             count += 1
     return count
+
+
+def parse_json_bytes(line: bytes) -> Any:
+    """A JSONL line (or a whole JSON file) as a value; ValueError with a bare reason (the caller adds
+    file and line) for bytes that are not UTF-8, text that is not JSON, or JSON nested too deeply."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"not UTF-8 text (byte 0x{line[error.start]:02x} at position {error.start + 1})"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg})") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to read") from None
+
+
+def jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of every non-blank line; bytes, so one bad line cannot stop the file."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield number, line
 
 
 def _json_lines(path: Path) -> Iterable[tuple[int, Any]]:
     if not path.is_file():
         raise RecordError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as error:
-                raise RecordError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    for number, line in jsonl_lines(path):
+        try:
+            yield number, parse_json_bytes(line)
+        except ValueError as error:
+            raise RecordError(f"{path}:{number}: {error}") from None
 
 
 def read_records(path: str | Path) -> list[Record]:
@@ -166,12 +193,12 @@ def read_llava(path: str | Path, **defaults: Any) -> list[Record]:
     path = Path(path)
     if not path.is_file():
         raise RecordError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
+    data = path.read_bytes()
+    if data.lstrip().startswith(b"["):
         try:
-            items = list(enumerate(json.loads(text), start=1))
-        except json.JSONDecodeError as error:
-            raise RecordError(f"{path}: not valid JSON ({error.msg})") from None
+            items = list(enumerate(parse_json_bytes(data), start=1))
+        except ValueError as error:
+            raise RecordError(f"{path}: {error}") from None
     else:
         items = list(_json_lines(path))
     records = []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -80,6 +81,27 @@ class VideoRef(BaseModel):
     end_s: float | None = None
 
 
+def outside_root_reason(relative: str, root: str | Path | None) -> str | None:
+    """Why reading ``relative`` under the media ``root`` would leave that root, or None if it stays.
+
+    The media root is the folder a record's paths are read from: the override a reader was given
+    (``--image-root``/``--media-root``), else the record's ``media.root``, else (no root at all)
+    the reader's own base folder. The root itself may be absolute (converters store absolute
+    roots), but not the file system's root, which would hold every file; the paths under it must
+    be relative and must not climb out of it with ``..``. The check is on the path as written, so a
+    symbolic link placed inside the root by the dataset's owner is followed.
+    """
+    if PurePath(relative).anchor:
+        return "an absolute path (media paths are relative to the media root)"
+    if os.path.normpath(relative).split(os.sep)[0] == os.pardir:
+        return "climbs out of the media root with '..'"
+    if root is not None:
+        base = PurePath(os.path.normpath(root))
+        if base.anchor and base == PurePath(base.anchor):
+            return f"media root {str(root)!r} is the whole file system"
+    return None
+
+
 class Media(BaseModel):
     """What the model looks at. Paths are relative to ``root`` (absolute root kept by converters)."""
 
@@ -96,7 +118,11 @@ class Media(BaseModel):
         return len(self.images) + len(self.dicom)
 
     def resolve(self, relative: str, root: str | Path | None = None) -> Path:
-        """Absolute path of one media file; ``root`` overrides the stored root."""
+        """Absolute path of one media file; ``root`` overrides the stored root.
+
+        It does not check that the path stays inside its root: readers call
+        :func:`outside_root_reason` first.
+        """
         base = root if root is not None else self.root
         return Path(base) / relative if base is not None else Path(relative)
 

@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 
 from ultra.cli.main import app
 from ultra.dicom import ProcessOptions, Study, keep_all, make_pool, run_batch
+from ultra.dicom.outputs import TEMP_SUFFIX
+from ultra.dicom.sources import input_id
 
 KEY = "batch-test-key-0123456789abcdef"
 # The shared files reuse SOP Instance UIDs: the first (sorted) copy is processed, the rest skipped.
@@ -52,6 +54,10 @@ def _tree(root: Path, skip: tuple[str, ...] = ("run.log", "summary.json")) -> di
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name not in skip
     }
+
+
+def _id(relative: str) -> str:
+    return input_id(relative, KEY.encode())
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -99,18 +105,17 @@ def test_every_input_is_accounted_for(full_run) -> None:
     assert (summary.processed, summary.skipped, summary.failed) == (11, 6, 5)
     assert summary.skip_reasons == {"not ultrasound": 3, "duplicate": 3}
     assert json.loads((out / "summary.json").read_text())["processed"] == 11
-    errors = {e["path"]: e for e in _jsonl(out / "errors.jsonl")}
+    errors = {e["id"]: e for e in _jsonl(out / "errors.jsonl")}
     other_modality = {"ct_mr/CT_small.dcm", "ct_mr/MR_small.dcm", "ct_mr/emri_small.dcm"}
-    assert set(errors) == set(BAD) | other_modality | set(DUPLICATES)
+    assert set(errors) == {_id(name) for name in set(BAD) | other_modality | set(DUPLICATES)}
     for name, first in DUPLICATES.items():
-        assert errors[name]["reason"] == f"duplicate SOP Instance UID (same as {first})"
-    assert (
-        errors["ct_mr/CT_small.dcm"]["status"] == "skipped" and "CT" in errors["ct_mr/CT_small.dcm"]["reason"]
-    )
-    assert "empty file" in errors["bad/empty.dcm"]["reason"]
-    assert "not a DICOM file" in errors["bad/picture.dcm"]["reason"]
-    assert "no pixel data" in errors["bad/nopixels.dcm"]["reason"]
-    assert "cannot decode" in errors["bad/truncated.dcm"]["reason"]
+        assert errors[_id(name)]["reason"] == f"duplicate SOP Instance UID (same as {_id(first)})"
+    ct = errors[_id("ct_mr/CT_small.dcm")]
+    assert ct["status"] == "skipped" and "CT" in ct["reason"]
+    assert "empty file" in errors[_id("bad/empty.dcm")]["reason"]
+    assert "not a DICOM file" in errors[_id("bad/picture.dcm")]["reason"]
+    assert "no pixel data" in errors[_id("bad/nopixels.dcm")]["reason"]
+    assert errors[_id("bad/truncated.dcm")]["reason"].startswith("truncated")
 
 
 def test_results_group_studies_with_uniform_weights(full_run) -> None:
@@ -156,12 +161,17 @@ def test_resume_after_a_kill_gives_the_same_outputs(
     records[0].unlink()
     pngs = sorted((killed / "images").rglob("*.png"))
     pngs[-1].unlink()
-    (pngs[0].parent / f".{pngs[0].name}.abc.tmp").write_bytes(b"partial")
+    (pngs[0].parent / f".{pngs[0].name}.abc{TEMP_SUFFIX}").write_bytes(b"partial")
+    (killed / ".my-notes.tmp").write_text("the user's own file: never swept")
     (killed / "results.jsonl").unlink()
     resumed = run_batch(source, killed, ProcessOptions(resume=True), deid_key=key_file, executor=pool)
     assert resumed.processed in (1, 2) and resumed.processed + resumed.skipped == 3 and resumed.failed == 1
     assert resumed.skip_reasons == {"already done (resume)": 3 - resumed.processed}
+    assert (killed / ".my-notes.tmp").read_text().startswith("the user's")
+    (killed / ".my-notes.tmp").unlink()
     assert _tree(killed) == _tree(reference)
+    first = json.loads((reference / "summary.json").read_text())
+    assert resumed.frames == first["frames"], "resumed instances keep their frames in the summary"
     again = run_batch(source, killed, ProcessOptions(resume=True), deid_key=key_file, executor=pool)
     assert (again.processed, again.skipped, again.failed) == (0, 3, 1)
     assert _tree(killed) == _tree(reference)
@@ -252,7 +262,7 @@ def test_cli_on_a_file_list(full_source: Path, tmp_path: Path, key_file) -> None
     )
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["dicom", str(listing), str(out), "--deid-key", str(key_file)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # one input failed
     assert "processed" in result.output
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["inputs"], summary["processed"], summary["failed"]) == (2, 1, 1)
@@ -287,3 +297,64 @@ def test_answerer_from_the_tiny_model(tiny_model) -> None:
         [([image, image], "是否可见病灶？"), ([image], "检查部位？"), ([image], "良性还是恶性？")]
     )
     assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("layout", ["same", "inside", "contains", "file", "not_writable"])
+def test_unsafe_outdir_is_refused_before_writing(
+    layout: str, full_source: Path, tmp_path: Path, key_file: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copy(full_source / "us" / "examples_palette.dcm", source / "a.dcm")
+    (source / ".user-notes.tmp").write_text("the user's own temp file")
+    (tmp_path / "afile").write_text("not a folder")
+    out = {
+        "same": source,
+        "inside": source / "out",
+        "contains": tmp_path,
+        "file": tmp_path / "afile",
+        "not_writable": tmp_path / "afile" / "sub",
+    }[layout]
+    before = _snapshot(tmp_path)
+    result = CliRunner().invoke(app, ["dicom", str(source), str(out), "--deid-key", str(key_file)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: OUTDIR"), result.output
+    assert str(tmp_path) not in result.output
+    assert _snapshot(tmp_path) == before, "nothing may be written or deleted"
+
+
+def test_inputs_are_named_by_id_and_located_by_the_operator(
+    full_source: Path, tmp_path: Path, key_file: Path
+) -> None:
+    source = tmp_path / "ZHANG_San_PID42"
+    source.mkdir()
+    shutil.copy(full_source / "bad" / "truncated.dcm", source / "ZHANG_San_scan.dcm")
+    shutil.copy(full_source / "us" / "examples_palette.dcm", source / "b.dcm")
+    out = tmp_path / "out"
+    args = ["dicom", str(source), str(out), "--deid-key", str(key_file), "--no-ocr"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 3, result.output
+    (row,) = _jsonl(out / "errors.jsonl")
+    assert row["id"] == _id("ZHANG_San_scan.dcm") and row["reason"].startswith("truncated")
+    shared = (
+        result.output
+        + "".join(p.read_text("utf-8") for p in out.rglob("*.json*"))
+        + (out / "run.log").read_text()
+    )
+    assert "ZHANG" not in shared and "PID42" not in shared
+    assert (
+        json.loads((out / "summary.json").read_text())["pixel_cleaning"]["mode"]
+        == "regions only: OCR turned off"
+    )
+    shown = CliRunner().invoke(app, [*args, "--resume", "--show-paths"])
+    assert shown.exit_code == 3 and f"{row['id']}  ZHANG_San_scan.dcm" in shown.output
+    assert "ZHANG" not in (out / "run.log").read_text() + (out / "errors.jsonl").read_text()
+    located = CliRunner().invoke(app, ["dicom-locate", row["id"], str(source), "--deid-key", str(key_file)])
+    assert located.exit_code == 0 and located.output.strip() == "ZHANG_San_scan.dcm"
+    missing = CliRunner().invoke(app, ["dicom-locate", "in-0000", str(source), "--deid-key", str(key_file)])
+    assert missing.exit_code == 2 and "no input" in missing.output

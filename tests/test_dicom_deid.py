@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 
 from ultra.dicom import Deidentifier, DeidKeyError, ProcessOptions, load_or_create_key, run_batch
 from ultra.dicom.deid import patient_key
+from ultra.dicom.sources import input_id
 
 KEY = b"0123456789abcdef0123456789abcdef"
 PATIENT_FOLDER = "ZHANG_San_PID778899"
@@ -96,14 +97,13 @@ def test_profile_tag_by_tag(shared_data: Path) -> None:
     assert out.PatientName == pseudonym and out.PatientID == pseudonym
     assert pseudonym.startswith("ANON-") and "PID778899" not in pseudonym
     assert out.PatientBirthDate == "" and out.StudyID == ""
-    removed = [
-        "PatientAddress", "PatientTelephoneNumbers", "OtherPatientIDs", "InstitutionName",
-        "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
-        "AccessionNumber", "StudyDescription", "SeriesDescription", "ImageComments", "StationName",
-        "DeviceSerialNumber",
-    ]  # fmt: skip
-    for keyword in removed:
-        assert keyword not in out, keyword
+    for keyword, value in PHI.items():  # removed, emptied or replaced as Table E.1-1 says
+        assert keyword not in out or value not in str(out[keyword].value), keyword
+    for keyword in ("PatientAddress", "OtherPatientIDs", "PerformingPhysicianName", "ImageComments"):
+        assert keyword not in out, keyword  # X
+    assert out.OperatorsName == "ANONYMOUS" and out.AccessionNumber == ""  # X/Z/D: a dummy; Z: empty
+    for keyword in ("StationName", "InstitutionName", "DeviceSerialNumber"):  # X/Z/D: a dummy
+        assert out[keyword].value == "ANONYMIZED", keyword
     assert not any(elem.tag.is_private for elem in out)
     assert 0x60003000 not in out and 0x60004000 not in out
     offset = dt.timedelta(days=deid.date_offset_days(patient_key(original)))
@@ -186,8 +186,8 @@ def test_no_phi_anywhere_in_outdir(shared_data: Path, tmp_path: Path, caplog) ->
         summary = run_batch(source, out, ProcessOptions(write_dicom=True), workers=1, deid_key=key_file)
     assert (summary.processed, summary.failed, summary.studies) == (2, 1, 1)
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
-    assert [e["path"] for e in errors] == ["[redacted]/IMG0003_truncated.dcm"]
-    assert "cannot decode" in errors[0]["reason"]
+    assert [e["id"] for e in errors] == [input_id(f"{PATIENT_FOLDER}/IMG0003_truncated.dcm", KEY)]
+    assert errors[0]["reason"].startswith("truncated")
     leaks = _grep_outputs(out, caplog.text + "\n".join(str(r.args) for r in caplog.records))
     assert not leaks, leaks
     written = sorted((out / "dicom").rglob("*.dcm"))
@@ -236,3 +236,134 @@ def test_keep_phi_is_explicit(shared_data: Path, tmp_path: Path) -> None:
     (default_meta,) = (default / "metadata").rglob("*.json")
     assert default_meta.stem == Deidentifier(KEY).remap_uid(original.SOPInstanceUID)
     assert not _grep_outputs(default, "")
+
+
+def _table_rows() -> list[dict]:
+    """Table E.1-1 as shipped in the package, read here independently of ultra.dicom.profile."""
+    from importlib import resources
+
+    text = resources.files("ultra.dicom").joinpath("data/confidentiality_profile_attributes.json").read_text()
+    return json.loads(text)
+
+
+_SAMPLE = {
+    "DA": "20240315",
+    "DT": "20240315101500",
+    "TM": "101500",
+    "AS": "045Y",
+    "DS": "12.5",
+    "IS": "77",
+    "US": 77,
+    "UR": "http://qz.example/patient",
+    "OB": b"QZOB",
+    "UN": b"QZUN",
+}
+
+
+def test_every_table_attribute_is_handled() -> None:
+    """Each of the 621 rows: the element with a recognisable value, de-identified alone, ends as the
+    row says (X removed, Z empty, D dummy, U remapped, dates shifted under the option), rightmost
+    code of a choice; repeating groups and private tags are removed."""
+    from pydicom.datadict import dictionary_VR, keyword_for_tag
+
+    rows = _table_rows()
+    assert len(rows) == 621
+    deid = Deidentifier(KEY)
+    checked = 0
+    for row in rows:
+        try:
+            tag = int(row["id"], 16)
+        except ValueError:
+            continue
+        vr, keyword = dictionary_VR(tag), keyword_for_tag(tag)
+        if vr == "SQ":
+            item = Dataset()
+            item.ReferencedSOPInstanceUID = "1.2.3.4.5.6"
+            item.PersonName = "QZ^NESTED"
+            value: object = [item]
+        elif vr == "UI":
+            value = "1.2.3.4.5.6"
+        else:
+            value = _SAMPLE.get(vr, "QZMARK")
+        ds = Dataset()
+        ds.PatientID = "PID1"
+        ds.add_new(tag, vr, value)
+        out = deid.deidentify(ds)
+        code = row["basicProfile"].split("/")[-1]
+        shifts = row.get("rtnLongModifDatesOpt") == "C"
+        where = f"{row['tag']} {row['name']} ({row['basicProfile']})"
+        if tag >> 16 == 0x0002:  # file meta: only MediaStorageSOPInstanceUID is in the table
+            checked += 1
+            continue
+        elem = out.get(tag)
+        if keyword in ("PatientID", "PatientName"):
+            assert elem.value == deid.pseudonym(patient_key(ds)), where
+        elif shifts and vr in ("DA", "DT"):
+            assert elem.value != value and elem.value[:8].isdigit(), where
+        elif shifts and vr == "TM":
+            assert elem.value == value, where
+        elif code == "X":
+            assert elem is None, where
+        elif code == "Z":
+            assert elem is not None and (elem.is_empty or (vr == "SQ" and len(elem.value) == 0)), where
+        elif code == "D":
+            assert elem is not None and not elem.is_empty and elem.value != value, where
+            if vr == "SQ":
+                assert len(elem.value) == 1 and len(elem.value[0]) == 0, where
+        elif code == "U":
+            assert elem.value == deid.remap_uid("1.2.3.4.5.6"), where
+        elif code == "U*":
+            nested = elem.value[0]
+            assert nested.ReferencedSOPInstanceUID == deid.remap_uid("1.2.3.4.5.6"), where
+            assert "QZ" not in str(nested), where
+        else:
+            pytest.fail(f"unknown action {code} for {where}")
+        checked += 1
+    assert checked == 621 - 4  # 50xx, 60xx (two), private: checked below
+    ds = Dataset()
+    ds.PatientID = "PID1"
+    ds.add_new(0x50000022, "LO", "QZ curve")
+    ds.add_new(0x60000022, "LO", "QZ overlay")
+    ds.add_new(0x60004000, "LT", "QZ overlay comment")
+    ds.add_new(0x60003000, "OW", b"\x00\x01")
+    ds.private_block(0x0013, "QZ PRIVATE", create=True).add_new(0x01, "LO", "QZ private")
+    out = deid.deidentify(ds)
+    assert [e.tag for e in out if e.tag.group in (0x5000, 0x6000, 0x0013)] == []
+    kept = Deidentifier(KEY, keep=frozenset({0x60000022})).deidentify(ds)
+    assert kept[0x60000022].value == "QZ overlay" and 0x60004000 not in kept
+
+
+def test_content_sequence_text_is_removed_at_any_depth() -> None:
+    ds = Dataset()
+    ds.PatientID = "PID1"
+    ds.ReasonForTheRequestedProcedure = "QZ reason"
+    inner = Dataset()
+    inner.TextValue = "QZ deep text"
+    inner.PersonName = "QZ^DEEP"
+    outer = Dataset()
+    outer.TextValue = "QZ text"
+    outer.ContentSequence = [inner]
+    ds.ContentSequence = [outer]
+    wrapper = Dataset()
+    wrapper.ContentSequence = [outer]
+    ds.add_new(0x00400260, "SQ", [wrapper])  # Performed Protocol Code Sequence: not in the table
+    out = Deidentifier(KEY).deidentify(ds)
+    assert "ReasonForTheRequestedProcedure" not in out
+    assert "QZ" not in str(out), str(out)
+
+
+def test_keep_burned_in_text_leaves_pixels_and_claims_nothing(shared_data: Path, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(shared_data / "dicom" / "us" / "examples_palette.dcm", source / "a.dcm")
+    out = tmp_path / "out"
+    options = ProcessOptions(crop=False, keep_burned_in_text=True, write_dicom=True)
+    summary = run_batch(source, out, options, workers=1, deid_key=_key(tmp_path))
+    assert summary.pixel_cleaning["mode"].startswith("none")
+    record = json.loads(next((out / "metadata").rglob("*.json")).read_text())["ultra"]
+    assert not record["pixels_masked"] and record["pixel_cleaning"] == {"method": "none"}
+    raw = pydicom.dcmread(source / "a.dcm")
+    written = pydicom.dcmread(out / record["dicom"])
+    assert np.array_equal(written.pixel_array, raw.pixel_array)
+    assert written.get("BurnedInAnnotation") == raw.get("BurnedInAnnotation")
+    assert "113101" not in {item.CodeValue for item in written.DeidentificationMethodCodeSequence}

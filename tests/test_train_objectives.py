@@ -248,7 +248,8 @@ def test_toy_pairwise_objective_resumes_exactly(records_file, tmp_path, registry
 def test_unknown_objective_names_the_stage_and_the_known_ones(records_file, tmp_path, registry):
     config = TrainConfig.model_validate(config_for(records_file, tmp_path / "run", steps=1))
     with pytest.raises(
-        UnknownObjectiveError, match=r"'pairwise'.*known objectives: classification, language_modeling"
+        UnknownObjectiveError,
+        match=r"'pairwise'.*known objectives: classification, distill, dpo, language_modeling",
     ):
         Trainer(config, model_builder=build_tiny)
     assert Trainer(config, model_builder=build_tiny, objectives=registry).objectives is registry
@@ -259,8 +260,8 @@ def test_registry_refuses_a_taken_name_and_a_non_objective(registry):
         registry.register("language_modeling")(PairwiseRanking)
     with pytest.raises(TypeError, match="not an Objective"):
         registry.register("loose")(dict)
-    assert sorted(registry) == ["classification", "language_modeling", "pairwise"]
-    assert sorted(OBJECTIVES) == ["classification", "language_modeling"]
+    assert sorted(registry) == ["classification", "distill", "dpo", "language_modeling", "pairwise"]
+    assert sorted(OBJECTIVES) == ["classification", "distill", "dpo", "language_modeling"]
 
 
 def test_cli_names_the_file_and_the_known_objectives_without_a_traceback(records_file, tmp_path):
@@ -272,12 +273,12 @@ def test_cli_names_the_file_and_the_known_objectives_without_a_traceback(records
     path.write_text(
         f"model: {{name_or_path: debug-tiny}}\noutput_dir: {tmp_path / 'out'}\n"
         f"data: {{pairs: {{kind: records, path: {records_file}}}}}\n"
-        "stages: [{name: prefer, objective: dpo, train: ['*']}]\n",
+        "stages: [{name: prefer, objective: ranking, train: ['*']}]\n",
         encoding="utf-8",
     )
     result = CliRunner().invoke(app, ["train", str(path)])
     assert result.exit_code == 2
     output = " ".join(result.output.split())
-    assert f"{path}: stages.0.objective: 'dpo'" in output
-    assert "known objectives: classification, language_modeling" in output
+    assert f"{path}: stages.0.objective: 'ranking'" in output
+    assert "known objectives: classification, distill, dpo, language_modeling" in output
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()

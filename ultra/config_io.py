@@ -40,6 +40,10 @@ def load_config(path: str | Path, model: type[ConfigT]) -> ConfigT:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte at position {error.start + 1})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply to read") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return parse_config(data, model, source=str(path))

@@ -10,6 +10,9 @@ from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 EMBEDDED_MODEL_NAME = "ultra-tiny-zh"
+DEFAULT_MODEL = "tiny-zh"
+"""The model every surface uses when none is named: the embedded ``ultra-tiny-zh``. It lives here,
+not in ``ultra.answerer``, so the CLI can show it as a default without importing torch."""
 
 
 def embedded_model_dir() -> Path:

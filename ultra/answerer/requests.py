@@ -13,8 +13,7 @@ from typing import Literal
 
 from PIL import Image
 
-DEFAULT_MODEL = "tiny-zh"
-"""The model every surface uses when none is named: the embedded ``ultra-tiny-zh``."""
+from ultra.resources import DEFAULT_MODEL as DEFAULT_MODEL  # kept light, so the CLI needs no torch
 
 FinishReason = Literal["stop", "length"]
 Role = Literal["system", "user", "assistant"]

@@ -8,7 +8,30 @@ import typer
 from rich.console import Console
 
 from ultra import RESEARCH_NOTICE
-from ultra.answerer.requests import DEFAULT_MODEL
+from ultra.cli.media_options import MAX_PIXELS_HELP, media_limits
+from ultra.resources import DEFAULT_MODEL
+
+
+def non_ultrasound_note(paths: list[Path]) -> str | None:
+    """One line naming the DICOM inputs whose Modality is not US (CT, MR …), or None.
+
+    The models are trained on ultrasound; an answer about a CT slice is not worth much, and the
+    user should hear so once, beside the answer rather than inside it.
+    """
+    from ultra.media import MediaError, dicom_modality, is_dicom_file
+
+    others = []
+    for path in paths:
+        if path.is_file() and is_dicom_file(path):
+            try:
+                modality = dicom_modality(path)
+            except MediaError:
+                continue  # the reader reports an unreadable file itself
+            if modality and modality != "US":
+                others.append(f"{path.name} is {modality}")
+    if not others:
+        return None
+    return f"warning: not ultrasound ({'; '.join(others)}); the model was trained on ultrasound images"
 
 
 def ask(
@@ -27,23 +50,29 @@ def ask(
         False, "--allow-untrained", help="Run a model whose image projectors were never trained."
     ),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
+    max_pixels: int | None = typer.Option(None, "--max-pixels", min=1, help=MAX_PIXELS_HELP),
 ) -> None:
     """Ask a question about ultrasound images and print the streamed answer (仅供研究，非临床诊断)."""
     from rich.markup import escape
 
-    from ultra.answerer import Answerer, GenerationSettings, Request, UntrainedModelError
     from ultra.media import MediaError, read_image, read_video
-    from ultra.model import WeightsNotFoundError
 
     console = Console(soft_wrap=True)
     errors = Console(stderr=True, soft_wrap=True)
+    limits = media_limits(max_pixels)
     try:
-        images = [read_image(path, frame=frame) for path in image or []]
-        frames = read_video(video) if video is not None else None
+        images = [read_image(path, frame=frame, limits=limits) for path in image or []]
+        frames = read_video(video, limits=limits) if video is not None else None
     except MediaError as error:
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
-    try:
+    note = non_ultrasound_note(list(image or []))
+    if note is not None:
+        errors.print(note, markup=False, highlight=False)
+    from ultra.answerer import Answerer, GenerationSettings, Request, UntrainedModelError
+    from ultra.model import WeightsNotFoundError
+
+    try:  # the model (torch) loads only once the inputs are known to be readable
         answerer = Answerer.load(model, adapter=adapter, allow_untrained=allow_untrained)
     except (WeightsNotFoundError, FileNotFoundError, UntrainedModelError) as error:
         errors.print(f"[red]error:[/red] {error}")

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 data_app = typer.Typer(
-    help="Data in one schema: convert sources, build Chinese instruction/benchmark sets, validate, count.",
+    help="Data in one schema: convert sources, build Chinese instruction/benchmark sets, validate, count, generate QA.",
     no_args_is_help=True,
 )
 console = Console()
@@ -19,6 +19,7 @@ BUILDERS = (
     "busi_instructions",
     "busi_vqa",
     "laparoscopy_instructions",
+    "laparoscopy_video",
     "dicom_instructions",
     "report_benchmark",
 )
@@ -107,12 +108,23 @@ def validate(
         None, "--media-root", help="resolve media here instead of media.root"
     ),
     no_media: bool = typer.Option(False, "--no-media", help="skip the check that media files exist"),
+    allow_outside_root: bool = typer.Option(
+        False,
+        "--allow-outside-root",
+        help="accept media paths that leave the media root (absolute, '..', a root of '/')",
+    ),
     limit: int = typer.Option(50, "--limit", help="problems to print"),
 ) -> None:
-    """Check every record and its media; exit 1 when anything is wrong."""
+    """Check every record and its media; exit 1 when anything is wrong.
+
+    The media root is --media-root when given, else each record's media.root, else the file's
+    folder; media paths must stay inside it (refused otherwise, unless --allow-outside-root).
+    """
     from data_zh.validate import validate_records_file
 
-    report = validate_records_file(path, media_root=media_root, check_media=not no_media)
+    report = validate_records_file(
+        path, media_root=media_root, check_media=not no_media, allow_outside_root=allow_outside_root
+    )
     for problem in report.problems[:limit]:
         console.print(
             f"[red]{escape(str(path))}:[/red] {escape(str(problem))}", soft_wrap=True, highlight=False
@@ -173,3 +185,45 @@ def stats(
     console.print(table)
     if chart is not None:
         console.print(f"chart: {plot_stats(counts, chart)}")
+
+
+@data_app.command("qagen")
+def qagen(
+    input_path: Path = typer.Argument(..., help="JSONL of texts ({id, text}) or unified records (reports)"),
+    out: Path = typer.Argument(..., help="output .jsonl of QA records (resumed; OUT.log.jsonl beside it)"),
+    backend: str = typer.Option(
+        ..., "--backend", help="local:MODEL_DIR, openai:BASE_URL or replay:FILE.json"
+    ),
+    model: str | None = typer.Option(None, "--model", help="model name for an OpenAI-compatible endpoint"),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="endpoint API key"),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="seconds per HTTP request"),
+    max_attempts: int = typer.Option(3, "--max-attempts", min=1, help="tries per stage before a failure"),
+    prompts_dir: Path | None = typer.Option(
+        None, "--prompts", help="folder with your own extract_facts.txt / write_qa.txt"
+    ),
+) -> None:
+    """Two-stage QA generation: facts from each text, then Chinese QA pairs from the facts only."""
+    from data_zh.qagen import (
+        BackendError,
+        Prompts,
+        backend_from_spec,
+        generate_qa,
+        log_path_for,
+        read_sources,
+    )
+
+    try:
+        chosen = backend_from_spec(backend, model=model, api_key=api_key, timeout_s=timeout)
+        prompts = Prompts.load(prompts_dir)
+        sources = read_sources(input_path)
+    except (ValueError, OSError, BackendError) as error:
+        _fail(error)
+    report = generate_qa(sources, chosen, out, prompts=prompts, max_attempts=max_attempts)
+    console.print(
+        f"{report.done} input(s) done, {report.skipped} already done, {len(report.failed)} failed; "
+        f"{report.kept} QA pair(s) kept, {report.dropped} dropped by the guard, {report.duplicates} duplicate(s) "
+        f"→ {escape(str(out))} (log: {escape(str(log_path_for(out)))})",
+        highlight=False,
+    )
+    if report.failed and not report.done and not report.skipped:
+        raise typer.Exit(1)

@@ -1,4 +1,8 @@
-"""``ultra dicom SOURCE OUTDIR``: a thin layer over :func:`ultra.dicom.run_batch`."""
+"""``ultra dicom SOURCE OUTDIR`` and ``ultra dicom-locate``: thin layers over :mod:`ultra.dicom`.
+
+Nothing printed by default names a source path (they often hold a patient's name): inputs are
+shown by id, and ``--show-paths`` adds the real paths on the operator's terminal (stderr) only.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+operator = Console(stderr=True)
+
+EXIT_FAILED_INPUTS = 3
+EXIT_USAGE = 2
 
 
 def dicom(
@@ -42,21 +50,49 @@ def dicom(
     no_crop: bool = typer.Option(False, "--no-crop", help="Keep the whole frame instead of the scan region."),
     write_dicom: bool = typer.Option(False, "--write-dicom", help="Also write de-identified DICOM files."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Model batch size."),
+    keep_burned_in_text: bool = typer.Option(
+        False, "--keep-burned-in-text", help="Do NOT mask burned-in text or pixels outside the scan regions."
+    ),
+    no_ocr: bool = typer.Option(False, "--no-ocr", help="Mask by regions only, without OCR text detection."),
+    show_paths: bool = typer.Option(
+        False, "--show-paths", help="Also print the real paths of failed/skipped inputs (terminal only)."
+    ),
 ) -> None:
-    """De-identify, crop and sample ultrasound DICOM studies; answer questions when asked."""
+    """De-identify, crop and sample ultrasound DICOM studies; answer questions when asked.
+
+    Burned-in text is masked in every image and written DICOM: everything outside the ultrasound
+    regions, plus text found by OCR (the ocr extra). Inputs are named by id in every output;
+    `ultra dicom-locate ID SOURCE` maps an id back to its file.
+
+    Exit codes: 0 every input processed or deliberately skipped (other modality, duplicate,
+    resumed); 3 some inputs failed (all listed in OUTDIR/errors.jsonl); 2 usage or environment
+    error (bad SOURCE, unsafe OUTDIR, key file).
+    """
     from ultra.dicom.batch import run_batch
+    from ultra.dicom.burned_in import OCR_INSTALL_HINT, ocr_available
     from ultra.dicom.deid_key import DeidKeyError
     from ultra.dicom.dicomweb import DicomWebError
+    from ultra.dicom.layout import LayoutError
     from ultra.dicom.process import ProcessOptions
     from ultra.dicom.sources import SourceError
 
     if engine not in ("pool", "ray"):
         raise typer.BadParameter("--engine must be 'pool' or 'ray'")
     options = ProcessOptions(
-        frames_per_cine=frames, keep_phi=keep_phi, crop=not no_crop, write_dicom=write_dicom, resume=resume
+        frames_per_cine=frames,
+        keep_phi=keep_phi,
+        crop=not no_crop,
+        write_dicom=write_dicom,
+        resume=resume,
+        keep_burned_in_text=keep_burned_in_text,
+        ocr=not no_ocr,
     )
     if keep_phi:
-        console.print("[bold red]--keep-phi: outputs will contain patient data.[/]")
+        operator.print("[bold red]--keep-phi: outputs will contain patient data.[/]")
+    elif keep_burned_in_text:
+        operator.print("[bold red]--keep-burned-in-text: images may show patient data.[/]")
+    elif not no_ocr and not ocr_available():
+        operator.print(f"[yellow]burned-in text: region masking only; {OCR_INSTALL_HINT}[/]")
     answerer = None
     if question:
         from ultra.answerer import UntrainedModelError
@@ -65,8 +101,8 @@ def dicom(
         try:
             answerer = load_answerer(model, batch_size=batch_size, allow_untrained=allow_untrained)
         except (UntrainedModelError, FileNotFoundError, OSError) as exc:
-            console.print(f"[red]{exc}[/]")
-            raise typer.Exit(2) from None
+            operator.print(f"[red]{exc}[/]")
+            raise typer.Exit(EXIT_USAGE) from None
     try:
         summary = run_batch(
             source,
@@ -79,9 +115,9 @@ def dicom(
             answerer=answerer,
             show_progress=True,
         )
-    except (SourceError, DeidKeyError, DicomWebError, RuntimeError) as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+    except (SourceError, LayoutError, DeidKeyError, DicomWebError, RuntimeError) as exc:
+        operator.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
     table = Table(title=f"ultra dicom → {outdir}")
     for column in ("inputs", "processed", "skipped", "failed", "frames", "studies", "seconds"):
         table.add_column(column, justify="right")
@@ -93,4 +129,42 @@ def dicom(
     )
     console.print(table)
     if summary.failed or summary.skipped:
-        console.print(f"details: {outdir / 'errors.jsonl'}")
+        console.print(f"details: {outdir / 'errors.jsonl'}", markup=False, highlight=False)
+    if show_paths:
+        _print_paths(source, outdir, deid_key)
+    if summary.failed:
+        raise typer.Exit(EXIT_FAILED_INPUTS)
+
+
+def _print_paths(source: str, outdir: Path, deid_key: Path | None) -> None:
+    """id -> real path of each input in errors.jsonl, on stderr (the operator's terminal)."""
+    import json
+
+    from ultra.dicom.deid_key import load_or_create_key
+    from ultra.dicom.sources import list_inputs
+
+    relative = {item.id: item.relative for item in list_inputs(source, load_or_create_key(deid_key))}
+    for line in (outdir / "errors.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        operator.print(f"{row['id']}  {relative.get(row['id'], '?')}", markup=False, highlight=False)
+
+
+def dicom_locate(
+    input_id: str = typer.Argument(..., help="An input id from errors.jsonl, run.log or the terminal."),
+    source: str = typer.Argument(..., help="The SOURCE of the run (folder, file list or DICOMweb URL)."),
+    deid_key: Path | None = typer.Option(None, "--deid-key", help="The key file of the run."),
+) -> None:
+    """Print the path (relative to SOURCE) of the input with this id; exit 2 when none matches."""
+    from ultra.dicom.deid_key import DeidKeyError, load_or_create_key
+    from ultra.dicom.sources import SourceError, locate
+
+    try:
+        found = locate(input_id, source, load_or_create_key(deid_key))
+    except (SourceError, DeidKeyError) as exc:
+        operator.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    if not found:
+        operator.print(f"error: no input of SOURCE has id {input_id} with this key", markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    for item in found:
+        console.print(item.relative, markup=False, highlight=False)

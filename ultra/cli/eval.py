@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ultra.answerer.requests import DEFAULT_MODEL
+from ultra.cli.media_options import ALLOW_OUTSIDE_ROOT_HELP, MAX_PIXELS_HELP, media_limits
+from ultra.resources import DEFAULT_MODEL
 
 eval_app = typer.Typer(
     help="Med-VQA evaluation: generate an answers file, score it, or run both with the blind check.",
@@ -16,7 +17,10 @@ eval_app = typer.Typer(
 )
 console = Console()
 
-DATASET_HELP = "slake, vqa_rad, busi, another data_zh source, or a .jsonl of records (unified or LLaVA)"
+DATASET_HELP = (
+    "slake, vqa_rad, busi, busi_heldout (held-out wordings), another data_zh source, "
+    "or a .jsonl of records (unified or LLaVA)"
+)
 
 
 def _records(dataset: str, root: Path | None, split: str):
@@ -72,16 +76,23 @@ def score(
     ),
     title: str = typer.Option("", "--title"),
 ) -> None:
-    """Score an answers file against a dataset (no model needed)."""
+    """Score an answers file against a dataset (no model needed).
+
+    An id answered twice is an error; answer ids that match no question are counted, warned about
+    and left out.
+    """
     from ultra.eval.answers import read_answers
-    from ultra.eval.report import print_report, write_report
-    from ultra.eval.run import score_with_baselines
+    from ultra.eval.score import answers_by_id
 
     _check_modes(token_mode, compat)
+    predictions = read_answers(answers)  # a bad file ends as one "error:" line (ultra.cli.errors)
     try:
-        predictions = read_answers(answers)
-    except (FileNotFoundError, ValueError) as error:
-        raise typer.BadParameter(str(error), param_hint="ANSWERS") from None
+        answers_by_id(predictions)
+    except ValueError as error:
+        raise ValueError(f"{answers}: {error}") from None
+    from ultra.eval.report import print_report, write_report
+    from ultra.eval.run import score_with_baselines  # brings torch: only once the answers are sound
+
     records = _records(dataset, root, split)
     train = _records(dataset, root, train_split) if train_split else None
     metrics = score_with_baselines(predictions, records, None, train, token_mode, compat)
@@ -133,11 +144,15 @@ def generate(
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="run a random-projector model anyway"
     ),
+    max_pixels: int | None = typer.Option(None, "--max-pixels", min=1, help=MAX_PIXELS_HELP),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help=ALLOW_OUTSIDE_ROOT_HELP),
 ) -> None:
     """Answer a dataset's questions into a JSONL; rerunning skips ids already answered.
 
     Under ``accelerate launch`` the records are shared out between the processes, each writing a
-    part file that the main process joins into OUT at the end (resumable as well).
+    part file that the main process joins into OUT at the end (resumable as well):
+    ``accelerate launch --multi_gpu --num_processes N -m ultra eval generate … --device auto``
+    (``--multi_gpu`` also on CPU-only machines: ``--cpu`` alone starts a single process).
     """
     from ultra.eval.generate import MissingMediaError, Shard, generate_answers_file, join_parts
 
@@ -156,6 +171,8 @@ def generate(
             strict=strict,
             limit=limit,
             shard=shard,
+            limits=media_limits(max_pixels),
+            allow_outside_root=allow_outside_root,
         )
     except MissingMediaError as error:
         console.print(f"[red]{error}[/red]")
@@ -201,6 +218,8 @@ def run(
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="run a random-projector model anyway"
     ),
+    max_pixels: int | None = typer.Option(None, "--max-pixels", min=1, help=MAX_PIXELS_HELP),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help=ALLOW_OUTSIDE_ROOT_HELP),
 ) -> None:
     """Generate + blind check + baselines + score, all into one folder."""
     from ultra.eval.generate import MissingMediaError
@@ -231,6 +250,8 @@ def run(
             token_mode=token_mode,
             compat=compat,
             title=f"{dataset} {split} — {model}",
+            limits=media_limits(max_pixels),
+            allow_outside_root=allow_outside_root,
         )
     except MissingMediaError as error:
         console.print(f"[red]{error}[/red]")

@@ -1,6 +1,7 @@
 """``ultra dicom``'s engine: run :func:`process_input` over every input (process pool or Ray Data),
 then group studies, screen, answer questions and write ``results.jsonl``, ``errors.jsonl`` and a
-summary where processed + skipped + failed = inputs seen."""
+summary where processed + skipped + failed = inputs seen. Inputs are named by id only (see
+:mod:`ultra.dicom.sources`), and an unsafe OUTDIR is refused before anything is written."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from typing import Any, Literal
 from PIL import Image
 from pydicom import dcmread
 
-from ultra.dicom.deid import phi_strings, redact
+from ultra.dicom.burned_in import ocr_available
 from ultra.dicom.deid_key import load_or_create_key
-from ultra.dicom.outputs import atomic_write_json, atomic_write_jsonl
+from ultra.dicom.layout import check_layout
+from ultra.dicom.outputs import atomic_write_json, atomic_write_jsonl, sweep_partial_files
 from ultra.dicom.process import InstanceOutcome, ProcessOptions, process_input
 from ultra.dicom.progress import file_progress
 from ultra.dicom.sources import InputItem, list_inputs
@@ -47,12 +49,13 @@ class BatchSummary:
     studies: int
     seconds: float
     skip_reasons: dict[str, int]
+    pixel_cleaning: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-_WORKER_PRELOAD = ["ultra.dicom.process", "fusion.video", "fusion.ultrasound"]
+_WORKER_PRELOAD = ["ultra.dicom.process", "ultra.dicom.burned_in", "fusion.video", "fusion.ultrasound"]
 
 
 def _worker_pid(delay_s: float) -> int:
@@ -92,7 +95,7 @@ def _run_pool(
         try:
             yield future.result()
         except Exception as exc:  # a worker that died (e.g. out of memory) fails its file only
-            yield InstanceOutcome(futures[future].name, "failed", f"worker failed ({type(exc).__name__})")
+            yield InstanceOutcome(futures[future].id, "failed", f"worker failed ({type(exc).__name__})")
 
 
 def _without_duplicates(items: list[InputItem]) -> Iterator[InputItem | InstanceOutcome]:
@@ -103,21 +106,23 @@ def _without_duplicates(items: list[InputItem]) -> Iterator[InputItem | Instance
     """
     first_seen: dict[str, str] = {}
     for item in items:
+        if item.problem is not None:
+            yield InstanceOutcome(item.id, item.problem_status, item.problem)
+            continue
         if item.path is None:
             yield item
             continue
         try:
             header = dcmread(item.path, stop_before_pixels=True)
             sop = str(header.SOPInstanceUID)
-            name = redact(item.name, phi_strings(header))
         except Exception:
             yield item
             continue
         if sop in first_seen:
             reason = f"duplicate SOP Instance UID (same as {first_seen[sop]})"
-            yield InstanceOutcome(name, "skipped", reason, extra={"duplicate": True})
+            yield InstanceOutcome(item.id, "skipped", reason, extra={"duplicate": True})
         else:
-            first_seen[sop] = name
+            first_seen[sop] = item.id
             yield item
 
 
@@ -170,20 +175,26 @@ def run_batch(
     executor: Executor | None = None,
     show_progress: bool = False,
 ) -> BatchSummary:
-    """Process SOURCE into OUTDIR and return the summary (also saved as ``summary.json``)."""
+    """Process SOURCE into OUTDIR and return the summary (also saved as ``summary.json``).
+
+    Raises :class:`~ultra.dicom.layout.LayoutError` before writing anything when OUTDIR is unsafe.
+    """
     options = options or ProcessOptions()
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
     questions = list(questions or [])
     if questions and answerer is None:
         raise ValueError("questions were given but no answerer (model) to answer them")
-    key = None if options.keep_phi else load_or_create_key(deid_key, out)
-    for stale in out.rglob(".*.tmp"):  # half-written files of a killed run
-        stale.unlink(missing_ok=True)
+    check_layout(source, outdir)
+    out = Path(outdir)
+    # The key names inputs (ids) even with keep_phi; it de-identifies only without it.
+    id_key = load_or_create_key(deid_key, out)
+    key = None if options.keep_phi else id_key
+    items = list_inputs(source, id_key)
+    out.mkdir(parents=True, exist_ok=True)
+    sweep_partial_files(out)  # half-written files of a killed run
     handler = _attach_run_log(out)
     try:
         return _run(
-            source, out, options, key, workers, engine, questions, answerer, selector, executor, show_progress
+            items, out, options, key, workers, engine, questions, answerer, selector, executor, show_progress
         )
     finally:
         logging.getLogger("ultra").removeHandler(handler)
@@ -191,7 +202,7 @@ def run_batch(
 
 
 def _run(
-    source: str | Path,
+    items: list[InputItem],
     out: Path,
     options: ProcessOptions,
     key: bytes | None,
@@ -204,7 +215,6 @@ def _run(
     show_progress: bool,
 ) -> BatchSummary:
     start = time.perf_counter()
-    items = list_inputs(source)
     logger.info("%d inputs; engine %s, %d worker(s)", len(items), engine, workers)
     job = partial(process_input, outdir=str(out), options=options, key=key)
     seen = len(items)
@@ -232,7 +242,7 @@ def _run(
             if engine != "ray" and executor is None:
                 own.shutdown(cancel_futures=True)
     outcomes.sort(key=lambda o: o.name)
-    return _finish(out, outcomes, seen, questions, answerer, selector, start)
+    return _finish(out, outcomes, seen, questions, answerer, selector, start, options)
 
 
 def _finish(
@@ -243,10 +253,11 @@ def _finish(
     answerer: Answerer | None,
     selector: ImageSelector,
     start: float,
+    options: ProcessOptions,
 ) -> BatchSummary:
     records = [o.record for o in outcomes if o.record is not None]
     errors = [
-        {"path": o.name, "status": o.status, "reason": o.reason}
+        {"id": o.name, "status": o.status, "reason": o.reason}
         for o in outcomes
         if o.status == "failed" or (o.status == "skipped" and not o.extra.get("resumed"))
     ]
@@ -277,14 +288,7 @@ def _finish(
     reasons: dict[str, int] = {}
     for outcome in outcomes:
         if outcome.status == "skipped":
-            extra = outcome.extra
-            reason = (
-                "already done (resume)"
-                if extra.get("resumed")
-                else "duplicate"
-                if extra.get("duplicate")
-                else "not ultrasound"
-            )
+            reason = _skip_category(outcome)
             reasons[reason] = reasons.get(reason, 0) + 1
     summary = BatchSummary(
         inputs=seen,
@@ -295,6 +299,7 @@ def _finish(
         studies=len(studies),
         seconds=round(time.perf_counter() - start, 3),
         skip_reasons=reasons,
+        pixel_cleaning=pixel_cleaning_summary(outcomes, options),
     )
     if summary.processed + summary.skipped + summary.failed != seen:
         raise RuntimeError(f"accounting error: {summary} does not add up to {seen} inputs")
@@ -308,3 +313,44 @@ def _finish(
         summary.studies,
     )
     return summary
+
+
+def _skip_category(outcome: InstanceOutcome) -> str:
+    if outcome.extra.get("resumed"):
+        return "already done (resume)"
+    if outcome.extra.get("duplicate"):
+        return "duplicate"
+    reason = outcome.reason or ""
+    return "not ultrasound" if "odality" in reason else reason
+
+
+def pixel_cleaning_summary(outcomes: list[InstanceOutcome], options: ProcessOptions) -> dict[str, Any]:
+    """What was done to the pixels, overall and per instance (method, text boxes masked, OCR time)."""
+    if options.keep_phi or options.keep_burned_in_text:
+        mode = "none: burned-in text kept (--keep-phi or --keep-burned-in-text)"
+    elif not options.ocr:
+        mode = "regions only: OCR turned off"
+    elif not ocr_available():
+        mode = "regions only: OCR not installed (pip install 'ultra[ocr]')"
+    else:
+        mode = "OCR text boxes + regions"
+    done = [o for o in outcomes if o.record is not None]  # processed now or resumed
+    records = [o.record for o in done if o.record is not None]
+    cleaning = [r.get("pixel_cleaning", {}) for r in records]
+    ocr_frames = sum(len(c.get("ocr_frames", [])) for c in cleaning)
+    ocr_seconds = sum(float(o.extra.get("ocr_seconds", 0.0)) for o in done)
+    return {
+        "mode": mode,
+        "text_boxes": sum(int(c.get("text_boxes", 0)) for c in cleaning),
+        "ocr_frames": ocr_frames,
+        "ocr_seconds": round(ocr_seconds, 3),
+        "ocr_seconds_per_frame": round(ocr_seconds / ocr_frames, 4) if ocr_frames else None,
+        "instances": [
+            {
+                "sop_instance": r["sop_instance"],
+                "method": r.get("pixel_cleaning", {}).get("method", "none"),
+                "text_boxes": r.get("pixel_cleaning", {}).get("text_boxes", 0),
+            }
+            for r in records
+        ],
+    }

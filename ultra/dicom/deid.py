@@ -1,9 +1,11 @@
 """De-identification of DICOM metadata: the PS3.15 Annex E Basic Application Level
 Confidentiality Profile, with the Retain Longitudinal Temporal Information (Modified Dates) option.
 
-Identifiers are removed or replaced by keyed pseudonyms, UIDs are remapped with an HMAC so a study
-stays a study across files and runs, and every date is shifted by a per-patient offset. Beyond the
-table, every private tag, overlay, curve and person name is removed as defence in depth.
+Every attribute of PS3.15 Table E.1-1 gets the action :mod:`ultra.dicom.profile` reads from the
+standard's table, through sequences at any depth. Patient name and ID become keyed pseudonyms, UIDs
+are remapped with an HMAC so a study stays a study across files and runs, and every date is shifted
+by a per-patient offset. Beyond the table, every private tag, overlay (60xx), curve (50xx), content
+item text and person name is removed as defence in depth, unless its tag is on an explicit keep-list.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID
+from pydicom.valuerep import STR_VR
+
+from ultra.dicom.profile import Action, ProfileEntry, entries_by_tag
 
 PROFILE_CODES = {
     "113100": "Basic Application Confidentiality Profile",
@@ -27,196 +32,30 @@ PROFILE_CODES = {
 CLEAN_PIXEL_CODE = ("113101", "Clean Pixel Data Option")
 MAX_DATE_SHIFT_DAYS = 3650
 
-# PS3.15 Table E.1-1, basic profile column (X remove, Z empty, D dummy). UIDs (U) are handled by VR.
-_REMOVE = frozenset(
-    [
-        "AccessionNumber",
-        "AcquisitionComments",
-        "AcquisitionDeviceProcessingDescription",
-        "ActualHumanPerformersSequence",
-        "AdditionalPatientHistory",
-        "AdmissionID",
-        "AdmittingDiagnosesCodeSequence",
-        "AdmittingDiagnosesDescription",
-        "Allergies",
-        "Arbitrary",
-        "AuthorObserverSequence",
-        "BranchOfService",
-        "CassetteID",
-        "CommentsOnThePerformedProcedureStep",
-        "ConfidentialityConstraintOnPatientDataDescription",
-        "ContentCreatorIdentificationCodeSequence",
-        "ContributionDescription",
-        "CountryOfResidence",
-        "CurrentPatientLocation",
-        "CustodialOrganizationSequence",
-        "DataSetTrailingPadding",
-        "DerivationDescription",
-        "DeviceSerialNumber",
-        "DigitalSignaturesSequence",
-        "DischargeDiagnosisDescription",
-        "DistributionAddress",
-        "DistributionName",
-        "EthnicGroup",
-        "FrameComments",
-        "GantryID",
-        "GeneratorID",
-        "HumanPerformerName",
-        "HumanPerformerOrganization",
-        "IconImageSequence",
-        "IdentifyingComments",
-        "ImageComments",
-        "ImagePresentationComments",
-        "ImagingServiceRequestComments",
-        "Impressions",
-        "InstitutionAddress",
-        "InstitutionCodeSequence",
-        "InstitutionName",
-        "InstitutionalDepartmentName",
-        "InsurancePlanIdentification",
-        "IntendedRecipientsOfResultsIdentificationSequence",
-        "InterpretationApproverSequence",
-        "InterpretationAuthor",
-        "InterpretationDiagnosisDescription",
-        "InterpretationIDIssuer",
-        "InterpretationRecorder",
-        "InterpretationText",
-        "InterpretationTranscriber",
-        "IssuerOfAdmissionID",
-        "IssuerOfPatientID",
-        "IssuerOfServiceEpisodeID",
-        "MAC",
-        "MedicalAlerts",
-        "MedicalRecordLocator",
-        "MilitaryRank",
-        "ModifiedAttributesSequence",
-        "ModifyingDeviceID",
-        "ModifyingDeviceManufacturer",
-        "NameOfPhysiciansReadingStudy",
-        "NamesOfIntendedRecipientsOfResults",
-        "Occupation",
-        "OperatorIdentificationSequence",
-        "OperatorsName",
-        "OriginalAttributesSequence",
-        "OrderCallbackPhoneNumber",
-        "OrderEnteredBy",
-        "OrderEntererLocation",
-        "OtherPatientIDs",
-        "OtherPatientIDsSequence",
-        "OtherPatientNames",
-        "ParticipantSequence",
-        "PatientAddress",
-        "PatientAge",
-        "PatientBirthName",
-        "PatientBirthTime",
-        "PatientComments",
-        "PatientInstitutionResidence",
-        "PatientInsurancePlanCodeSequence",
-        "PatientMotherBirthName",
-        "PatientPrimaryLanguageCodeSequence",
-        "PatientPrimaryLanguageModifierCodeSequence",
-        "PatientReligiousPreference",
-        "PatientSize",
-        "PatientState",
-        "PatientTelephoneNumbers",
-        "PatientTransportArrangements",
-        "PatientWeight",
-        "PerformedLocation",
-        "PerformedProcedureStepDescription",
-        "PerformedProcedureStepID",
-        "PerformedStationAETitle",
-        "PerformedStationGeographicLocationCodeSequence",
-        "PerformedStationName",
-        "PerformedStationNameCodeSequence",
-        "PerformingPhysicianIdentificationSequence",
-        "PerformingPhysicianName",
-        "PersonAddress",
-        "PersonIdentificationCodeSequence",
-        "PersonName",
-        "PersonTelephoneNumbers",
-        "PhysicianApprovingInterpretation",
-        "PhysiciansOfRecord",
-        "PhysiciansOfRecordIdentificationSequence",
-        "PhysiciansReadingStudyIdentificationSequence",
-        "PlateID",
-        "PreMedication",
-        "PregnancyStatus",
-        "ProtocolName",
-        "ReasonForImagingServiceRequest",
-        "ReasonForStudy",
-        "ReferencedDigitalSignatureSequence",
-        "ReferencedPatientAliasSequence",
-        "ReferencedPatientSequence",
-        "ReferencedPerformedProcedureStepSequence",
-        "ReferencedSOPInstanceMACSequence",
-        "ReferencedStudySequence",
-        "ReferringPhysicianAddress",
-        "ReferringPhysicianIdentificationSequence",
-        "ReferringPhysicianTelephoneNumbers",
-        "RegionOfResidence",
-        "RequestAttributesSequence",
-        "RequestedContrastAgent",
-        "RequestedProcedureComments",
-        "RequestedProcedureDescription",
-        "RequestedProcedureID",
-        "RequestedProcedureLocation",
-        "RequestingPhysician",
-        "RequestingService",
-        "ResponsibleOrganization",
-        "ResponsiblePerson",
-        "ResponsiblePersonRole",
-        "ResultsComments",
-        "ResultsDistributionListSequence",
-        "ResultsIDIssuer",
-        "ScheduledHumanPerformersSequence",
-        "ScheduledPatientInstitutionResidence",
-        "ScheduledPerformingPhysicianIdentificationSequence",
-        "ScheduledPerformingPhysicianName",
-        "ScheduledProcedureStepDescription",
-        "ScheduledProcedureStepLocation",
-        "ScheduledStationAETitle",
-        "ScheduledStationGeographicLocationCodeSequence",
-        "ScheduledStationName",
-        "ScheduledStationNameCodeSequence",
-        "ScheduledStudyLocation",
-        "ScheduledStudyLocationAETitle",
-        "SeriesDescription",
-        "ServiceEpisodeDescription",
-        "ServiceEpisodeID",
-        "SmokingStatus",
-        "SourceApplicationEntityTitle",
-        "SpecialNeeds",
-        "StationName",
-        "StudyComments",
-        "StudyDescription",
-        "TextComments",
-        "TextString",
-        "TopicAuthor",
-        "TopicKeywords",
-        "TopicSubject",
-        "TopicTitle",
-        "VerifyingOrganization",
-        "VisitComments",
-        "LastMenstrualDate",
-        "AdmittingDate",
-        "AdmittingTime",
-        "DischargeDate",
-        "DischargeTime",
-        "PatientSexNeutered",
-        "ReferencedImageSequence",
-        "SourceImageSequence",
-        "PerformedProcedureStepStartDate",
-        "PerformedProcedureStepStartTime",
-        "PerformedProcedureStepEndDate",
-        "PerformedProcedureStepEndTime",
-        "ReferringPhysicianName",
-        "ConsultingPhysicianName",
-    ]
-)
-_EMPTY = frozenset(["PatientBirthDate", "PatientSex", "StudyID", "ContentCreatorName"])
 _PSEUDONYM = frozenset(("PatientID", "PatientName"))
 _DATE_VRS = ("DA", "DT")
-_STRIP_ROOT_ONLY = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+# Beyond the table: the free text of structured-report content items, wherever a sequence keeps them.
+_ALSO_REMOVED = frozenset({0x0040A160})  # (0040,A160) Text Value
+_DUMMY_BY_VR: dict[str, object] = {
+    "PN": "ANONYMOUS",
+    "DA": "19000101",
+    "TM": "000000",
+    "DT": "19000101000000",
+    "AS": "000Y",
+    "DS": "0",
+    "IS": "0",
+    "UR": "urn:anonymized",
+    "US": 0,
+    "SS": 0,
+    "UL": 0,
+    "SL": 0,
+    "FL": 0.0,
+    "FD": 0.0,
+    "OB": b"\x00\x00",
+    "OW": b"\x00\x00",
+    "UN": b"\x00\x00",
+}
+_DUMMY_TEXT = "ANONYMIZED"
 
 
 @dataclass(frozen=True)
@@ -224,6 +63,7 @@ class Deidentifier:
     """Applies the profile with one HMAC key; the same key maps the same input to the same output."""
 
     key: bytes
+    keep: frozenset[int] = frozenset()  # private, overlay or curve tags the caller chose to keep
 
     def _digest(self, purpose: str, value: str) -> bytes:
         return hmac.new(self.key, f"{purpose}\x00{value}".encode(), hashlib.sha256).digest()
@@ -239,13 +79,18 @@ class Deidentifier:
         """Days every date of this patient moves back (1..MAX_DATE_SHIFT_DAYS), same across runs."""
         return 1 + int.from_bytes(self._digest("date", patient_key)[:4], "big") % MAX_DATE_SHIFT_DAYS
 
-    def deidentify(self, ds: Dataset, *, pixels_cleaned: bool = False, in_place: bool = False) -> Dataset:
-        """Return a de-identified copy of ``ds`` (or ``ds`` itself, changed, when ``in_place``)."""
+    def deidentify(
+        self, ds: Dataset, *, pixels_cleaned: bool = False, pixel_note: str = "", in_place: bool = False
+    ) -> Dataset:
+        """Return a de-identified copy of ``ds`` (or ``ds`` itself, changed, when ``in_place``).
+
+        ``pixels_cleaned`` says burned-in text was masked in every frame written with this header;
+        ``pixel_note`` (how: OCR boxes, regions) goes into Deidentification Method.
+        """
         out = ds if in_place else copy.deepcopy(ds)
         patient = patient_key(ds)
         offset = dt.timedelta(days=-self.date_offset_days(patient))
         pseudonym = self.pseudonym(patient)
-        out.remove_private_tags()
         self._clean(out, offset, pseudonym)
         if hasattr(out, "file_meta") and out.file_meta is not None:
             meta = out.file_meta
@@ -258,28 +103,28 @@ class Deidentifier:
         if pixels_cleaned:
             codes[CLEAN_PIXEL_CODE[0]] = CLEAN_PIXEL_CODE[1]
             out.BurnedInAnnotation = "NO"
-        out.DeidentificationMethod = "ultra PS3.15 E basic, modified dates" + (
-            ", clean pixels" if pixels_cleaned else ""
-        )
+        method = ["ultra PS3.15 E basic, modified dates"]
+        if pixels_cleaned:  # LO is 64 characters a value, so the pixel note is a second value
+            method.append(("clean pixels: " + pixel_note) if pixel_note else "clean pixels")
+        out.DeidentificationMethod = method if len(method) > 1 else method[0]
         out.DeidentificationMethodCodeSequence = DicomSequence([_code_item(c, m) for c, m in codes.items()])
         out.LongitudinalTemporalInformationModified = "MODIFIED"
         return out
 
     def _clean(self, ds: Dataset, offset: dt.timedelta, pseudonym: str) -> None:
+        table = entries_by_tag()
         for elem in list(ds):
-            keyword = elem.keyword
+            tag = int(elem.tag)
+            if tag in self.keep:
+                continue
             group = elem.tag.group
-            if (
-                (0x5000 <= group <= 0x50FF)
-                or (0x6000 <= group <= 0x60FF and elem.tag.element in (0x3000, 0x4000))
-                or keyword in _REMOVE
-            ):
+            if elem.tag.is_private or 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF:
                 del ds[elem.tag]
-            elif keyword in _PSEUDONYM:
+            elif elem.keyword in _PSEUDONYM:
                 elem.value = pseudonym
-            elif keyword in _EMPTY:
-                elem.value = ""
-            elif elem.VR == "PN":
+            elif tag in table:
+                self._apply(ds, elem, table[tag], offset, pseudonym)
+            elif tag in _ALSO_REMOVED or elem.VR == "PN":
                 del ds[elem.tag]
             elif elem.VR == "UI":
                 elem.value = self._remap_uid_value(elem)
@@ -288,6 +133,30 @@ class Deidentifier:
             elif elem.VR == "SQ":
                 for item in elem.value:
                     self._clean(item, offset, pseudonym)
+
+    def _apply(
+        self, ds: Dataset, elem: DataElement, entry: ProfileEntry, offset: dt.timedelta, pseudonym: str
+    ) -> None:
+        """One table row's action on one element (see :mod:`ultra.dicom.profile` for the choice)."""
+        if entry.shift_dates and elem.VR in _DATE_VRS:
+            elem.value = _shift_dates(elem, offset)
+            return
+        if entry.shift_dates and elem.VR == "TM":
+            return  # whole-day shifts keep the time of day
+        action = entry.action
+        if action is Action.REMOVE:
+            del ds[elem.tag]
+        elif action is Action.EMPTY:
+            elem.value = DicomSequence([]) if elem.VR == "SQ" else "" if elem.VR in STR_VR else None
+        elif action is Action.DUMMY:
+            elem.value = _dummy(elem.VR)
+        elif action is Action.REPLACE_UID and elem.VR == "UI":
+            elem.value = self._remap_uid_value(elem)
+        elif action in (Action.CLEAN_UIDS_IN_ITEMS, Action.KEEP) and elem.VR == "SQ":
+            for item in elem.value:
+                self._clean(item, offset, pseudonym)
+        elif action is not Action.KEEP:  # a UID action on a non-UID element: nothing to remap, remove
+            del ds[elem.tag]
 
     def _remap_uid_value(self, elem: DataElement) -> object:
         values = elem.value if elem.VM > 1 else [elem.value]
@@ -307,28 +176,16 @@ def patient_key(ds: Dataset) -> str:
     return "study:" + str(ds.get("StudyInstanceUID", ""))
 
 
-def phi_strings(ds: Dataset) -> list[str]:
-    """Identifying strings of the header, used to scrub display paths (folders named after patients)."""
-    found: list[str] = []
-    for keyword in ("PatientName", "PatientID", "OtherPatientIDs", "PatientBirthName", "AccessionNumber"):
-        value = str(ds.get(keyword, "") or "")
-        for part in [value, *value.replace("^", " ").replace("=", " ").split()]:
-            part = part.strip()
-            if len(part) >= (3 if part.isascii() else 2) and part not in found:
-                found.append(part)
-    return sorted(found, key=len, reverse=True)
-
-
-def redact(path: str, secrets_: list[str]) -> str:
-    """Replace every component of a relative path that holds an identifying string (any case)."""
-    lowered = [secret.lower() for secret in secrets_]
-    parts = path.split("/")
-    return "/".join("[redacted]" if any(s in part.lower() for s in lowered) else part for part in parts)
-
-
 def _is_standard_uid(value: str) -> bool:
     """A UID defined by the standard (SOP class, transfer syntax, ...), which identifies no one."""
     return value in UID_dictionary
+
+
+def _dummy(vr: str) -> object:
+    """A value that is valid for the VR and says nothing (a sequence gets one empty item)."""
+    if vr == "SQ":
+        return DicomSequence([Dataset()])
+    return _DUMMY_BY_VR.get(vr, _DUMMY_TEXT)
 
 
 def _code_item(value: str, meaning: str) -> Dataset:

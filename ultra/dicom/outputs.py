@@ -13,12 +13,14 @@ import numpy as np
 from PIL import Image
 
 PNG_COMPRESS_LEVEL = 1
+# Our own temp files end so, and only they are swept after a kill: never a user's ``.*.tmp``.
+TEMP_SUFFIX = ".ultra-partial"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync-free, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -40,7 +42,7 @@ def atomic_write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 def write_png(path: Path, rgb: np.ndarray) -> None:
     """Save an RGB array as PNG atomically (fast compression: these are intermediate images)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             Image.fromarray(rgb, mode="RGB").save(handle, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
@@ -48,3 +50,11 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def sweep_partial_files(outdir: Path) -> int:
+    """Delete the half-written files a killed run of this tool left in ``outdir``; return how many."""
+    stale = [p for p in outdir.rglob(f".*{TEMP_SUFFIX}") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,17 +16,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from pydicom import Dataset
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
-from ultra.dicom.deid import Deidentifier, phi_strings, redact
+from ultra.dicom.burned_in import PixelPlan, ocr_available, plan_masking
+from ultra.dicom.deid import Deidentifier
 from ultra.dicom.errors import DicomReadError
+from ultra.dicom.integrity import check_complete
 from ultra.dicom.outputs import atomic_write_bytes, atomic_write_json, write_png
-from ultra.dicom.regions import (
-    header_band_rows,
-    mask_outside,
-    needs_pixel_cleaning,
-    scan_box,
-    ultrasound_regions,
-)
+from ultra.dicom.regions import header_band_rows, scan_box, ultrasound_regions
 from ultra.dicom.sources import InputItem
 from ultra.media.dicom import decode_frame_rgb, frame_count, read_dataset
 
@@ -46,6 +44,8 @@ class ProcessOptions(BaseModel):
     )
     modalities: tuple[str, ...] = ("US",)
     keep_phi: bool = False
+    keep_burned_in_text: bool = Field(False, description="do not mask pixels (burned-in text stays)")
+    ocr: bool = Field(True, description="find burned-in text with OCR when the ocr extra is installed")
     crop: bool = True
     write_dicom: bool = False
     resume: bool = False
@@ -53,7 +53,7 @@ class ProcessOptions(BaseModel):
 
 @dataclass
 class InstanceOutcome:
-    """What happened to one input; ``record`` is the de-identified instance summary when it worked."""
+    """What happened to one input (named by its id); ``record`` is the de-identified instance summary."""
 
     name: str
     status: Status
@@ -129,11 +129,13 @@ def process_input(
 ) -> InstanceOutcome:
     """Process one input into OUTDIR; bad files come back as ``failed`` with a reason, never raise."""
     out = Path(outdir)
-    label = item.name
+    label = item.id
+    if item.problem is not None:
+        return InstanceOutcome(label, item.problem_status, item.problem)
     try:
         data = _file_bytes(item)
         ds = read_dataset(data, label)
-        label = redact(item.name, phi_strings(ds))
+        check_complete(ds, label)
         return _process_dataset(ds, data, label, out, options, key)
     except DicomReadError as exc:
         return InstanceOutcome(exc.name, "failed", exc.reason)
@@ -149,9 +151,13 @@ def _process_dataset(
 ) -> InstanceOutcome:
     modality = str(ds.get("Modality", "") or "").upper()
     if modality not in options.modalities:
-        return InstanceOutcome(
-            label, "skipped", f"modality {modality or 'missing'} is not {'/'.join(options.modalities)}"
+        wanted = "/".join(options.modalities)
+        reason = (
+            f"modality {modality} is not {wanted}"
+            if modality
+            else f"no Modality in the header (not {wanted})"
         )
+        return InstanceOutcome(label, "skipped", reason)
     if "PixelData" not in ds:
         raise DicomReadError(label, "no pixel data")
     deid = None if options.keep_phi else Deidentifier(key or b"")
@@ -163,37 +169,47 @@ def _process_dataset(
         previous = _resumed(out, study, sop, digest)
         if previous is not None:
             return InstanceOutcome(
-                label, "skipped", "already done (resume)", previous, extra={"resumed": True}
+                label,
+                "skipped",
+                "already done (resume)",
+                previous,
+                frames=len(previous.get("images", [])),
+                extra={"resumed": True},
             )
 
     total = frame_count(ds)
     indices = sample_frame_indices(total, options.frames_per_cine)
-    clean_pixels = deid is not None and needs_pixel_cleaning(ds)
+    frame = _frame_reader(ds, options, label)
+    first = frame(indices[0])
+    height, width = first.shape[:2]
+    box, box_source = scan_box(ds, first)
+    plan = None
+    if deid is not None and not options.keep_burned_in_text:
+        keep = ultrasound_regions(ds, width, height) or [box]
+        plan = plan_masking(keep, header_band_rows(height), total, frame, options.ocr and ocr_available())
     images: list[str] = []
-    box = None
-    box_source = "none"
     for index in indices:
-        rgb = decode_frame_rgb(ds, index, plugins=options.plugins, name=label)
-        if box is None:
-            box, box_source = scan_box(ds, rgb)
-            height, width = rgb.shape[:2]
-        origin = (0, 0)
+        rgb = frame(index)
+        if plan is not None:
+            rgb = plan.apply(rgb)
         if options.crop:
-            rgb, origin = rgb[box.y0 : box.y1, box.x0 : box.x1], (box.x0, box.y0)
-        if clean_pixels:
-            keep = ultrasound_regions(ds, width, height) or [box]
-            rgb = mask_outside(rgb, keep, header_band_rows(height), origin)
-        rgb = np.ascontiguousarray(rgb)
+            rgb = rgb[box.y0 : box.y1, box.x0 : box.x1]
         rel = f"images/{study}/{sop}_f{index:04d}.png"
-        write_png(out / rel, rgb)
+        write_png(out / rel, np.ascontiguousarray(rgb))
         images.append(rel)
 
     # In place: the frames are written, and the pixel module that a DICOM output decodes is untouched.
-    public = deid.deidentify(ds, pixels_cleaned=clean_pixels, in_place=True) if deid else ds
+    public = (
+        deid.deidentify(
+            ds, pixels_cleaned=plan is not None, pixel_note=plan.note() if plan else "", in_place=True
+        )
+        if deid
+        else ds
+    )
     dicom_rel = None
     if options.write_dicom:
         dicom_rel = f"dicom/{study}/{sop}.dcm"
-        _write_dicom(public, ds, out / dicom_rel, options, label, clean_pixels)
+        _write_dicom(public, out / dicom_rel, total, frame, plan)
     record = {
         "study": study,
         "series": series,
@@ -205,14 +221,16 @@ def _process_dataset(
         "images": images,
         "crop_box": [box.x0, box.y0, box.x1, box.y1] if box else None,
         "crop_source": box_source if options.crop else "none",
-        "pixels_masked": clean_pixels,
+        "pixels_masked": plan is not None,
+        "pixel_cleaning": plan.summary() if plan is not None else {"method": "none"},
         "deidentified": deid is not None,
         "dicom": dicom_rel,
         "instance_number": _int_or_none(ds.get("InstanceNumber")),
         "series_number": _int_or_none(ds.get("SeriesNumber")),
     }
     atomic_write_json(record_path(out, study, sop), {"ultra": record, "dicom": _json_metadata(public)})
-    return InstanceOutcome(label, "processed", None, record, frames=len(indices))
+    extra = {"ocr_seconds": plan.ocr_seconds} if plan is not None else {}
+    return InstanceOutcome(label, "processed", None, record, frames=len(indices), extra=extra)
 
 
 def _int_or_none(value: object) -> int | None:
@@ -222,20 +240,36 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
+def _frame_reader(ds: Dataset, options: ProcessOptions, label: str) -> Callable[[int], np.ndarray]:
+    """Decode frames on demand, each once: OCR, the PNGs and the DICOM output share them."""
+    decoded: dict[int, np.ndarray] = {}
+
+    def frame(index: int) -> np.ndarray:
+        if index not in decoded:
+            decoded[index] = decode_frame_rgb(ds, index, plugins=options.plugins, name=label)
+        return decoded[index]
+
+    return frame
+
+
 def _write_dicom(
-    public: Dataset, source: Dataset, path: Path, options: ProcessOptions, label: str, clean: bool
+    public: Dataset,
+    path: Path,
+    total: int,
+    frame: Callable[[int], np.ndarray],
+    plan: PixelPlan | None,
 ) -> None:
-    """Save the de-identified header; when pixels were masked, with every frame masked (native RGB)."""
+    """Save the de-identified header; when pixels were masked, every frame masked (native RGB)."""
     import io
 
-    if clean:
-        frames = []
-        for index in range(frame_count(source)):
-            rgb = decode_frame_rgb(source, index, plugins=options.plugins, name=label)
-            keep = ultrasound_regions(source, rgb.shape[1], rgb.shape[0]) or [scan_box(source, rgb)[0]]
-            frames.append(mask_outside(rgb, keep, header_band_rows(rgb.shape[0])))
+    if plan is not None:
+        frames = [plan.apply(frame(index)) for index in range(total)]
         array = frames[0] if len(frames) == 1 else np.stack(frames)
+        if public.file_meta.TransferSyntaxUID == ExplicitVRBigEndian:  # set_pixel_data writes little-endian
+            public.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         public.set_pixel_data(array, "RGB", 8, generate_instance_uid=False)
+    from pydicom import dcmwrite
+
     buffer = io.BytesIO()
-    public.save_as(buffer, enforce_file_format=True)
+    dcmwrite(buffer, public, enforce_file_format=True)  # encoded as its transfer syntax says
     atomic_write_bytes(path, buffer.getvalue())

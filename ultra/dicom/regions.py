@@ -1,5 +1,6 @@
 """Where the ultrasound image is inside a frame: the DICOM Sequence of Ultrasound Regions when the
-file has one, else ``fusion.ultrasound``'s detector; and masking of burned-in text outside it."""
+file has one, else ``fusion.ultrasound``'s detector; and masking of everything outside it
+(:mod:`ultra.dicom.burned_in` decides what to mask, whatever the header claims)."""
 
 from __future__ import annotations
 
@@ -66,11 +67,6 @@ def scan_box(ds: Dataset, rgb: np.ndarray) -> tuple[Box, str]:
     found = find_scan_region(rgb[::step, ::step])
     box = Box(found.x0 * step, found.y0 * step, found.x1 * step, found.y1 * step).clipped(width, height)
     return (box or Box(0, 0, width, height)), "detected"
-
-
-def needs_pixel_cleaning(ds: Dataset) -> bool:
-    """Burned-in text must be masked unless the file says (0028,0301) BurnedInAnnotation is NO."""
-    return str(ds.get("BurnedInAnnotation", "") or "").strip().upper() != "NO"
 
 
 def header_band_rows(frame_height: int, fraction: float = HEADER_BAND_FRACTION) -> int:

@@ -10,25 +10,36 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from data_zh.io import parse_json_bytes
+
 
 def read_answers(path: str | Path) -> list[dict]:
-    """Every answer in a file; a torn last line (killed mid-write) is ignored, others raise."""
+    """Every answer in a file; a torn last line (killed mid-write: no newline after it) is ignored.
+
+    Any other line that is not UTF-8 JSON, or lacks an id or an answer, raises ValueError naming
+    the file and line.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: answers file not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    data = path.read_bytes()
+    lines = data.splitlines()
     answers = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            if number == len(lines):
+            row = parse_json_bytes(line)
+        except ValueError as error:
+            if number == len(lines) and not data.endswith(b"\n"):
                 break
-            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            raise ValueError(f"{path}:{number}: {error}") from None
         if not isinstance(row, dict) or "id" not in row and "question_id" not in row:
             raise ValueError(f"{path}:{number}: each line must be an object with an 'id'")
+        if "answer" not in row and "text" not in row:
+            raise ValueError(
+                f"{path}:{number}: no 'answer' (or LLaVA's 'text') for id {row.get('id', row.get('question_id'))!r}"
+            )
         answers.append(row)
     return answers
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ultra.answerer import Answerer, GenerationSettings, Request
 from ultra.eval.answers import answered_ids, append_answers, read_answers
-from ultra.media import MediaError, read_record_media
+from ultra.media import DEFAULT_LIMITS, MediaError, MediaLimits, read_record_media
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,13 @@ def generate_answers_file(
     limit: int | None = None,
     show_progress: bool = True,
     shard: Shard | None = None,
+    limits: MediaLimits = DEFAULT_LIMITS,
+    allow_outside_root: bool = False,
 ) -> GenerationReport:
     """Answer the records not yet in ``answers_path`` (at most ``limit`` of them), batch by batch.
+
+    Media are read under ``limits``; a path leaving its media root is unreadable media unless
+    ``allow_outside_root`` (see ``ultra.media.records``).
 
     With a ``shard`` (several processes under ``accelerate launch``) each process answers its
     share into a part file beside ``answers_path``; ``join_parts`` merges them once every process
@@ -152,7 +157,16 @@ def generate_answers_file(
             ready, requests = [], []
             for record in batch:
                 try:
-                    requests.append(request_for(record, image_root, blank_images, settings))
+                    requests.append(
+                        request_for(
+                            record,
+                            image_root,
+                            blank_images,
+                            settings,
+                            limits=limits,
+                            allow_outside_root=allow_outside_root,
+                        )
+                    )
                     ready.append(record)
                 except MediaError as error:  # one bad file must not end the run
                     if strict:
@@ -174,6 +188,9 @@ def request_for(
     image_root: str | Path | None = None,
     blank_images: bool = False,
     settings: GenerationSettings | None = None,
+    *,
+    limits: MediaLimits = DEFAULT_LIMITS,
+    allow_outside_root: bool = False,
 ) -> Request:
     """The ``Request`` of one record; for a blind run, absent media become neutral placeholders
     (the model sees blank images either way)."""
@@ -183,5 +200,5 @@ def request_for(
         grey = Image.new("RGB", PLACEHOLDER_SIZE, (127, 127, 127))
         frames = [grey] * 4 if record.media.video is not None else None
         return Request(question, [grey] * record.media.count, frames, settings=settings, blank_images=True)
-    media = read_record_media(record, image_root)
+    media = read_record_media(record, image_root, limits=limits, allow_outside_root=allow_outside_root)
     return Request(question, media.images, media.video_frames, settings=settings, blank_images=blank_images)

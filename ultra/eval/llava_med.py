@@ -33,13 +33,14 @@ effective-order BLEU and reports every question in the denominator.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
+
+from data_zh.io import parse_json_bytes
 
 _PUNCTUATION = ';/[]"{}()=+\\_-><@`,?!'
 _PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")
@@ -230,14 +231,22 @@ def score_llava_med(
     return result
 
 
+def _parsed(data: bytes, where: str) -> Any:
+    try:
+        return parse_json_bytes(data)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
 def read_llava_med_files(gt_path: str | Path, pred_path: str | Path) -> list[LlavaMedItem]:
     """LLaVA-Med's own inputs: a gt json (id, conversations, answer_type) and an answers jsonl.
 
     Like the original, the two files must list the same ids in the same order.
     """
-    gt = json.loads(Path(gt_path).read_text(encoding="utf-8"))
+    gt = _parsed(Path(gt_path).read_bytes(), str(gt_path))
+    lines = Path(pred_path).read_bytes().splitlines()
     predictions = [
-        json.loads(line) for line in Path(pred_path).read_text(encoding="utf-8").splitlines() if line.strip()
+        _parsed(line, f"{pred_path}:{number}") for number, line in enumerate(lines, start=1) if line.strip()
     ]
     gt_ids = [str(item["id"]) for item in gt]
     pred_ids = [str(item["question_id"]) for item in predictions]

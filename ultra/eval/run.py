@@ -21,6 +21,7 @@ from ultra.eval.generate import generate_answers_file
 from ultra.eval.report import write_report
 from ultra.eval.score import Compat, image_sensitivity, score_answers
 from ultra.eval.tokenize import TokenMode
+from ultra.media import DEFAULT_LIMITS, MediaLimits
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def run_evaluation(
     token_mode: TokenMode = "char",
     compat: Compat = None,
     title: str = "",
+    limits: MediaLimits = DEFAULT_LIMITS,
+    allow_outside_root: bool = False,
 ) -> dict[str, Any]:
     """Generate (resumably), run the blind check, score everything and write the report.
 
@@ -71,7 +74,13 @@ def run_evaluation(
     is made and scored as the main result.
     """
     out_dir = Path(out_dir)
-    common = {"image_root": image_root, "batch_size": batch_size, "max_new_tokens": max_new_tokens}
+    common = {
+        "image_root": image_root,
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "limits": limits,
+        "allow_outside_root": allow_outside_root,
+    }
     blind_path = out_dir / "answers_blind.jsonl"
     missing: list[tuple[str, str]] = []
     if blind or blind_only:

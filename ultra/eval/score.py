@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ultra.eval.answer_kinds import answer_consistent
 from ultra.eval.canonical import canonical_label
 from ultra.eval.llava_med import LlavaMedItem, LlavaMedRule, check_rule, score_llava_med
 from ultra.eval.metrics import (
@@ -107,9 +108,13 @@ def gold_items(records: Iterable[ScorableRecord]) -> list[GoldItem]:
 
 
 def answers_by_id(answers: Iterable[dict]) -> dict[str, str]:
-    """Map answer id -> answer text; accepts ``id``/``answer`` and LLaVA's ``question_id``/``text``."""
+    """Map answer id -> answer text; accepts ``id``/``answer`` and LLaVA's ``question_id``/``text``.
+
+    An id answered twice is an error naming it: which of two answers counts cannot be guessed.
+    """
     mapping: dict[str, str] = {}
-    for position, row in enumerate(answers):
+    positions: dict[str, list[int]] = {}
+    for position, row in enumerate(answers, start=1):
         key = row.get("id", row.get("question_id"))
         text = row.get("answer", row.get("text"))
         if key is None or text is None:
@@ -117,6 +122,14 @@ def answers_by_id(answers: Iterable[dict]) -> dict[str, str]:
                 f"answer #{position} needs 'id' and 'answer' (or 'question_id' and 'text'): {row}"
             )
         mapping[str(key)] = str(text)
+        positions.setdefault(str(key), []).append(position)
+    duplicates = {key: where for key, where in positions.items() if len(where) > 1}
+    if duplicates:
+        shown = "; ".join(
+            f"{key!r} (answers #{', #'.join(map(str, where))})"
+            for key, where in list(duplicates.items())[:10]
+        )
+        raise ValueError(f"{len(duplicates)} id(s) answered more than once: {shown}")
     return mapping
 
 
@@ -129,6 +142,7 @@ class ScoredItem:
     gold_label: str | None = None
     predicted_label: str | None = None
     open: OpenScores | None = None
+    consistent: bool | None = None
 
     @property
     def closed_hit(self) -> bool:
@@ -138,7 +152,13 @@ class ScoredItem:
 def score_item(item: GoldItem, prediction: str, token_mode: TokenMode = "char") -> ScoredItem:
     """Score one prediction by its question's answer type."""
     if item.answer_type == "closed":
-        return ScoredItem(item, prediction, canonical_label(item.answer), canonical_label(prediction))
+        return ScoredItem(
+            item,
+            prediction,
+            canonical_label(item.answer),
+            canonical_label(prediction),
+            consistent=answer_consistent(item.answer, prediction),
+        )
     hypothesis = tokenize_answer(prediction, item.language, token_mode)
     reference = tokenize_answer(item.answer, item.language, token_mode)
     return ScoredItem(item, prediction, open=open_scores(hypothesis, reference))
@@ -151,7 +171,8 @@ def _balanced_accuracy_of_pairs(pairs: Sequence[tuple[str, str]]) -> float:
 
 def summarize(scored: Sequence[ScoredItem], n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Percent metrics of a group: closed accuracy and balanced accuracy (each with a 95% CI when
-    ``n_resamples``), and every open metric (recall with a 95% CI)."""
+    ``n_resamples``), answer-type consistency (closed answers of a known kind, see
+    :mod:`ultra.eval.answer_kinds`), and every open metric (recall with a 95% CI)."""
     closed = [s for s in scored if s.item.answer_type == "closed"]
     opened = [s for s in scored if s.open is not None]
     summary: dict[str, Any] = {"n": len(scored), "n_closed": len(closed), "n_open": len(opened)}
@@ -168,6 +189,10 @@ def summarize(scored: Sequence[ScoredItem], n_resamples: int = 1000, seed: int =
                 pairs, statistic=_balanced_accuracy_of_pairs, n_resamples=n_resamples, seed=seed
             )
             summary["closed_balanced_accuracy_ci95"] = [100 * low, 100 * high]
+        typed = [float(s.consistent) for s in closed if s.consistent is not None]
+        if typed:
+            summary["n_typed"] = len(typed)
+            summary["answer_type_consistency"] = 100 * accuracy(typed)
     if opened:
         for name in OPEN_METRICS:
             summary[f"open_{name}"] = 100 * accuracy([getattr(s.open, name) for s in opened])
@@ -197,11 +222,20 @@ def score_answers(
     """
     if compat is not None:
         check_rule(compat)
+    records = list(records)
     items = gold_items(records)
     predictions = answers_by_id(answers)
     missing = [item.id for item in items if item.id not in predictions]
     if missing:
         log.warning("%d of %d question(s) have no answer; scored as empty", len(missing), len(items))
+    known = {str(record.id) for record in records}
+    unknown = [key for key in predictions if key not in known]
+    if unknown:
+        log.warning(
+            "%d answer id(s) match no question of the dataset and are ignored (e.g. %s)",
+            len(unknown),
+            ", ".join(unknown[:3]),
+        )
     scored = [score_item(item, predictions.get(item.id, ""), token_mode) for item in items]
     metrics: dict[str, Any] = {
         "scorer": "ultra",
@@ -210,6 +244,8 @@ def score_answers(
         "n_answered": len(items) - len(missing),
         "n_missing": len(missing),
         "missing_ids": missing[:20],
+        "n_unknown": len(unknown),
+        "unknown_ids": unknown[:20],
         "overall": summarize(scored, n_resamples, seed),
         "by": {},
     }

@@ -7,6 +7,7 @@ against ``MediaLimits`` from headers before anything is decoded.
 
 from ultra.media.dicom import (
     decode_frame_rgb,
+    dicom_modality,
     frame_count,
     frame_to_rgb,
     is_dicom_file,
@@ -29,6 +30,7 @@ __all__ = [
     "VideoSource",
     "data_url_bytes",
     "decode_frame_rgb",
+    "dicom_modality",
     "frame_count",
     "frame_to_rgb",
     "is_dicom_file",

@@ -95,6 +95,21 @@ def read_dataset(
     return ds
 
 
+def dicom_modality(source: str | Path, name: str | None = None) -> str:
+    """The header's Modality (``US``, ``CT``, ``MR`` …; ``""`` when absent), read without pixel data,
+    so a caller can say that an image is not ultrasound before a model answers about it."""
+    label = name or Path(source).name
+    try:
+        ds = dcmread(Path(source), stop_before_pixels=True, specific_tags=["Modality"])
+    except InvalidDicomError:
+        raise DicomReadError(label, "not a DICOM file (no DICM preamble)") from None
+    except OSError as exc:
+        raise DicomReadError(label, f"cannot open file ({exc.strerror})") from None
+    except Exception as exc:  # pydicom raises many types for corrupt headers
+        raise DicomReadError(label, f"unreadable DICOM header ({type(exc).__name__})") from None
+    return str(ds.get("Modality", "") or "").strip().upper()
+
+
 def check_frame_size(ds: Dataset, label: str, limits: MediaLimits) -> None:
     """Refuse, from the header alone, pixel data whose rows x columns x frames exceed ``limits``."""
     try:
