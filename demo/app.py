@@ -31,24 +31,21 @@ class DemoOptions:
     max_images: int = 8
     max_new_tokens: int = 128
     allow_untrained: bool = False
+    screening_student: str | None = None
 
 
-def build_demo(answerer, files: SessionFiles, options: DemoOptions) -> gr.Blocks:
-    """The Blocks app over one loaded ``Answerer``; ``files`` holds the sessions' folders."""
+def build_demo(answerer, files: SessionFiles, options: DemoOptions, screener=None) -> gr.Blocks:
+    """The Blocks app over one loaded ``Answerer``; ``files`` holds the sessions' folders; the
+    报告筛选 tab appears only with a ``screening.ReportScreener``."""
     from demo.chat import EXAMPLES, ChatState, ImageChat
+    from demo.report import ReportScreening, ReportState
     from demo.video import EXAMPLE_NAME, VideoChat, VideoState, example_frames
     from ultra.answerer.inputs import vision_tower
     from ultra.dicom.deid import Deidentifier
     from ultra.media import DEFAULT_LIMITS
 
-    chat = ImageChat(
-        answerer,
-        files,
-        Deidentifier(secrets.token_bytes(32)),
-        DEFAULT_LIMITS,
-        options.max_images,
-        options.max_new_tokens,
-    )
+    deid = Deidentifier(secrets.token_bytes(32))  # per run: pseudonyms are for display only
+    chat = ImageChat(answerer, files, deid, DEFAULT_LIMITS, options.max_images, options.max_new_tokens)
     video = VideoChat(answerer, files, DEFAULT_LIMITS, options.max_new_tokens)
     weights = vision_tower(answerer.model).fusion_weights()
 
@@ -113,6 +110,42 @@ def build_demo(answerer, files: SessionFiles, options: DemoOptions) -> gr.Blocks
                 video.ask, [question, video_state], [video_chat, video_state, question], api_name="ask_video"
             )
 
+        if screener is not None:
+            report_tab = ReportScreening(
+                answerer, screener, files, deid, DEFAULT_LIMITS, options.max_new_tokens
+            )
+            with gr.Tab(texts.TAB_REPORT, id="report"):
+                report_state = gr.State(ReportState())
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        report_text = gr.Textbox(label="报告文本", lines=3)
+                        report_files = gr.File(
+                            label="报告图像（PNG/JPEG/DICOM，多张）",
+                            file_count="multiple",
+                            file_types=[".png", ".jpg", ".jpeg", ".dcm", ".dicom"],
+                        )
+                        with gr.Row():
+                            screen_button = gr.Button("筛选图像")
+                            report_example = gr.Button("示例报告（三张图像，其中一张近似重复）")
+                        verdicts = gr.Gallery(label=texts.VERDICTS_LABEL, columns=3, height=260)
+                    with gr.Column(scale=3):
+                        report_chat = gr.Chatbot(label="基于保留图像的问答", height=360)
+                        gr.Markdown(texts.NOTICE, elem_classes=["notice"])
+                        report_question = gr.Textbox(placeholder="关于保留图像的问题…", show_label=False)
+                screen_outputs = [verdicts, report_state, report_chat]
+                screen_button.click(
+                    report_tab.screen, [report_text, report_files], screen_outputs, api_name="screen_report"
+                )
+                report_example.click(
+                    report_tab.screen_example, None, [report_text, *screen_outputs], api_name="screen_example"
+                )
+                report_question.submit(
+                    report_tab.ask,
+                    [report_question, report_state],
+                    [report_chat, report_state, report_question],
+                    api_name="ask_report",
+                )
+
         def end_session(request: gr.Request) -> None:
             files.end_session(request.session_hash)
 
@@ -122,6 +155,7 @@ def build_demo(answerer, files: SessionFiles, options: DemoOptions) -> gr.Blocks
 
 def launch_demo(options: DemoOptions, files: SessionFiles) -> None:
     """Load the model and serve the page until interrupted; every session folder goes at exit."""
+    from demo.report import screener_for
     from demo.video import shared_data_root
     from ultra.answerer import Answerer
 
@@ -129,7 +163,7 @@ def launch_demo(options: DemoOptions, files: SessionFiles) -> None:
         answerer = Answerer.load(
             options.model, adapter=options.adapter, allow_untrained=options.allow_untrained
         )
-        blocks = build_demo(answerer, files, options)
+        blocks = build_demo(answerer, files, options, screener_for(options.screening_student))
         blocks.queue(default_concurrency_limit=options.concurrency_limit, max_size=64)
         examples = Path(__file__).resolve().parents[1] / "ultra" / "examples"
         blocks.launch(

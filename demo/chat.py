@@ -33,6 +33,23 @@ EXAMPLES = {
 }
 
 
+def read_uploads(
+    paths: list[str], first_index: int, deid: Deidentifier, limits: MediaLimits
+) -> list[ShownImage]:
+    """Uploaded files, numbered from ``first_index`` in messages; a bad one is a Chinese gr.Error."""
+    shown = []
+    for offset, path in enumerate(paths):
+        index = first_index + offset
+        try:
+            shown.append(read_upload(path, f"文件 {index}", deid, limits))
+        except MediaError as error:
+            raise gr.Error(texts.unreadable(index, error.reason), print_exception=False) from None
+        except Exception as error:  # a file no reader expected: one line in the log, a message in the page
+            logger.warning("文件 %d: unexpected %s while reading", index, type(error).__name__)
+            raise gr.Error(texts.unreadable(index, "无法解析的文件"), print_exception=False) from None
+    return shown
+
+
 @dataclass
 class ChatState:
     """One session's chat: the turns the model sees, what the page shows, the last answer."""
@@ -53,19 +70,7 @@ class ImageChat:
     max_new_tokens: int = 128
 
     def _read(self, paths: list[str], first_index: int) -> list[ShownImage]:
-        shown = []
-        for offset, path in enumerate(paths):
-            index = first_index + offset
-            try:
-                shown.append(read_upload(path, f"文件 {index}", self.deid, self.limits))
-            except MediaError as error:
-                raise gr.Error(texts.unreadable(index, error.reason), print_exception=False) from None
-            except (
-                Exception
-            ) as error:  # a file no reader expected: one line in the log, a message in the page
-                logger.warning("文件 %d: unexpected %s while reading", index, type(error).__name__)
-                raise gr.Error(texts.unreadable(index, "无法解析的文件"), print_exception=False) from None
-        return shown
+        return read_uploads(paths, first_index, self.deid, self.limits)
 
     def _preview(self, session: str, image: Image.Image) -> str:
         path = self.files.new_file(session, ".png")

@@ -1,9 +1,10 @@
 """Uploaded files to images the page may show and the model may see.
 
 PNG/JPEG/DICOM are read by ``ultra.media`` (the one reader). A DICOM is shown de-identified the
-way ``ultra dicom`` writes its outputs: burned-in text outside the ultrasound regions (and the top
-band where scanners print names) is masked unless the file says there is none, and header text
-comes only from ``ultra.dicom``'s PS3.15 de-identified copy of the dataset.
+way ``ultra dicom`` writes its outputs (``ultra.dicom.burned_in``): everything outside the
+ultrasound regions and the top band where scanners print names is masked, plus text the OCR finds
+when the ``ocr`` extra is installed; header text comes only from ``ultra.dicom``'s PS3.15
+de-identified copy of the dataset.
 """
 
 from __future__ import annotations
@@ -14,14 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ultra.dicom.burned_in import ocr_available, plan_masking
 from ultra.dicom.deid import Deidentifier
-from ultra.dicom.regions import (
-    header_band_rows,
-    mask_outside,
-    needs_pixel_cleaning,
-    scan_box,
-    ultrasound_regions,
-)
+from ultra.dicom.regions import header_band_rows, scan_box, ultrasound_regions
 from ultra.media import MediaError, MediaLimits, is_dicom_file, read_dataset, read_image
 
 # De-identified fields worth showing (pseudonymised ID, shifted dates, acquisition facts).
@@ -49,11 +45,11 @@ class ShownImage:
 def _deidentified_dicom(path: Path, source_id: str, deid: Deidentifier, limits: MediaLimits) -> ShownImage:
     ds = read_dataset(path, name=source_id, limits=limits)
     image = read_image(path, limits=limits, source_id=source_id)
-    if needs_pixel_cleaning(ds):
-        rgb = np.asarray(image)
-        height, width = rgb.shape[:2]
-        keep = ultrasound_regions(ds, width, height) or [scan_box(ds, rgb)[0]]
-        image = Image.fromarray(mask_outside(rgb, keep, header_band_rows(height)))
+    rgb = np.asarray(image)
+    height, width = rgb.shape[:2]
+    keep = ultrasound_regions(ds, width, height) or [scan_box(ds, rgb)[0]]
+    plan = plan_masking(keep, header_band_rows(height), 1, lambda _: rgb, ocr_available())
+    image = Image.fromarray(np.ascontiguousarray(plan.apply(rgb)))
     public = deid.deidentify(ds)
     header = [
         f"{label}：{public.get(keyword)}" for keyword, label in HEADER_FIELDS.items() if keyword in public

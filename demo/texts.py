@@ -12,6 +12,8 @@ INTRO = (
 )
 TAB_IMAGE = "图像问答"
 TAB_VIDEO = "手术视频"
+TAB_REPORT = "报告筛选"
+VERDICTS_LABEL = "每张图像的权重与取舍"
 CHAT_PLACEHOLDER = "输入问题，可附带一张或多张图像（PNG/JPEG/DICOM）…"
 VIDEO_PLACEHOLDER = "关于该视频片段的问题…"
 NO_QUESTION = "请输入问题。"

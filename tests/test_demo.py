@@ -7,6 +7,8 @@ is checked to be gone once the server stops.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,6 +30,19 @@ DICOM = REPO_ROOT / "ultra" / "examples" / "dicom" / "us_rgb_color.dcm"
 NOTICE = "仅供研究，非临床诊断"
 
 
+def _untrained_student(folder: Path) -> Path:
+    """A screening student over ``ultra-tiny-zh``'s fusion with an untrained head: the 报告筛选 tab's
+    flow is tested (verdicts, duplicates, answers on kept images), not the quality of its weights."""
+    from screening import new_student, save_student
+    from ultra.answerer import Answerer
+    from ultra.answerer.inputs import vision_tower
+
+    fusion = vision_tower(Answerer.load().model)
+    student = new_student(fusion, backbone_source="tiny-zh", embed_dim=32, text_embed_dim=16, buckets=512)
+    save_student(student, folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def demo_env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
@@ -35,7 +50,9 @@ def demo_env(tmp_path_factory):
     url = f"http://127.0.0.1:{port}/"
     private = tmp / "tmpdir"
     private.mkdir()
-    with running(["demo", "--port", str(port)], url, tmp / "demo.log", env={"TMPDIR": str(private)}):
+    student = _untrained_student(tmp / "student")
+    args = ["demo", "--port", str(port), "--screening-student", str(student)]
+    with running(args, url, tmp / "demo.log", env={"TMPDIR": str(private)}):
         yield url, tmp, private
     assert not list(private.glob("ultra-demo-*")), "the private upload folder outlived the demo"
 
@@ -163,6 +180,30 @@ def test_laparoscopy_example_when_the_shared_data_is_present(url, shared_data):
     assert len(strip) >= 1 and chat == []
 
 
+def test_report_example_is_screened_then_answered_on_kept_images(url):
+    c = client(url)
+    report, verdicts, chat = c.predict(api_name="/screen_example")
+    example = json.loads((REPO_ROOT / "ultra" / "examples" / "report" / "report.json").read_text("utf-8"))
+    assert report == example["report"] and chat == []
+    captions = [item["caption"] for item in verdicts]
+    assert len(captions) == 3 and all(re.match(r"图像 \d：权重 \d\.\d\d · ", c) for c in captions), captions
+    weights = [float(re.search(r"权重 (\d\.\d\d)", c).group(1)) for c in captions]
+    assert abs(sum(weights) - 1) < 0.02
+    duplicates = [c for c in captions if "重复" in c]
+    assert len(duplicates) == 1 and ("图像 1" in duplicates[0] or "图像 2" in duplicates[0]), captions
+    assert any(c.endswith("保留") for c in captions)
+    chat, box = c.predict("报告描述的病灶在哪张图像上？", api_name="/ask_report")
+    assert [m["role"] for m in chat] == ["user", "assistant"] and texts_of(chat[1]).strip() and box == ""
+
+
+def test_report_upload_with_a_bad_image_gives_a_chinese_message(url, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 truncated")
+    files = [handle_file(BUSI / "benign-1.png"), handle_file(bad)]
+    with pytest.raises(AppError, match="第 2 个文件无法读取"):
+        client(url).predict("乳腺内见低回声结节。", files, api_name="/screen_report")
+
+
 def test_session_files_are_private_and_removed_per_session(tmp_path):
     files = SessionFiles(tmp_path / "root")
     upload, another = tmp_path / "patient-name.png", tmp_path / "other.png"
@@ -208,7 +249,7 @@ def test_headless_chromium_renders_the_page(demo_env):
         check=True,
     ).stdout
     assert "<title>ultra 中文超声视觉问答</title>" in dom
-    for label in ("图像问答", "手术视频", "各视觉编码器的融合权重", "生成证据热图"):
+    for label in ("图像问答", "手术视频", "报告筛选", "各视觉编码器的融合权重", "生成证据热图"):
         assert label in dom, f"{label} missing from the rendered page"
     assert dom.count(NOTICE) >= 3 and RESEARCH_NOTICE in dom
     screenshot = tmp / "demo.png"

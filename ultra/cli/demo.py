@@ -18,6 +18,11 @@ def demo(
     auth: str | None = typer.Option(None, "--auth", help="Require a login, given as user:password."),
     max_file_size: str = typer.Option("20mb", "--max-file-size", help="Largest upload, e.g. 20mb."),
     concurrency: int = typer.Option(2, "--concurrency", min=1, help="Answers generated at once."),
+    screening_student: Path | None = typer.Option(
+        None,
+        "--screening-student",
+        help="A screening student folder: adds the 报告筛选 tab (default: the shipped one, if any).",
+    ),
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="Run a model whose image projectors were never trained."
     ),
@@ -48,6 +53,7 @@ def demo(
         max_file_size=max_file_size,
         concurrency_limit=concurrency,
         allow_untrained=allow_untrained,
+        screening_student=str(screening_student) if screening_student else None,
     )
     try:
         launch_demo(options, files)
