@@ -262,3 +262,17 @@ def test_headless_chromium_renders_the_page(demo_env):
     with Image.open(screenshot) as image:
         assert image.size == (1280, 900)
         assert np.asarray(image.convert("L")).std() > 5, "the screenshot is blank"
+
+
+def test_auth_is_required_when_set(tmp_path):
+    from gradio_client.exceptions import AuthenticationError
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with running(["demo", "--port", str(port), "--auth", "doc:secret"], url, tmp_path / "demo.log"):
+        with pytest.raises(AuthenticationError):
+            Client(url, verbose=False)
+        chat, *_ = Client(url, auth=("doc", "secret"), verbose=False).predict(
+            next(iter(EXAMPLES)), api_name="/ask_example"
+        )
+        assert texts_of(chat[1]).strip()
