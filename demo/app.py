@@ -5,6 +5,7 @@ analytics off, per-session upload folders removed on ``unload``)."""
 from __future__ import annotations
 
 import secrets
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,12 +154,17 @@ def build_demo(answerer, files: SessionFiles, options: DemoOptions, screener=Non
     return blocks
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def launch_demo(options: DemoOptions, files: SessionFiles) -> None:
     """Load the model and serve the page until interrupted; every session folder goes at exit."""
     from demo.report import screener_for
     from demo.video import shared_data_root
     from ultra.answerer import Answerer
 
+    signal.signal(signal.SIGTERM, _interrupt)  # a service stop cleans up like Ctrl-C
     try:
         answerer = Answerer.load(
             options.model, adapter=options.adapter, allow_untrained=options.allow_untrained

@@ -59,7 +59,7 @@ def running(
             time.sleep(0.3)
         yield process
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)  # what a service manager sends
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
