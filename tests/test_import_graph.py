@@ -176,3 +176,16 @@ def test_ultra_imports_demo_only_from_its_cli_command():
         if target.split(".")[0] == "demo"
     }
     assert not bad, "\n".join(sorted(bad))
+
+
+def test_the_cli_starts_without_torch():
+    """``ultra --help`` stays fast: commands import torch, timm and transformers only when they run."""
+    import subprocess
+    import sys
+
+    probe = "import sys, ultra.cli.main; print(sorted(m for m in ('torch', 'timm', 'transformers') if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"imported at CLI start-up: {result.stdout.strip()}"

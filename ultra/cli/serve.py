@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ultra.answerer.requests import DEFAULT_MODEL
+from ultra.resources import DEFAULT_MODEL
 
 
 def serve(
