@@ -199,6 +199,42 @@ def write_split(payload: dict[str, Any], directory: str | Path = SPLITS_DIR) -> 
     return path
 
 
+def cv_folds(
+    k: int,
+    seed: int,
+    labels: Mapping[str, str] | None = None,
+    split_name: str = "busi",
+    split: str = "train",
+) -> list[list[str]]:
+    """``k`` cross-validation folds of one committed split, stratified by label, near-duplicate
+    groups kept whole (the split file's ``groups``), so a recipe can be chosen without touching val.
+
+    ``labels`` maps keys to classes; without it a key's label is its folder name (BUSI's layout,
+    ``images/<label>/...``). Every key of the split lands in exactly one fold; sorted output.
+    """
+    from data_zh.splits import load_split_payload
+
+    if k < 2:
+        raise ValueError(f"cross-validation needs k >= 2 folds, got {k}")
+    payload = load_split_payload(split_name)
+    if split not in payload["splits"]:
+        raise ValueError(f"unknown {split_name} split {split!r}; known: {sorted(payload['splits'])}")
+    keys = payload["splits"][split]
+    if len(keys) < k:
+        raise ValueError(f"{split_name} {split}: {len(keys)} keys cannot make {k} folds")
+    wanted = set(keys)
+    groups = {
+        key: f"group:{index}"
+        for index, members in enumerate(payload.get("groups", []))
+        for key in members
+        if key in wanted
+    }
+    label_of = {key: (labels[key] if labels is not None else Path(key).parent.name) for key in keys}
+    names = [f"fold{index}" for index in range(k)]
+    folds = stratified_split(label_of, dict.fromkeys(names, 1 / k), seed, groups)
+    return [folds[name] for name in names]
+
+
 def check_disjoint(splits: Mapping[str, Sequence[str]]) -> None:
     """Raise if any key sits in two splits."""
     seen: dict[str, str] = {}

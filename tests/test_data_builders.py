@@ -76,7 +76,7 @@ def _check_answer(record, truth):
     elif kind == "lesion":
         assert record.answer == ("否" if label == "normal" else "是")
     elif kind == "malignancy":
-        assert label != "normal" and record.answer == ZH[label]
+        assert record.answer == ("未见明确病灶" if label == "normal" else ZH[label])
     elif kind == "impression":
         assert ("未见" in record.answer) == (label == "normal")
         if label != "normal":
@@ -93,11 +93,10 @@ def test_busi_instructions_follow_labels_csv(shared_data, busi_truth):
     train = set(load_split("busi")["train"])
     assert {r.media.images[0] for r in records} == train
     kinds = Counter(r.extra["question_type"] for r in records)
-    lesions = sum(busi_truth[p] != "normal" for p in train)
     assert kinds == {
         "site": 132,
         "lesion": 132,
-        "malignancy": lesions,
+        "malignancy": 132,
         "impression": 132,
         "question_generation": 132,
     }
@@ -116,6 +115,7 @@ def test_busi_vqa_is_closed_on_val_only(shared_data, busi_truth):
     assert Counter(r.answer for r in records if r.extra["question_type"] == "malignancy") == {
         "良性": 25,
         "恶性": 20,
+        "未见明确病灶": 15,
     }
     with pytest.raises(ValueError, match="unknown busi split 'dev'"):
         build_busi_vqa(shared_data / "busi", split="dev")

@@ -40,7 +40,8 @@ def test_build_and_convert_to_llava(shared_data, tmp_path):
     )
     assert result.exit_code == 0, result.output
     records = read_llava(out)
-    assert len(records) == 60 + 60 + 45 and all(r.split == "val" for r in records)
+    # site and lesion on 60 images, 良恶性 on all 60 (45 lesions: a class; 15 normal: 未见明确病灶)
+    assert len(records) == 60 + 60 + 60 and all(r.split == "val" for r in records)
     result = runner.invoke(app, ["data", "build", "nonsense", str(shared_data / "busi"), "-o", str(out)])
     assert result.exit_code == 2 and "unknown builder 'nonsense'" in result.output
 

@@ -102,7 +102,7 @@ def test_gold_answers_score_100_on_every_metric(slake_test):
     numbers = {
         k: v for k, v in overall.items() if k != "n" and not k.startswith("n_") and not k.endswith("ci95")
     }
-    assert len(numbers) == 11
+    assert len(numbers) == 12  # closed 2, answer-type consistency, open 9
     assert overall["n_closed_correct"] == overall["n_closed"]
     assert overall["closed_balanced_accuracy_ci95"] == pytest.approx([100.0, 100.0])
     assert all(value == pytest.approx(100.0) for value in numbers.values()), numbers

@@ -163,3 +163,29 @@ def test_lower_packages_never_import_higher_ones(package):
         if target.split(".")[0] not in allowed
     }
     assert not bad, "\n".join(sorted(bad))
+
+
+def test_ultra_imports_demo_only_from_its_cli_command():
+    """``demo`` sits above ``ultra``; the one way down is ``ultra demo`` starting it, lazily."""
+    graph = import_graph()
+    bad = {
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        if name.split(".")[0] == "ultra" and name != "ultra.cli.demo"
+        for target in targets
+        if target.split(".")[0] == "demo"
+    }
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_the_cli_starts_without_torch():
+    """``ultra --help`` stays fast: commands import torch, timm and transformers only when they run."""
+    import subprocess
+    import sys
+
+    probe = "import sys, ultra.cli.main; print(sorted(m for m in ('torch', 'timm', 'transformers') if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"imported at CLI start-up: {result.stdout.strip()}"

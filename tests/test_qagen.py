@@ -3,9 +3,10 @@
 No instruction-following LLM weights exist on the test machines, so the success path replays
 replies written by hand (tests/fixtures/qagen/replay_responses.json) — through the replay backend
 and through a real HTTP server. The failure paths (malformed JSON, a timeout, a 4xx) drive the
-OpenAI-compatible backend over real HTTP against a small OpenAI-style server on 127.0.0.1 built
-here with the standard library (``ultra serve`` is not on main yet); the local backend runs a real,
-randomly initialised transformers model.
+OpenAI-compatible backend over real HTTP twice: against ``ultra serve`` running the embedded tiny
+model (which writes Chinese, not JSON), and against a small scripted server on 127.0.0.1 built here
+with the standard library, which also counts the retries; the local backend runs a real, randomly
+initialised transformers model.
 """
 
 from __future__ import annotations
@@ -244,3 +245,36 @@ def test_cli_qagen_runs_resumes_and_names_a_bad_backend(inputs: Path, tmp_path: 
 
     bad = runner.invoke(app, ["data", "qagen", str(inputs), str(out), "--backend", "gpt:somewhere"])
     assert bad.exit_code == 2 and "unknown kind 'gpt'" in bad.output and "Traceback" not in bad.output
+
+
+@pytest.fixture(scope="module")
+def ultra_serve(tmp_path_factory) -> Iterator[str]:
+    """``ultra serve`` with the embedded tiny model on a free loopback port."""
+    from tests.servers import free_port, running
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("qagen-serve") / "server.log"
+    with running(["serve", "--port", str(port)], f"http://127.0.0.1:{port}/health", log):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.mark.parametrize(
+    ("model", "timeout_s", "reason"),
+    [
+        (None, 120.0, "invalid Facts JSON"),  # the tiny model answers in Chinese prose
+        ("no-such-model", 120.0, "HTTP 404"),
+        (None, 0.001, "no reply within"),
+    ],
+)
+def test_ultra_serve_failures_are_recorded_never_raised(
+    inputs: Path, tmp_path: Path, ultra_serve: str, model: str | None, timeout_s: float, reason: str
+) -> None:
+    import httpx
+
+    served = model or httpx.get(ultra_serve + "/models", timeout=30).json()["data"][0]["id"]
+    backend = OpenAIBackend(ultra_serve, model=served, timeout_s=timeout_s, max_tokens=16)
+    out = tmp_path / "qa.jsonl"
+    report = generate_qa(read_sources(inputs)[2:], backend, out, max_attempts=2, show_progress=False)
+    assert report.done == 0 and [input_id for input_id, _ in report.failed] == ["lc-calot-triangle"]
+    assert reason in report.failed[0][1], report.failed[0][1]
+    assert _log(out)[0]["status"] == "failed"

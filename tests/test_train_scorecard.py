@@ -118,7 +118,8 @@ def test_scorecard_numbers_are_the_ultra_eval_run_numbers(shared_data):
         assert {key: card[run]["overall"][key] for key in eval_row} == eval_row, run
     for run, eval_metrics in (("model", metrics), ("blind", blind_metrics)):
         groups = eval_metrics["by"][QUESTION_TYPE]
-        assert sorted(card[run]["by_question_type"]) == sorted(groups) == ["lesion", "malignancy", "site"]
+        assert sorted(card[run]["by_question_type"]) == sorted(groups)
+        assert sorted(groups) == ["lesion", "malignancy", "site"]
         for kind, eval_row in groups.items():
             card_row = card[run]["by_question_type"][kind]
             assert {key: card_row[key] for key in eval_row} == eval_row, (run, kind)
@@ -137,10 +138,12 @@ def test_validation_scores_are_the_scorers_per_question_type(shared_data, tiny_m
     scores = validate_vqa(model, processor, records, batch_size=4, max_new_tokens=4)
     answers = answer_records(model, processor, records, batch_size=4, max_new_tokens=4)
     metrics = score_answers(answers, records, n_resamples=0, breakdowns=(QUESTION_TYPE,))
-    expected = {key: metrics["overall"][key] for key in ("closed_accuracy", "closed_balanced_accuracy")}
+    overall_keys = ("closed_accuracy", "closed_balanced_accuracy", "answer_type_consistency")
+    expected = {key: metrics["overall"][key] for key in overall_keys}
     for kind in kinds:
         row = metrics["by"][QUESTION_TYPE][kind]
         expected |= {f"{kind}_acc": row["closed_accuracy"], f"{kind}_bacc": row["closed_balanced_accuracy"]}
+        expected[f"{kind}_consistency"] = row["answer_type_consistency"]
     assert scores == expected
     assert kinds == ["lesion", "malignancy", "site"]
 

@@ -6,41 +6,25 @@ import logging
 from pathlib import Path
 
 from data_zh.builders.phrasing import pick, pick_distinct
+from data_zh.builders.wordings import WordingSet, question_wordings
 from data_zh.converters.busi import BUSI_LICENCE, LABEL_ZH, read_busi_labels
 from data_zh.schema import Labels, Media, Reasoning, Record, qa_turns
 from data_zh.splits import load_split, split_lookup
 
 logger = logging.getLogger(__name__)
 
-SITE_QUESTIONS = (
-    "这张超声图像的检查部位是哪里？",
-    "图中显示的是哪个部位的超声检查？",
-    "请问这是哪个器官的超声图像？",
-    "该超声检查的部位是什么？",
-)
-LESION_QUESTIONS = (
-    "图像中是否可见病灶？",
-    "这张乳腺超声图像中有没有病灶？",
-    "请判断图中是否存在局灶性病变。",
-    "该超声图像是否显示病灶？请回答是或否。",
-)
-MALIGNANCY_QUESTIONS = (
-    "该病灶是良性还是恶性？",
-    "图中病灶考虑良性还是恶性？",
-    "请判断这个乳腺病灶的良恶性。",
-    "从超声表现看，此病灶为良性还是恶性？",
-)
-IMPRESSION_QUESTIONS = (
-    "请用一句话给出这张乳腺超声图像的超声提示。",
-    "请为这张图像写一句简短的超声印象。",
-    "用一句话总结该乳腺超声检查的结论。",
-)
+SITE_QUESTIONS = question_wordings("site")
+LESION_QUESTIONS = question_wordings("lesion")
+MALIGNANCY_QUESTIONS = question_wordings("malignancy")
+IMPRESSION_QUESTIONS = question_wordings("impression")
 QUESTION_GENERATION_PROMPTS = (
     "请针对这张超声图像提出一个可以根据图像回答的问题，并给出答案。",
     "看这张图像，提一个医生可能会问的问题，并回答它。",
     "请根据图像内容生成一个问答对。",
 )
 SITE_ANSWER = "乳腺"
+# 良性还是恶性 about an image without a lesion: the honest answer is not a class.
+NO_LESION_ANSWER = "未见明确病灶"
 IMPRESSIONS = {
     "normal": ("乳腺超声未见明确病灶。", "乳腺未见明显异常回声。"),
     "benign": ("乳腺可见病灶，考虑良性病变。", "乳腺内见局灶性病灶，倾向良性。"),
@@ -51,6 +35,30 @@ IMPRESSIONS = {
 def lesion_answer(label: str) -> str:
     """是 when BUSI labels the image benign or malignant, 否 for normal."""
     return "否" if label == "normal" else "是"
+
+
+def malignancy_answer(label: str) -> str:
+    """良性 / 恶性 for a lesion; 未见明确病灶 for a normal image (no class to give)."""
+    return NO_LESION_ANSWER if label == "normal" else LABEL_ZH[label]
+
+
+def malignancy_kind(label: str) -> str:
+    """The question type of a 良恶性 question: ``malignancy`` whatever the image shows.
+
+    A type is what was asked, never derived from the answer: a type of its own for normal images
+    would hand the majority baseline (fit per question type) the gold answer of every one of them.
+    The class metric is therefore three-way (良性 / 恶性 / 未见明确病灶).
+    """
+    return "malignancy"
+
+
+def _closed_questions(label: str, which: WordingSet) -> list[tuple[str, tuple[str, ...], str]]:
+    """(question type, wordings, gold answer) of every closed question about one image."""
+    return [
+        ("site", question_wordings("site", which), SITE_ANSWER),
+        ("lesion", question_wordings("lesion", which), lesion_answer(label)),
+        (malignancy_kind(label), question_wordings("malignancy", which), malignancy_answer(label)),
+    ]
 
 
 def _images_of(split: str, rows: dict[str, dict[str, str]], split_name: str) -> list[str]:
@@ -124,21 +132,23 @@ def _reasoning(label: str, impression: str) -> Reasoning:
 
 
 def build_busi_instructions(
-    busi_root: str | Path, split: str = "train", split_name: str = "busi", phrasings: int = 1
+    busi_root: str | Path,
+    split: str = "train",
+    split_name: str = "busi",
+    phrasings: int = 1,
+    wordings: WordingSet = "train",
 ) -> list[Record]:
     """Per image of the committed split (``"all"``: every labels.csv row, for user folders):
-    检查部位, 是否可见病灶, 良性还是恶性 (lesions only), a one-sentence impression and a
-    question-generation example; ``phrasings`` distinct wordings of each, chosen per image."""
+    检查部位, 是否可见病灶, 良性还是恶性 (未见明确病灶 on normal images), a one-sentence
+    impression and a question-generation example; ``phrasings`` distinct wordings of each, chosen
+    per image from the ``wordings`` set (training uses ``"train"``; ``"heldout"`` is for checks)."""
     if phrasings < 1:
         raise ValueError(f"phrasings must be >= 1, got {phrasings}")
     root = Path(busi_root)
     records = []
     for path, label, tag in _labelled_images(root, split, split_name):
         impression = pick(IMPRESSIONS[label], path)
-        closed = [("site", SITE_QUESTIONS, SITE_ANSWER), ("lesion", LESION_QUESTIONS, lesion_answer(label))]
-        if label != "normal":
-            closed.append(("malignancy", MALIGNANCY_QUESTIONS, LABEL_ZH[label]))
-        for kind, questions, answer in closed:
+        for kind, questions, answer in _closed_questions(label, wordings):
             for index, question in enumerate(pick_distinct(questions, phrasings, path, kind)):
                 suffix = f"-p{index}" if phrasings > 1 else ""
                 records.append(
@@ -146,7 +156,8 @@ def build_busi_instructions(
                         root, path, label, tag, kind, question, answer, task="closed_vqa", id_suffix=suffix
                     )
                 )
-        for index, question in enumerate(pick_distinct(IMPRESSION_QUESTIONS, phrasings, path, "impression")):
+        impression_questions = question_wordings("impression", wordings)
+        for index, question in enumerate(pick_distinct(impression_questions, phrasings, path, "impression")):
             records.append(
                 _record(
                     root,
@@ -181,21 +192,23 @@ def build_busi_instructions(
     return records
 
 
-def build_busi_vqa(busi_root: str | Path, split: str = "val", split_name: str = "busi") -> list[Record]:
+def build_busi_vqa(
+    busi_root: str | Path, split: str = "val", split_name: str = "busi", wordings: WordingSet = "train"
+) -> list[Record]:
     """The BUSI-zh evaluation set: closed questions with gold answers from labels.csv.
 
-    Fixed phrasings (the first of each list) so scores compare across runs and models;
+    ``wordings="train"``: fixed phrasings (the first of each list) so scores compare across runs
+    and models; ``"heldout"``: one wording per image and question, drawn by a stable hash from the
+    held-out set training never sees (does the model read the question, or match keywords?).
     ``split="all"`` evaluates every labels.csv row (a user's own BUSI-layout folder).
     """
     root = Path(busi_root)
     records = []
     for path, label, tag in _labelled_images(root, split, split_name):
-        closed = [
-            ("site", SITE_QUESTIONS[0], SITE_ANSWER),
-            ("lesion", LESION_QUESTIONS[0], lesion_answer(label)),
-        ]
-        if label != "normal":
-            closed.append(("malignancy", MALIGNANCY_QUESTIONS[0], LABEL_ZH[label]))
-        for kind, question, answer in closed:
-            records.append(_record(root, path, label, tag, kind, question, answer, task="closed_vqa"))
+        for kind, questions, answer in _closed_questions(label, wordings):
+            question = questions[0] if wordings == "train" else pick(questions, path, kind)
+            extra = {"wordings": wordings}
+            records.append(
+                _record(root, path, label, tag, kind, question, answer, task="closed_vqa", extra=extra)
+            )
     return records

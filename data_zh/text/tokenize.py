@@ -27,6 +27,8 @@ class MedicalTokenizer:
     def _jieba(self):
         import jieba
 
+        # jieba sets its own logger to DEBUG on import; follow ours, so it is quiet unless --verbose
+        jieba.setLogLevel(logger.getEffectiveLevel())
         tokenizer = jieba.Tokenizer()
         for path in self.user_dicts:
             tokenizer.load_userdict(str(path))

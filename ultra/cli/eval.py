@@ -17,7 +17,10 @@ eval_app = typer.Typer(
 )
 console = Console()
 
-DATASET_HELP = "slake, vqa_rad, busi, another data_zh source, or a .jsonl of records (unified or LLaVA)"
+DATASET_HELP = (
+    "slake, vqa_rad, busi, busi_heldout (held-out wordings), another data_zh source, "
+    "or a .jsonl of records (unified or LLaVA)"
+)
 
 
 def _records(dataset: str, root: Path | None, split: str):

@@ -11,6 +11,7 @@ import typer
 
 from ultra.cli.ask import ask
 from ultra.cli.data import data_app
+from ultra.cli.demo import demo
 from ultra.cli.dicom import dicom, dicom_locate
 from ultra.cli.errors import GuardedGroup
 from ultra.cli.eval import eval_app
@@ -18,6 +19,7 @@ from ultra.cli.fusion import fusion_app
 from ultra.cli.info import info
 from ultra.cli.screen import screen_app
 from ultra.cli.selftrain import selftrain_app
+from ultra.cli.serve import serve
 from ultra.cli.train import train
 from ultra.logs import configure_logging
 
@@ -44,7 +46,9 @@ app.command("info")(info)
 app.command("ask")(ask)
 app.command("dicom")(dicom)
 app.command("dicom-locate")(dicom_locate)
+app.command("demo")(demo)
 app.command("train")(train)
+app.command("serve")(serve)
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 app.add_typer(fusion_app, name="fusion")

@@ -1,7 +1,9 @@
 """Evaluation sets as gold records, read through ``data_zh`` (converters, builders, readers).
 
-A dataset is named ("slake", "vqa_rad", "busi", "laparoscopy_video" (clips, test = val), or any other ``data_zh`` converter) with the
-folder holding its files, or given as a unified-schema / LLaVA-format JSONL file.
+A dataset is named ("slake", "vqa_rad", "busi", "busi_heldout" — BUSI's questions in the
+held-out wordings training never uses —, "laparoscopy_video" (clips, test = val), or any other
+``data_zh`` converter) with the folder holding its files, or given as a unified-schema /
+LLaVA-format JSONL file.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from data_zh.schema import Record
 
 log = logging.getLogger(__name__)
 
-NAMED_DATASETS = ("slake", "vqa_rad", "busi", "laparoscopy_video")
+NAMED_DATASETS = ("slake", "vqa_rad", "busi", "busi_heldout", "laparoscopy_video")
+BUSI_WORDINGS = {"busi": "train", "busi_heldout": "heldout"}
 
 
 def load_eval_records(dataset: str, root: str | Path | None = None, split: str = "test") -> list[Record]:
@@ -23,12 +26,12 @@ def load_eval_records(dataset: str, root: str | Path | None = None, split: str =
     path = Path(dataset)
     if path.suffix in (".jsonl", ".json") and path.is_file():
         records = _read_record_file(path)
-    elif dataset == "busi":
+    elif dataset in BUSI_WORDINGS:
         from data_zh.builders import build_busi_vqa
 
         if root is None:
-            raise ValueError("busi: pass the BUSI folder (labels.csv, images/) as root")
-        return build_busi_vqa(root, "val" if split == "test" else split)
+            raise ValueError(f"{dataset}: pass the BUSI folder (labels.csv, images/) as root")
+        return build_busi_vqa(root, "val" if split == "test" else split, wordings=BUSI_WORDINGS[dataset])
     elif dataset == "laparoscopy_video":
         from data_zh.builders import build_laparoscopy_video
 

@@ -22,6 +22,7 @@ TABLE_COLUMNS = (
     ("n", "n"),
     ("closed_accuracy", "closed acc"),
     ("closed_balanced_accuracy", "closed bal. acc"),
+    ("answer_type_consistency", "answer type"),
     ("open_recall", "open recall"),
     ("open_f1", "open F1"),
     ("open_exact_match", "open EM"),

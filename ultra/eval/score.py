@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ultra.eval.answer_kinds import answer_consistent
 from ultra.eval.canonical import canonical_label
 from ultra.eval.llava_med import LlavaMedItem, LlavaMedRule, check_rule, score_llava_med
 from ultra.eval.metrics import (
@@ -141,6 +142,7 @@ class ScoredItem:
     gold_label: str | None = None
     predicted_label: str | None = None
     open: OpenScores | None = None
+    consistent: bool | None = None
 
     @property
     def closed_hit(self) -> bool:
@@ -150,7 +152,13 @@ class ScoredItem:
 def score_item(item: GoldItem, prediction: str, token_mode: TokenMode = "char") -> ScoredItem:
     """Score one prediction by its question's answer type."""
     if item.answer_type == "closed":
-        return ScoredItem(item, prediction, canonical_label(item.answer), canonical_label(prediction))
+        return ScoredItem(
+            item,
+            prediction,
+            canonical_label(item.answer),
+            canonical_label(prediction),
+            consistent=answer_consistent(item.answer, prediction),
+        )
     hypothesis = tokenize_answer(prediction, item.language, token_mode)
     reference = tokenize_answer(item.answer, item.language, token_mode)
     return ScoredItem(item, prediction, open=open_scores(hypothesis, reference))
@@ -163,7 +171,8 @@ def _balanced_accuracy_of_pairs(pairs: Sequence[tuple[str, str]]) -> float:
 
 def summarize(scored: Sequence[ScoredItem], n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Percent metrics of a group: closed accuracy and balanced accuracy (each with a 95% CI when
-    ``n_resamples``), and every open metric (recall with a 95% CI)."""
+    ``n_resamples``), answer-type consistency (closed answers of a known kind, see
+    :mod:`ultra.eval.answer_kinds`), and every open metric (recall with a 95% CI)."""
     closed = [s for s in scored if s.item.answer_type == "closed"]
     opened = [s for s in scored if s.open is not None]
     summary: dict[str, Any] = {"n": len(scored), "n_closed": len(closed), "n_open": len(opened)}
@@ -180,6 +189,10 @@ def summarize(scored: Sequence[ScoredItem], n_resamples: int = 1000, seed: int =
                 pairs, statistic=_balanced_accuracy_of_pairs, n_resamples=n_resamples, seed=seed
             )
             summary["closed_balanced_accuracy_ci95"] = [100 * low, 100 * high]
+        typed = [float(s.consistent) for s in closed if s.consistent is not None]
+        if typed:
+            summary["n_typed"] = len(typed)
+            summary["answer_type_consistency"] = 100 * accuracy(typed)
     if opened:
         for name in OPEN_METRICS:
             summary[f"open_{name}"] = 100 * accuracy([getattr(s.open, name) for s in opened])

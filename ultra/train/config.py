@@ -24,13 +24,16 @@ class DataSource(_Strict):
 
     ``kind``: ``records`` (unified-schema JSONL), ``llava`` (LLaVA JSONL, paths relative to
     ``image_root``), or a builder: ``busi`` (BUSI instruction tasks of one split), ``busi_vqa`` (the BUSI-zh closed
-    questions with gold answers, for validation), ``dicom``
+    questions with gold answers, for validation), ``busi_question_types`` (text-only exchanges that
+    teach the BUSI question types; ``path`` is unused), ``dicom``
     (modality questions on DICOM files), ``slake`` (SLAKE QA via the converter),
     ``laparoscopy_video`` (video QA on laparoscopy clips of one split).
     """
 
-    kind: Literal["records", "llava", "busi", "busi_vqa", "dicom", "slake", "laparoscopy_video"]
-    path: str
+    kind: Literal[
+        "records", "llava", "busi", "busi_vqa", "busi_question_types", "dicom", "slake", "laparoscopy_video"
+    ]
+    path: str = Field(default="", description="file or folder (every kind but busi_question_types)")
     image_root: str | None = None
     split: str | None = Field(default=None, description="keep only records of this split (None: all)")
     language: str | None = Field(default=None, description="keep only this language, e.g. zh")
@@ -40,6 +43,26 @@ class DataSource(_Strict):
     text_only: bool = Field(default=False, description="drop media (e.g. SLAKE, whose images are absent)")
     max_records: int | None = Field(default=None, gt=0, description="seeded subsample size")
     repeat: int = Field(default=1, ge=1, description="repeat the records (upweight a small source)")
+    allow_outside_root: bool = Field(
+        default=False,
+        description="read media paths that leave the media root (../, absolute); refused otherwise",
+    )
+    wordings: Literal["train", "heldout"] = Field(
+        default="train", description="BUSI question wordings: the training set or the held-out one"
+    )
+    phrasings: int = Field(
+        default=1, ge=1, description="busi: distinct wordings of each question per image (drawn per image)"
+    )
+    images: list[str] | None = Field(
+        default=None,
+        description="keep only records whose images are all among these keys (cross-validation folds)",
+    )
+
+    @model_validator(mode="after")
+    def _path_given(self) -> DataSource:
+        if not self.path and self.kind != "busi_question_types":
+            raise ValueError(f"a {self.kind} data source needs a path")
+        return self
 
 
 class Augmentation(_Strict):

@@ -31,13 +31,17 @@ class DataSourceError(ValueError):
 def _builder_records(source: DataSource) -> list[Record]:
     from data_zh import builders, converters
 
+    if source.kind == "busi_question_types":
+        return builders.build_question_type_instructions(source.wordings)
     root = Path(source.path)
     if not root.exists():
         raise DataSourceError(f"{root}: data source ({source.kind}) not found")
     if source.kind == "busi":
-        return builders.build_busi_instructions(root, source.split or "train")
+        return builders.build_busi_instructions(
+            root, source.split or "train", phrasings=source.phrasings, wordings=source.wordings
+        )
     if source.kind == "busi_vqa":
-        return builders.build_busi_vqa(root, source.split or "val")
+        return builders.build_busi_vqa(root, source.split or "val", wordings=source.wordings)
     if source.kind == "dicom":
         return builders.build_dicom_instructions(root, split=source.split or "train")
     if source.kind == "laparoscopy_video":
@@ -62,6 +66,9 @@ def load_source(source: DataSource, seed: int = 0) -> list[Record]:
     if source.classes is not None:
         wanted = set(source.classes)
         records = [record for record in records if wanted & set(record.labels.classes)]
+    if source.images is not None:
+        wanted_images = set(source.images)
+        records = [record for record in records if set(record.media.images) <= wanted_images]
     if source.text_only:
         records = [strip_media(record) for record in records]
     if source.image_root is not None:
@@ -69,6 +76,8 @@ def load_source(source: DataSource, seed: int = 0) -> list[Record]:
             record.model_copy(update={"media": record.media.model_copy(update={"root": source.image_root})})
             for record in records
         ]
+    if not source.allow_outside_root:
+        refuse_outside_root(records, source)
     if source.max_records is not None and len(records) > source.max_records:
         records = random.Random(seed).sample(records, source.max_records)
     if not records:
@@ -76,6 +85,24 @@ def load_source(source: DataSource, seed: int = 0) -> list[Record]:
             f"{source.path}: no records left after the filters of this {source.kind} source"
         )
     return records * source.repeat
+
+
+def refuse_outside_root(records: list[Record], source: DataSource) -> None:
+    """Training reads a source's media only inside its media root: checked here, once, where records
+    enter training (the readers downstream then trust them), unless the source allows it."""
+    from data_zh.schema import outside_root_reason
+
+    for record in records:
+        media = record.media
+        for relative in [*media.images, *(ref.path for ref in media.dicom)] + (
+            [media.video.path] if media.video is not None else []
+        ):
+            reason = outside_root_reason(relative, media.root)
+            if reason is not None:
+                raise DataSourceError(
+                    f"{source.path}: record {record.id}: media path {relative!r} refused: {reason} "
+                    "(set allow_outside_root: true on this data source to read it anyway)"
+                )
 
 
 def strip_media(record: Record) -> Record:
@@ -215,7 +242,7 @@ class RecordDataset(Dataset):
     def __getitem__(self, index: int) -> dict | LoadFailure:
         record = self.records[index]
         try:
-            media = read_record_media(record)
+            media = read_record_media(record, allow_outside_root=True)  # vetted in load_source
             example = self.processor.encode_example(messages_of(record), media.images, media.video_frames)
             if self.feature_cache is not None and media.images:
                 example["pixel_values"] = None

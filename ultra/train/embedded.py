@@ -16,6 +16,7 @@ from typing import Any
 
 from ultra.resources import embedded_model_dir, examples_dir
 from ultra.train.scorecard import scorecard, scorecard_markdown
+from ultra.train.shippable import LicenceError, check_shippable, read_training_data, sources_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +41,14 @@ EXAMPLE_QUESTIONS = [
 
 
 def install(run_dir: Path, destination: Path) -> Path:
-    """Copy the exported model (and the run's loss curve) into the package folder."""
+    """Copy the exported model (and the run's loss curve) into the package folder, after the
+    licence gate: a run that trained on non-commercial data (or has no provenance) is refused
+    before anything is copied."""
     import torch
 
     from ultra.model import UltraForConditionalGeneration
 
+    check_shippable(read_training_data(run_dir))
     final = run_dir / "final"
     destination.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
@@ -83,8 +87,17 @@ def evaluate(model: Any, processor: Any, busi_root: Path) -> dict[str, Any]:
     return scorecard(model, processor, records, train, batch_size=16, max_new_tokens=8)
 
 
-def render_model_card(summary: dict[str, Any], card: dict[str, Any], command: str, config_text: str) -> str:
-    """MODEL_CARD.md: what the model is, its data and licences, how it was trained, its scores."""
+def render_model_card(
+    summary: dict[str, Any],
+    card: dict[str, Any],
+    command: str,
+    config_text: str,
+    cv_table: str = "",
+    fusion_weights: dict[str, float] | None = None,
+) -> str:
+    """MODEL_CARD.md: what the model is, its data and licences, how it was trained, its scores.
+    ``cv_table``: ``ultra.train.cv``'s table (the recipe chosen inside train, before val was
+    scored once); ``fusion_weights``: the learned per-encoder weights, reported as trained."""
     stages = "\n".join(
         f"| {row['stage']} | {row['steps']} | {row['samples']} | {row['wall_s']} | {row['samples_per_s']} |"
         for row in summary["stages"]
@@ -127,6 +140,11 @@ tuning; see the README's training section).
 | pydicom / pydicom-data sample files | the DICOM **train** split (US, CT, MR): modality questions (超声 / CT / 磁共振, 是否为超声) from the Modality tag | MIT |
 | SLAKE 1.0 (Liu et al., ISBI 2021) | 300 Chinese train-split questions and answers as **text only** (the images are not available here) | CC BY 4.0 |
 
+Every source of the run's training records (from its `summary.json`; the export refuses
+non-commercial licences):
+
+{sources_markdown(summary.get("training_data", []))}
+
 Not used, on purpose: the laparoscopy frames (Cholec80, CC BY-NC-SA) and PromptCBLUE
 (non-commercial); the BUSI selftrain_pool and val splits (val is the evaluation set below).
 
@@ -150,7 +168,7 @@ all instruction data with the vision tower frozen (each image encoded once).
 
 Total wall time: {summary["wall_s"] / 60:.1f} min on 2 CPU cores shared with other jobs (torch
 {{torch}}, CPU only). Loss curve: `loss_curve.png` (this folder).
-
+{_fusion_line(fusion_weights)}{_cv_section(cv_table)}
 ## Validation (BUSI val split, 60 images never seen in training)
 Closed questions of `build_busi_vqa` (fixed phrasings), answers by greedy decoding, scored with
 `ultra.eval`'s canonical labels. Balanced accuracy is the mean per-class recall (the classes are
@@ -178,6 +196,23 @@ here, scores them on the BUSI val split, and writes `example_answers.json` and t
 """
 
 
+def _fusion_line(weights: dict[str, float] | None) -> str:
+    if not weights:
+        return ""
+    shares = ", ".join(f"{name} {value:.2f}" for name, value in weights.items())
+    return f"\nLearned fusion weights (softmax, sum 1): {shares}.\n"
+
+
+def _cv_section(cv_table: str) -> str:
+    if not cv_table:
+        return ""
+    return (
+        "\n## Recipe selection (cross-validation inside the train split)\n"
+        "The recipe was chosen on these folds only (`python -m ultra.train.cv`); the val split below was "
+        f"scored once, at the end.\n\n{cv_table}\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -189,9 +224,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--busi", type=Path, default=Path("../shared/data/busi"))
     parser.add_argument("--destination", type=Path, default=embedded_model_dir())
     parser.add_argument("--command", default=None, help="the exact training command, for the card")
+    parser.add_argument(
+        "--cv", type=Path, default=None, help="cv.json of python -m ultra.train.cv, for the card"
+    )
     args = parser.parse_args(argv)
     configure_logging()
-    destination = install(args.run_dir, args.destination)
+    try:
+        destination = install(args.run_dir, args.destination)
+    except LicenceError as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - a command-line entry point
+        raise SystemExit(2) from None
     model, processor = load_model(destination)
     card = evaluate(model, processor, args.busi)
     (args.run_dir / "scorecard.json").write_text(
@@ -202,7 +244,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     summary = json.loads((args.run_dir / "summary.json").read_text(encoding="utf-8"))
     command = args.command or "ultra train configs/tiny-zh.yaml"
-    text = render_model_card(summary, card, command, "")
+    cv_table = ""
+    if args.cv is not None:
+        from ultra.train.cv import cv_markdown
+
+        report = json.loads(args.cv.read_text(encoding="utf-8"))
+        cv_table = cv_markdown(report["summary"], report["k"], report["seed"])
+    text = render_model_card(summary, card, command, "", cv_table, model.model.vision_tower.fusion_weights())
     import torch
 
     size = (destination / "model.safetensors").stat().st_size / 2**20

@@ -15,6 +15,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
 
+from data_zh.licences import source_licences
 from data_zh.schema import Record
 from ultra.model.lora import add_lora, has_lora, merge_lora, save_adapter
 from ultra.train import checkpoint as ckpt
@@ -42,6 +43,7 @@ class TrainingResult:
     stages: list[dict] = field(default_factory=list)
     validation: list[dict] = field(default_factory=list)
     skipped_records: list[str] = field(default_factory=list)
+    training_data: list[dict] = field(default_factory=list)
 
 
 def resolve_mixed_precision(setting: str) -> str:
@@ -116,15 +118,31 @@ class Trainer:
         self.side_modules = SideModules()
 
     # data -----------------------------------------------------------------------------------
+    def source_records(self, name: str) -> list[Record]:
+        """The records of one data source, loaded once per run."""
+        if name not in self._records:
+            loaded = load_source(self.config.data[name], seed=self.config.seed)
+            self._records[name] = drop_records_without_media(loaded)
+            logger.info("data source %s: %d records", name, len(self._records[name]))
+        return self._records[name]
+
     def records_for(self, stage: StageConfig) -> list[Record]:
         records: list[Record] = []
         for name in stage.sources or list(self.config.data):
-            if name not in self._records:
-                loaded = load_source(self.config.data[name], seed=self.config.seed)
-                self._records[name] = drop_records_without_media(loaded)
-                logger.info("data source %s: %d records", name, len(self._records[name]))
-            records.extend(self._records[name])
+            records.extend(self.source_records(name))
         return records
+
+    def training_data(self) -> list[dict]:
+        """Provenance of every record any stage trains on: per data source, the records' sources
+        and licences (the licence gate of shippable exports reads it; validation data is not here)."""
+        names = dict.fromkeys(
+            name for stage in self.config.stages for name in stage.sources or self.config.data
+        )
+        return [
+            {"data_source": name, **row}
+            for name in names
+            for row in source_licences(self.source_records(name))
+        ]
 
     def validation_records(self) -> list[Record]:
         source = self.config.validation.source
@@ -201,6 +219,7 @@ class Trainer:
             stages=summaries,
             validation=state.validation,
             skipped_records=self.failures.record_ids(),
+            training_data=self.training_data(),
         )
         (self.output_dir / "summary.json").write_text(
             json.dumps(
@@ -209,6 +228,7 @@ class Trainer:
                     "stages": summaries,
                     "validation": state.validation,
                     "skipped_records": result.skipped_records,
+                    "training_data": result.training_data,
                 },
                 ensure_ascii=False,
                 indent=1,

@@ -101,7 +101,7 @@ class LabelledImageDataset(Dataset):
 
     def load(self, index: int, position: int) -> tuple[Image.Image, int, str]:
         item = self.items[index]
-        image = read_record_images(item.record)[0]
+        image = read_record_images(item.record, allow_outside_root=True)[0]
         if self.augmentation is not None:
             image = augment(image, self.augmentation, random.Random(self.seed * 7_919 + position))
         return image, item.label, item.record.id
@@ -180,7 +180,7 @@ class EncodedImageDataset(Dataset):
             self.fusion.eval()
             try:
                 with torch.no_grad():
-                    image = read_record_images(self.items[index].record)[0]
+                    image = read_record_images(self.items[index].record, allow_outside_root=True)[0]
                     encoded = self.fusion.encode_each(self.fusion.preprocess([image]))
             finally:
                 self.fusion.train(was_training)

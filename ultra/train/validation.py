@@ -34,7 +34,7 @@ def answer_records(
     settings = GenerationSettings(max_new_tokens=max_new_tokens)
     requests = []
     for record in records:
-        media = read_record_media(record)
+        media = read_record_media(record, allow_outside_root=True)
         question = record.question or ""
         requests.append(
             Request(question, media.images, media.video_frames, settings=settings, blank_images=blank_images)
@@ -47,43 +47,56 @@ def answer_records(
 def validate_vqa(
     model: nn.Module, processor: Any, records: list[Record], batch_size: int, max_new_tokens: int
 ) -> dict:
-    """Closed accuracy and balanced accuracy overall and per question type (e.g. BUSI's lesion and
-    malignancy questions), in percent — the numbers ``ultra eval score`` gives the same answers."""
+    """Closed accuracy, balanced accuracy and answer-type consistency overall and per question type
+    (e.g. BUSI's lesion and malignancy questions), in percent — the numbers ``ultra eval score`` gives the same answers."""
     answers = answer_records(model, processor, records, batch_size=batch_size, max_new_tokens=max_new_tokens)
     metrics = score_answers(answers, records, n_resamples=0, breakdowns=(QUESTION_TYPE,))
-    return _closed_scores(metrics)
+    return closed_scores(metrics)
 
 
-def _closed_scores(metrics: dict[str, Any]) -> dict[str, float]:
+def closed_scores(metrics: dict[str, Any]) -> dict[str, float]:
     """Flat validation scores from ``score_answers`` metrics: overall closed accuracy / balanced
     accuracy, then ``<type>_acc`` / ``<type>_bacc`` for each question type with closed questions."""
     overall = metrics["overall"]
-    scores = {key: overall[key] for key in ("closed_accuracy", "closed_balanced_accuracy") if key in overall}
+    keys = ("closed_accuracy", "closed_balanced_accuracy", "answer_type_consistency")
+    scores = {key: overall[key] for key in keys if key in overall}
     for name, row in metrics["by"][QUESTION_TYPE].items():
         if "closed_accuracy" in row:
             scores[f"{name}_acc"] = row["closed_accuracy"]
             scores[f"{name}_bacc"] = row["closed_balanced_accuracy"]
+        if "answer_type_consistency" in row:
+            scores[f"{name}_consistency"] = row["answer_type_consistency"]
     return scores
 
 
 @torch.no_grad()
-def validate_classifier(classifier: nn.Module, fusion: nn.Module, items: list[LabelledImage]) -> dict:
-    """Accuracy and balanced accuracy of the stage-0 image classifier on held-out images."""
+def validate_classifier(
+    classifier: nn.Module, fusion: nn.Module, items: list[LabelledImage], classes: list[str] | None = None
+) -> dict:
+    """Accuracy, balanced accuracy and the confusion counts (``confusion[gold][predicted]``, by class
+    name when ``classes`` is given) of the stage-0 image classifier on held-out images; the counts
+    let cross-validation derive grouped scores (lesion vs normal) without a second pass."""
     was_training = classifier.training
     classifier.eval()
     labels, predictions = [], []
     try:
         for start in range(0, len(items), 16):
             chunk = items[start : start + 16]
-            images = [read_record_images(item.record)[0] for item in chunk]
+            images = [read_record_images(item.record, allow_outside_root=True)[0] for item in chunk]
             logits = classifier(fusion.preprocess(images))
             predictions += logits.argmax(dim=-1).tolist()
             labels += [item.label for item in chunk]
     finally:
         classifier.train(was_training)
     correct = sum(int(a == b) for a, b in zip(labels, predictions, strict=True))
+    names = classes or [str(index) for index in range(max([*labels, *predictions], default=-1) + 1)]
+    confusion: dict[str, dict[str, int]] = {}
+    for gold, predicted in zip(labels, predictions, strict=True):
+        row = confusion.setdefault(names[gold], {})
+        row[names[predicted]] = row.get(names[predicted], 0) + 1
     return {
         "n": len(labels),
         "accuracy": correct / max(len(labels), 1),
         "balanced_accuracy": balanced_accuracy(labels, predictions),
+        "confusion": confusion,
     }

@@ -87,7 +87,7 @@ class Classification(Objective):
             val_items, _ = labelled_images(context.validation_records, classes)
 
             def validate(module: nn.Module) -> dict:
-                return validate_classifier(module, fusion, val_items)
+                return validate_classifier(module, fusion, val_items, classes)
 
         logger.info("stage %s: %d labelled images, classes %s", stage.name, len(items), classes)
         return StagePlan(

@@ -94,7 +94,7 @@ def report_items(context: StageContext, teacher, fusion: nn.Module) -> list[Repo
             items.append(LoadFailure(record.id, "no report text in extra['report']"))
             continue
         try:
-            images = read_record_images(record)
+            images = read_record_images(record, allow_outside_root=True)
         except (MediaError, OSError) as error:
             items.append(LoadFailure.of(record.id, error))
             continue

@@ -112,7 +112,7 @@ class PreferenceDataset(Dataset):
         try:
             if record.preference is None:
                 raise ValueError("no preference pair (record.preference is empty)")
-            media = read_record_media(record)
+            media = read_record_media(record, allow_outside_root=True)
             prompt = [message for message in messages_of(record) if message["role"] == "user"][:1]
             examples = []
             for turn in (record.preference.chosen, record.preference.rejected):

@@ -1,0 +1,128 @@
+"""Cross-validation runner: folds narrow the BUSI train sources, validation is the held-out fold."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from data_zh.splitting import cv_folds
+from ultra.train import DataSource, TrainConfig
+from ultra.train.cv import classifier_scores, fold_config, mean_interval, run_cv
+from ultra.train.data import load_source
+
+
+def _config(shared_data, tmp_path) -> TrainConfig:
+    busi = str(shared_data / "busi")
+    return TrainConfig(
+        model={"name_or_path": "debug-tiny"},
+        data={
+            "busi": DataSource(kind="busi", path=busi, split="train"),
+            "qtypes": DataSource(kind="busi_question_types", max_records=8),
+        },
+        validation={"source": DataSource(kind="busi_vqa", path=busi, split="val", wordings="heldout")},
+        stages=[
+            {
+                "name": "encoders",
+                "objective": "classification",
+                "train": ["*vision_tower*"],
+                "sources": ["busi"],
+            },
+            {"name": "llm", "train": ["model.language_model.*"], "batch_size": 4},
+        ],
+        output_dir=str(tmp_path / "run"),
+    )
+
+
+def test_fold_config_trains_on_the_other_folds_and_validates_on_this_one(shared_data, tmp_path):
+    config = _config(shared_data, tmp_path)
+    folds = cv_folds(3, seed=0)
+    fold = fold_config(config, folds, 1, tmp_path / "fold1")
+    trained = {image for record in load_source(fold.data["busi"]) for image in record.media.images}
+    assert trained == set(folds[0]) | set(folds[2])
+    validation = load_source(fold.validation.source)
+    assert {record.media.images[0] for record in validation} == set(folds[1])
+    assert all(record.split == "train" and record.extra["wordings"] == "heldout" for record in validation)
+    assert fold.data["qtypes"] == config.data["qtypes"] and fold.output_dir == str(tmp_path / "fold1")
+
+
+def test_classifier_scores_group_the_confusion_like_the_questions():
+    confusion = {
+        "benign": {"benign": 3, "normal": 1},
+        "malignant": {"benign": 2, "malignant": 2},
+        "normal": {"normal": 2},
+    }
+    scores = classifier_scores(confusion)
+    assert scores["classifier_lesion_bacc"] == pytest.approx(100 * (7 / 8 + 1) / 2)
+    assert scores["classifier_malignancy_bacc"] == pytest.approx(100 * (3 / 4 + 2 / 4) / 2)
+    interval = mean_interval([60.0, 70.0, 80.0])
+    assert interval["mean"] == pytest.approx(70.0) and interval["ci95"][0] < 60 < 80 < interval["ci95"][1]
+    assert math.isnan(mean_interval([50.0])["ci95"][0])
+
+
+def test_cv_smoke_runs_two_folds(shared_data, tmp_path):
+    from ultra.model import build_model
+
+    def fresh(_config):
+        torch.manual_seed(0)
+        return build_model("debug-tiny", pretrained=False)
+
+    report = run_cv(
+        _config(shared_data, tmp_path), k=5, seed=0, only=[0, 1], max_steps=1, model_builder=fresh
+    )
+    assert [fold["fold"] for fold in report["folds"]] == [0, 1]
+    for fold in report["folds"]:
+        assert fold["n_train_images"] + fold["n_heldout_images"] == 132
+        assert {"lesion_bacc", "classifier_lesion_bacc", "blind_lesion_bacc"} <= set(fold["scores"])
+    assert report["summary"]["lesion_bacc"]["n_folds"] == 2 and report["smoke"]
+    written = json.loads((tmp_path / "run" / "cv" / "cv.json").read_text(encoding="utf-8"))
+    assert written["summary"] == report["summary"]
+    assert "lesion presence balanced accuracy" in (tmp_path / "run" / "cv" / "cv.md").read_text(
+        encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="outside 0..4"):
+        run_cv(_config(shared_data, tmp_path), k=5, only=[7], max_steps=1, model_builder=fresh)
+
+
+def test_model_card_carries_the_cv_table_and_the_fusion_weights():
+    from test_train_scorecard import _hand_card
+
+    from ultra.train.cv import cv_markdown
+    from ultra.train.embedded import render_model_card
+
+    summary = {
+        "lesion_bacc": mean_interval([80.0, 84.0]),
+        "classifier_lesion_bacc": mean_interval([82.0, 86.0]),
+    }
+    table = cv_markdown(summary, 2, 0)
+    assert "| lesion presence balanced accuracy | 82.0 [" in table
+    text = render_model_card(
+        {"stages": [], "wall_s": 1.0},
+        _hand_card(),
+        "cmd",
+        "",
+        table,
+        {"resnet10t-128": 0.7, "convnext-atto": 0.3},
+    )
+    assert table in text and "val split below was scored once" in text
+    assert "resnet10t-128 0.70, convnext-atto 0.30" in text
+
+
+def test_quality_recipe_trains_both_encoders_and_uses_only_training_wordings():
+    from pathlib import Path
+
+    from ultra.model import build_model
+    from ultra.train import load_train_config
+    from ultra.train.params import match_parameters
+
+    config = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "tiny-zh-quality.yaml")
+    encoders, llm = config.stages
+    assert encoders.objective == "classification" and encoders.augmentation is not None
+    model, _ = build_model("tiny-zh", pretrained=False)
+    names = match_parameters(model, encoders.train)
+    assert all(any(f".encoders.{i}." in name for name in names) for i in (0, 1))
+    used = [config.data[name] for name in llm.sources]
+    assert {source.kind for source in used} >= {"busi", "busi_question_types", "slake"}
+    assert all(source.wordings == "train" for source in used)

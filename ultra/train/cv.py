@@ -1,0 +1,298 @@
+"""Choose a recipe without touching val: k-fold cross-validation inside the BUSI train split.
+
+    python -m ultra.train.cv configs/tiny-zh.yaml --folds 5 [--max-steps 2] [--only 0,1]
+
+Folds come from :func:`data_zh.splitting.cv_folds` (stratified, near-duplicate groups kept
+whole). For each fold the recipe trains on the other folds — every BUSI data source of the
+``train`` split is narrowed to their images — and validates on the held-out fold, in the wording
+set the config's validation asks for. The reference is a plain classifier on the same encoders
+in the same fold: the recipe's first stage, a ``classification`` stage, is exactly that
+classifier (later stages never change what it was scored on), so its held-out scores are read
+from the same run; ``--reference CONFIG`` trains another classifier recipe in the folds instead.
+The same final model answering with blank images gives the blind scores. ``cv.json`` and
+``cv.md`` hold per-fold numbers and the means with t-intervals over folds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ultra.train.config import DataSource, StageConfig, TrainConfig
+
+logger = logging.getLogger(__name__)
+
+BUSI_KINDS = ("busi", "busi_vqa")
+REPORTED = (
+    ("lesion_bacc", "lesion presence balanced accuracy"),
+    ("malignancy_bacc", "malignancy balanced accuracy"),
+    ("answer_type_consistency", "answer-type consistency"),
+    ("classifier_lesion_bacc", "plain classifier: lesion vs normal balanced accuracy"),
+    ("classifier_malignancy_bacc", "plain classifier: malignancy balanced accuracy"),
+    ("blind_lesion_bacc", "same model, blank images: lesion balanced accuracy"),
+    ("blind_malignancy_bacc", "same model, blank images: malignancy balanced accuracy"),
+)
+
+
+def _busi_root(config: TrainConfig) -> str:
+    """The BUSI folder the recipe trains on (its ``train`` split is what the folds divide)."""
+    for source in config.data.values():
+        if source.kind in BUSI_KINDS and source.split == "train":
+            return source.path
+    raise ValueError(
+        "cross-validation needs a BUSI data source on the train split (kind: busi, split: train)"
+    )
+
+
+def fold_config(
+    config: TrainConfig, folds: Sequence[Sequence[str]], index: int, output_dir: Path
+) -> TrainConfig:
+    """The recipe for fold ``index``: BUSI train sources narrowed to the other folds' images,
+    validation on the held-out fold's images (train split, the config's wording set)."""
+    held_out = sorted(folds[index])
+    training = sorted(key for other, keys in enumerate(folds) if other != index for key in keys)
+    data = {
+        name: source.model_copy(update={"images": training})
+        if source.kind in BUSI_KINDS and source.split == "train"
+        else source
+        for name, source in config.data.items()
+    }
+    previous = config.validation.source
+    validation_source = DataSource(
+        kind="busi_vqa",
+        path=previous.path if previous is not None else _busi_root(config),
+        split="train",
+        wordings=previous.wordings if previous is not None else "train",
+        images=held_out,
+    )
+    validation = config.validation.model_copy(update={"source": validation_source, "max_records": None})
+    return config.model_copy(update={"data": data, "validation": validation, "output_dir": str(output_dir)})
+
+
+def classifier_scores(confusion: dict[str, dict[str, int]], normal: str = "normal") -> dict[str, float]:
+    """Lesion-vs-normal and benign-vs-malignant balanced accuracy (percent) from a 3-class confusion:
+    the numbers the VLM's lesion and malignancy questions are compared with."""
+    from ultra.eval.metrics import balanced_accuracy
+
+    gold, predicted = [], []
+    for truth, row in confusion.items():
+        for guess, count in row.items():
+            gold += [truth] * count
+            predicted += [guess] * count
+    lesion = balanced_accuracy([g != normal for g in gold], [p != normal for p in predicted])
+    pairs = [(g, p) for g, p in zip(gold, predicted, strict=True) if g != normal]
+    scores = {"classifier_lesion_bacc": 100 * lesion}
+    if pairs:
+        scores["classifier_malignancy_bacc"] = 100 * balanced_accuracy(*map(list, zip(*pairs, strict=True)))
+    return scores
+
+
+def _last_validation(validation: list[dict], stage: StageConfig) -> dict:
+    rows = [row for row in validation if row["stage"] == stage.name]
+    return rows[-1] if rows else {}
+
+
+def mean_interval(values: Sequence[float]) -> dict[str, Any]:
+    """Mean over folds with a 95% t-interval (folds are few; a normal interval would be too narrow)."""
+    from scipy import stats
+
+    n = len(values)
+    mean = statistics.fmean(values)
+    if n < 2:
+        return {"mean": mean, "ci95": [float("nan"), float("nan")], "n_folds": n}
+    half = stats.t.ppf(0.975, n - 1) * statistics.stdev(values) / math.sqrt(n)
+    return {"mean": mean, "ci95": [mean - half, mean + half], "n_folds": n}
+
+
+@dataclass
+class FoldResult:
+    """One fold's held-out scores (percent) and where its run went."""
+
+    fold: int
+    n_train_images: int
+    n_heldout_images: int
+    scores: dict[str, float]
+    output_dir: str
+
+
+def _blind_scores(final_dir: Path, records: list, batch_size: int, max_new_tokens: int) -> dict[str, float]:
+    from ultra.eval.score import QUESTION_TYPE, score_answers
+    from ultra.model import load_model
+    from ultra.train.validation import answer_records, closed_scores
+
+    model, processor = load_model(final_dir)
+    answers = answer_records(
+        model, processor, records, batch_size=batch_size, max_new_tokens=max_new_tokens, blank_images=True
+    )
+    metrics = score_answers(answers, records, n_resamples=0, breakdowns=(QUESTION_TYPE,))
+    return {f"blind_{key}": value for key, value in closed_scores(metrics).items() if key.endswith("_bacc")}
+
+
+def run_fold(
+    config: TrainConfig,
+    folds: Sequence[Sequence[str]],
+    index: int,
+    output_root: Path,
+    *,
+    max_steps: int | None = None,
+    reference: TrainConfig | None = None,
+    show_progress: bool = False,
+    model_builder: Any = None,
+) -> FoldResult:
+    """Train the recipe (and the reference, when given) on fold ``index`` and score the held-out fold.
+    ``model_builder`` is the ``Trainer``'s (a fresh model per call; default: the config's)."""
+    from ultra.train.runner import Trainer
+
+    fold_dir = output_root / f"fold{index}"
+    recipe = fold_config(config, folds, index, fold_dir / "recipe")
+    common = {"max_steps": max_steps, "show_progress": show_progress, "model_builder": model_builder}
+    trainer = Trainer(recipe, **common)
+    result = trainer.run()
+    last = _last_validation(result.validation, recipe.stages[-1])
+    scores = {key: float(value) for key, value in last.items() if isinstance(value, int | float)}
+    for key in ("stage", "step", "global_step"):
+        scores.pop(key, None)
+    classifier_run = result
+    classifier_stage = recipe.stages[0]
+    if reference is not None:
+        reference_fold = fold_config(reference, folds, index, fold_dir / "reference")
+        classifier_run = Trainer(reference_fold, **common).run()
+        classifier_stage = reference_fold.stages[0]
+    confusion = _last_validation(classifier_run.validation, classifier_stage).get("confusion")
+    if confusion:
+        scores.update(classifier_scores(confusion))
+    else:
+        logger.warning("fold %d: the reference's first stage reported no classifier validation", index)
+    validation = trainer.validation_records()
+    scores.update(
+        _blind_scores(
+            result.final_dir, validation, recipe.validation.batch_size, recipe.validation.max_new_tokens
+        )
+    )
+    training = sum(len(keys) for other, keys in enumerate(folds) if other != index)
+    return FoldResult(index, training, len(folds[index]), scores, str(fold_dir))
+
+
+def summarize_folds(results: Sequence[FoldResult]) -> dict[str, Any]:
+    """Per-metric mean and 95% t-interval over the folds that reported it."""
+    keys = dict.fromkeys(key for result in results for key in result.scores)
+    return {key: mean_interval([r.scores[key] for r in results if key in r.scores]) for key in keys}
+
+
+def cv_markdown(summary: dict[str, Any], k: int, seed: int) -> str:
+    """The table the model card takes: CV means with intervals, inside the train split only."""
+    lines = [
+        f"Cross-validation inside the BUSI train split: {k} folds (seed {seed}), near-duplicate groups "
+        "kept whole; val was not touched. Mean over folds [95% t-interval].",
+        "",
+        "| metric | mean % [95% CI] | folds |",
+        "| --- | --- | --- |",
+    ]
+    for key, label in REPORTED:
+        row = summary.get(key)
+        if row is not None:
+            low, high = row["ci95"]
+            lines.append(f"| {label} | {row['mean']:.1f} [{low:.1f}, {high:.1f}] | {row['n_folds']} |")
+    return "\n".join(lines)
+
+
+def run_cv(
+    config: TrainConfig,
+    k: int = 5,
+    seed: int = 0,
+    *,
+    only: Sequence[int] | None = None,
+    max_steps: int | None = None,
+    reference: TrainConfig | None = None,
+    output_dir: Path | None = None,
+    show_progress: bool = False,
+    model_builder: Any = None,
+) -> dict[str, Any]:
+    """Run the recipe in each requested fold; write ``cv.json`` and ``cv.md``; return the summary."""
+    from data_zh.splitting import cv_folds
+
+    if config.stages[0].objective != "classification" and reference is None:
+        raise ValueError(
+            "the reference classifier is the recipe's first stage, which must be a classification stage; "
+            "pass --reference CONFIG otherwise"
+        )
+    folds = cv_folds(k, seed)
+    chosen = list(only) if only is not None else list(range(k))
+    bad = [index for index in chosen if not 0 <= index < k]
+    if bad:
+        raise ValueError(f"fold indices {bad} are outside 0..{k - 1}")
+    root = Path(output_dir or Path(config.output_dir) / "cv")
+    results = [
+        run_fold(
+            config,
+            folds,
+            index,
+            root,
+            max_steps=max_steps,
+            reference=reference,
+            show_progress=show_progress,
+            model_builder=model_builder,
+        )
+        for index in chosen
+    ]
+    summary = summarize_folds(results)
+    report = {
+        "k": k,
+        "seed": seed,
+        "folds": [result.__dict__ for result in results],
+        "summary": summary,
+        "smoke": max_steps is not None,
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "cv.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    (root / "cv.md").write_text(cv_markdown(summary, k, seed) + "\n", encoding="utf-8")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import sys
+
+    from ultra.config_io import ConfigError
+    from ultra.logs import configure_logging
+    from ultra.train.config import load_train_config
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
+    parser.add_argument("--only", default=None, help="comma-separated fold indices to run (default: all)")
+    parser.add_argument("--max-steps", type=int, default=None, help="cap every stage (a smoke run)")
+    parser.add_argument(
+        "--reference", type=Path, default=None, help="a classifier config to run in the folds"
+    )
+    parser.add_argument("--output-dir", type=Path, default=None, help="default: <output_dir>/cv")
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        config = load_train_config(args.config)
+        reference = load_train_config(args.reference) if args.reference else None
+        only = [int(part) for part in args.only.split(",")] if args.only else None
+        report = run_cv(
+            config,
+            args.folds,
+            args.seed,
+            only=only,
+            max_steps=args.max_steps,
+            reference=reference,
+            output_dir=args.output_dir,
+        )
+    except (ConfigError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - a command-line entry point
+        raise SystemExit(2) from None
+    print(cv_markdown(report["summary"], report["k"], report["seed"]))  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
