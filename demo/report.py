@@ -15,6 +15,7 @@ from PIL import Image
 
 from demo import texts
 from demo.chat import EXAMPLES_DIR, read_uploads
+from demo.replies import stream_reply
 from demo.uploads import SessionFiles
 from ultra.answerer import Answerer, GenerationSettings, Request, Turn
 from ultra.dicom.deid import Deidentifier
@@ -91,13 +92,8 @@ class ReportScreening:
             image_weights=state.weights if sum(state.weights) > 0 else None,
             settings=GenerationSettings(max_new_tokens=self.max_new_tokens),
         )
-        state.messages += [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
-        answer = ""
-        for piece in self.answerer.stream(request):
-            answer += piece
-            state.messages[-1] = {"role": "assistant", "content": answer}
+        for _ in stream_reply(self.answerer, request, state):
             yield state.messages, state, ""
-        state.turns += [Turn("user", question), Turn("assistant", answer)]
         yield state.messages, state, ""
 
 

@@ -15,6 +15,7 @@ import gradio as gr
 from PIL import Image
 
 from demo import texts
+from demo.replies import stream_reply
 from demo.uploads import SessionFiles
 from ultra.answerer import Answerer, GenerationSettings, Request, Turn
 from ultra.media import MediaError, MediaLimits, read_video
@@ -101,11 +102,6 @@ class VideoChat:
             history=list(state.turns),
             settings=GenerationSettings(max_new_tokens=self.max_new_tokens),
         )
-        state.messages += [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
-        answer = ""
-        for piece in self.answerer.stream(request):
-            answer += piece
-            state.messages[-1] = {"role": "assistant", "content": answer}
+        for _ in stream_reply(self.answerer, request, state):
             yield state.messages, state, ""
-        state.turns += [Turn("user", question), Turn("assistant", answer)]
         yield state.messages, state, ""

@@ -30,6 +30,7 @@ from ultra.model.processor import IGNORE_INDEX
 from ultra.train.data import FrozenFeatureCache, LoadFailure, media_keys, messages_of
 from ultra.train.loop import StagePlan
 from ultra.train.objectives.base import Objective, StageContext, register_objective
+from ultra.train.objectives.language_modeling import collate_examples
 from ultra.train.supervision import find_vision_fusion
 
 logger = logging.getLogger(__name__)
@@ -130,13 +131,10 @@ class PreferenceDataset(Dataset):
 def collate_pairs(processor: Any):
     """Pairs -> one padded batch: the chosen rows first, then the rejected rows in the same order."""
 
+    collate_rows = collate_examples(processor)
+
     def collate(pairs: list[tuple[dict, dict]]) -> dict:
-        examples = [chosen for chosen, _ in pairs] + [rejected for _, rejected in pairs]
-        batch = processor.collate(examples)
-        features = [tokens for example in examples for tokens in example.get("image_features") or []]
-        if features:
-            batch["image_features"] = features
-        return batch
+        return collate_rows([chosen for chosen, _ in pairs] + [rejected for _, rejected in pairs])
 
     return collate
 
