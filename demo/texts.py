@@ -5,7 +5,7 @@ from __future__ import annotations
 from ultra import RESEARCH_NOTICE
 
 TITLE = "ultra 中文超声视觉问答"
-NOTICE = f"⚠️ {RESEARCH_NOTICE}"
+NOTICE = f"【注意】{RESEARCH_NOTICE}"
 INTRO = (
     "上传超声图像（PNG/JPEG/DICOM）后用中文提问，回答逐字显示。DICOM 仅显示去标识化后的内容。"
     "\n\nUpload ultrasound images (PNG/JPEG/DICOM) and ask in Chinese or English."
