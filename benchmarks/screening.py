@@ -278,22 +278,26 @@ def answer_accuracy(
     return table
 
 
+RELEVANCE_KEYS = (
+    "top1",
+    "map",
+    "top1_unseen",
+    "map_unseen",
+    "described_kept",
+    "rejected_blank",
+    "rejected_other modality",
+    "spearman_teacher",
+)
+"""The relevance table's columns, in order (terminal and markdown tables alike)."""
+
+
 def _fmt(value: float) -> str:
     return "—" if np.isnan(value) else f"{value:.3f}"
 
 
 def markdown(rows: dict, accuracy: dict, dup_f1: float, speed: dict) -> str:
     """Both tables as markdown (for docs/benchmarks.md)."""
-    keys = (
-        "top1",
-        "map",
-        "top1_unseen",
-        "map_unseen",
-        "described_kept",
-        "rejected_blank",
-        "rejected_other modality",
-        "spearman_teacher",
-    )
+    keys = RELEVANCE_KEYS
     lines = [
         "| scorer | top-1 | mAP | top-1, unseen wording | mAP, unseen wording | described kept | blank rejected "
         "| other modality rejected | Spearman vs teacher | images/s |",
@@ -452,19 +456,7 @@ def main() -> None:
     for row in rows.values():
         table.add_row(
             row["scorer"],
-            *(
-                _fmt(row[key])
-                for key in (
-                    "top1",
-                    "map",
-                    "top1_unseen",
-                    "map_unseen",
-                    "described_kept",
-                    "rejected_blank",
-                    "rejected_other modality",
-                    "spearman_teacher",
-                )
-            ),
+            *(_fmt(row[key]) for key in RELEVANCE_KEYS),
             "—" if np.isnan(row["images_per_s"]) else f"{row['images_per_s']:.1f}",
         )
     console.print(table)
