@@ -140,3 +140,18 @@ def test_other_modality_distractors_follow_the_committed_dicom_split(shared_data
     assert set(sources) <= allowed, (
         f"{split} benchmark drew CT/MR from another split: {set(sources) & others}"
     )
+
+
+def test_each_report_carries_the_licences_of_what_it_contains(benchmark, shared_data, tmp_path):
+    """Laparoscopy distractors make a report non-commercial; reports without them may train shippable
+    weights (the student that ships is distilled on such reports)."""
+    from data_zh.licences import is_non_commercial
+
+    _, with_frames = benchmark
+    assert all("laparoscopy" in record.labels.image_roles for record in with_frames)
+    assert all(is_non_commercial(record.licence) for record in with_frames)
+    without = build_report_benchmark(
+        shared_data / "busi", tmp_path, split="train", dicom_root=shared_data / "dicom", n_reports=3
+    )
+    assert not any(is_non_commercial(record.licence) for record in without)
+    assert all("DICOM frames" in record.licence for record in without)

@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field
 from data_zh.builders.busi import IMPRESSIONS
 from data_zh.converters.base import progress
 from data_zh.converters.busi import BUSI_LICENCE, read_busi_labels
-from data_zh.converters.dicom import convert_dicom
-from data_zh.converters.laparoscopy import IMAGE_SUFFIXES
+from data_zh.converters.dicom import DICOM_LICENCE, convert_dicom
+from data_zh.converters.laparoscopy import IMAGE_SUFFIXES, LAPAROSCOPY_LICENCE
 from data_zh.io import write_records
 from data_zh.schema import Labels, Media, Record, qa_turns
 from data_zh.splits import load_split
@@ -131,6 +131,17 @@ def _other_modality_frames(root: Path, split: str) -> list[tuple[Path, int]]:
     ]
 
 
+def report_licence(roles: list[str]) -> str:
+    """The licences of what one report actually contains: BUSI always, then each distractor
+    source present (a report with laparoscopy frames is non-commercial; one without is not)."""
+    parts = [BUSI_LICENCE]
+    if "other_modality" in roles:
+        parts.append(f"DICOM frames: {DICOM_LICENCE}")
+    if "laparoscopy" in roles:
+        parts.append(f"laparoscopy frames: {LAPAROSCOPY_LICENCE}")
+    return "; ".join(parts)
+
+
 def build_report_benchmark(
     busi_root: str | Path,
     out_dir: str | Path,
@@ -230,8 +241,7 @@ def build_report_benchmark(
             Record(
                 id=report_id,
                 source="busi_report_benchmark",
-                licence=BUSI_LICENCE
-                + "; distractors keep their sources' licences (laparoscopy: non-commercial)",
+                licence=report_licence(roles),
                 specialty="breast",
                 modality="US",
                 language="zh",
