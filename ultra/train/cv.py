@@ -9,7 +9,8 @@ set the config's validation asks for. The reference is a plain classifier on the
 in the same fold: the recipe's first stage, a ``classification`` stage, is exactly that
 classifier (later stages never change what it was scored on), so its held-out scores are read
 from the same run; ``--reference CONFIG`` trains another classifier recipe in the folds instead.
-The same final model answering with blank images gives the blind scores. ``cv.json`` and
+The same final model answering with blank images gives the blind scores, and the held-out fold
+asked in the held-out wordings (never used in training) gives the ``heldout_*`` scores. ``cv.json`` and
 ``cv.md`` hold per-fold numbers and the means with t-intervals over folds.
 """
 
@@ -37,6 +38,8 @@ REPORTED = (
     ("classifier_malignancy_bacc", "plain classifier: malignancy balanced accuracy"),
     ("blind_lesion_bacc", "same model, blank images: lesion balanced accuracy"),
     ("blind_malignancy_bacc", "same model, blank images: malignancy balanced accuracy"),
+    ("heldout_lesion_bacc", "held-out wordings: lesion presence balanced accuracy"),
+    ("heldout_answer_type_consistency", "held-out wordings: answer-type consistency"),
 )
 
 
@@ -121,17 +124,36 @@ class FoldResult:
     output_dir: str
 
 
-def _blind_scores(final_dir: Path, records: list, batch_size: int, max_new_tokens: int) -> dict[str, float]:
+def _final_model_scores(
+    final_dir: Path, recipe: TrainConfig, validation: list, seed: int
+) -> dict[str, float]:
+    """What the finished fold model gives beyond its own validation: the same questions with blank
+    images (``blind_*``) and the held-out fold asked in the wordings training never used
+    (``heldout_*``: lesion balanced accuracy and answer-type consistency are the issue's targets)."""
     from ultra.eval.score import QUESTION_TYPE, score_answers
     from ultra.model import load_model
+    from ultra.train.data import drop_records_without_media, load_source
     from ultra.train.validation import answer_records, closed_scores
 
     model, processor = load_model(final_dir)
-    answers = answer_records(
-        model, processor, records, batch_size=batch_size, max_new_tokens=max_new_tokens, blank_images=True
-    )
-    metrics = score_answers(answers, records, n_resamples=0, breakdowns=(QUESTION_TYPE,))
-    return {f"blind_{key}": value for key, value in closed_scores(metrics).items() if key.endswith("_bacc")}
+    settings = {
+        "batch_size": recipe.validation.batch_size,
+        "max_new_tokens": recipe.validation.max_new_tokens,
+    }
+    scores: dict[str, float] = {}
+    blind = answer_records(model, processor, validation, blank_images=True, **settings)
+    metrics = score_answers(blind, validation, n_resamples=0, breakdowns=(QUESTION_TYPE,))
+    scores |= {
+        f"blind_{key}": value for key, value in closed_scores(metrics).items() if key.endswith("_bacc")
+    }
+    source = recipe.validation.source
+    if source is not None and source.wordings != "heldout":
+        heldout_source = source.model_copy(update={"wordings": "heldout"})
+        heldout = drop_records_without_media(load_source(heldout_source, seed=seed))
+        answers = answer_records(model, processor, heldout, **settings)
+        metrics = score_answers(answers, heldout, n_resamples=0, breakdowns=(QUESTION_TYPE,))
+        scores |= {f"heldout_{key}": value for key, value in closed_scores(metrics).items()}
+    return scores
 
 
 def run_fold(
@@ -169,12 +191,7 @@ def run_fold(
         scores.update(classifier_scores(confusion))
     else:
         logger.warning("fold %d: the reference's first stage reported no classifier validation", index)
-    validation = trainer.validation_records()
-    scores.update(
-        _blind_scores(
-            result.final_dir, validation, recipe.validation.batch_size, recipe.validation.max_new_tokens
-        )
-    )
+    scores.update(_final_model_scores(result.final_dir, recipe, trainer.validation_records(), recipe.seed))
     training = sum(len(keys) for other, keys in enumerate(folds) if other != index)
     return FoldResult(index, training, len(folds[index]), scores, str(fold_dir))
 
