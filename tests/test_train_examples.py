@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from data_zh.converters.busi import read_busi_labels
@@ -29,7 +30,19 @@ def test_write_examples_records_every_answer(shared_data, tmp_path):
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
     out = tmp_path / "busi"
-    paths = write_examples(tmp_path / "model", shared_data / "busi", 3, out, copy_images=True, per_class=1)
+    project = tmp_path / "README.md"
+    project.write_text(
+        "# p\n<!-- examples:start -->\nold table\n<!-- examples:end -->\nrest\n", encoding="utf-8"
+    )
+    paths = write_examples(
+        tmp_path / "model",
+        shared_data / "busi",
+        3,
+        out,
+        copy_images=True,
+        per_class=1,
+        project_readme=project,
+    )
     payload = json.loads(paths["examples"].read_text(encoding="utf-8"))
     assert payload["seed"] == 3 and len(payload["answers"]) == 2 * len(LABELS)
     readme = paths["readme"].read_text(encoding="utf-8")
@@ -38,5 +51,16 @@ def test_write_examples_records_every_answer(shared_data, tmp_path):
         assert (
             f"| `{row['file']}` | {row['question']} | {row['answer']} | {row['gold']} | {verdict} |" in readme
         )
+    block = project.read_text(encoding="utf-8")
+    assert (
+        "old table" not in block
+        and block.startswith("# p\n<!-- examples:start -->")
+        and block.endswith("rest\n")
+    )
+    for row in payload["answers"]:
+        assert f"| `ultra/examples/busi/{row['file']}` | {row['question']} | {row['answer']} |" in block
+    project.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="needs exactly one <!-- examples:start -->"):
+        write_examples(tmp_path / "model", shared_data / "busi", 3, out, per_class=1, project_readme=project)
     for example in payload["drawn"]:
         assert (out / example["file"]).read_bytes() == (shared_data / "busi" / example["source"]).read_bytes()

@@ -7,7 +7,8 @@ The draw is seeded and stratified (``per_class`` images of each label, in the co
 split's order shuffled by the seed), so anyone can check that the bundled images were not chosen
 for the model's sake. ``README.md`` (a table) and ``examples.json`` (the draw and the answers,
 for tests) are written into ``--out`` (default: ``ultra/examples/busi``); ``--copy-images``
-replaces the bundled images with the draw.
+replaces the bundled images with the draw; ``--project-readme README.md`` also refreshes the
+answers table between the project README's ``examples`` markers (what a newcomer reads first).
 """
 
 from __future__ import annotations
@@ -85,14 +86,40 @@ def answer_examples(model: Any, processor: Any, drawn: list[DrawnExample], busi_
     return rows
 
 
+README_MARKERS = ("<!-- examples:start -->", "<!-- examples:end -->")
+
+
+def answers_table(rows: list[dict], folder: str = "") -> str:
+    """Every answer, right or wrong, as a markdown table (``folder`` prefixes the file names)."""
+    lines = ["| file | question | model answer | expected | |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        f"| `{folder}{row['file']}` | {row['question']} | {row['answer']} | {row['gold']} | "
+        f"{'right' if row['correct'] else 'wrong'} |"
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def refresh_readme_block(readme: Path, rows: list[dict], seed: int) -> None:
+    """Replace the table between the project README's markers (both must be there)."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = README_MARKERS
+    if text.count(start) != 1 or text.count(end) != 1:
+        raise ValueError(f"{readme}: needs exactly one {start} and one {end} line")
+    right = sum(row["correct"] for row in rows)
+    block = (
+        f"{start}\n`ultra-tiny-zh` on the six bundled BUSI val images (drawn by `python -m ultra.train.examples "
+        f"--seed {seed}`, not picked), right or wrong ({right} of {len(rows)} right):\n\n"
+        f"{answers_table(rows, 'ultra/examples/busi/')}\n{end}"
+    )
+    head, rest = text.split(start, 1)
+    readme.write_text(head + block + rest.split(end, 1)[1], encoding="utf-8")
+
+
 def examples_markdown(seed: int, drawn: list[DrawnExample], rows: list[dict], model_name: str) -> str:
     """The README: how the images were drawn, then every answer, right or wrong."""
     sources = "\n".join(f"| `{e.file}` | BUSI `{e.source}` | {e.label} |" for e in drawn)
-    answers = "\n".join(
-        f"| `{row['file']}` | {row['question']} | {row['answer']} | {row['gold']} | "
-        f"{'right' if row['correct'] else 'wrong'} |"
-        for row in rows
-    )
+    answers = answers_table(rows)
     right = sum(row["correct"] for row in rows)
     return f"""# BUSI examples
 
@@ -105,8 +132,6 @@ by hand. Answers are {model_name}'s greedy answers, right or wrong ({right} of {
 | --- | --- | --- |
 {sources}
 
-| file | question | model answer | expected | |
-| --- | --- | --- | --- | --- |
 {answers}
 """
 
@@ -118,9 +143,10 @@ def write_examples(
     out: Path,
     copy_images: bool = False,
     per_class: int = 2,
+    project_readme: Path | None = None,
 ) -> dict[str, Path]:
     """Draw, answer, and write ``README.md`` and ``examples.json`` into ``out`` (and the images
-    with ``copy_images``); returns the written paths."""
+    with ``copy_images``, the project README's table with ``project_readme``); returns the written paths."""
     from data_zh.converters.busi import read_busi_labels
     from ultra.model import load_model
     from ultra.resources import embedded_model_dir
@@ -141,6 +167,9 @@ def write_examples(
     payload = {"seed": seed, "model": name, "drawn": [asdict(e) for e in drawn], "answers": rows}
     record = out / "examples.json"
     record.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    if project_readme is not None:
+        refresh_readme_block(project_readme, rows, seed)
+        written["project_readme"] = project_readme
     return {"readme": readme, "examples": record, **written}
 
 
@@ -157,10 +186,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=examples_dir() / "busi")
     parser.add_argument("--copy-images", action="store_true", help="replace the images in --out by the draw")
     parser.add_argument("--per-class", type=int, default=2)
+    parser.add_argument("--project-readme", type=Path, default=None, help="also refresh this README's table")
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        paths = write_examples(args.model, args.busi, args.seed, args.out, args.copy_images, args.per_class)
+        paths = write_examples(
+            args.model, args.busi, args.seed, args.out, args.copy_images, args.per_class, args.project_readme
+        )
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)  # noqa: T201 - a command-line entry point
         raise SystemExit(2) from None
