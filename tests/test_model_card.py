@@ -12,13 +12,13 @@ import typer
 from tests.conftest import REPO_ROOT
 from ultra.cli.main import app
 from ultra.resources import embedded_model_dir
-from ultra.train.embedded import render_model_card
+from ultra.train import model_card
 
 
 def _card_texts() -> dict[str, str]:
     return {
         "MODEL_CARD.md": (embedded_model_dir() / "MODEL_CARD.md").read_text(encoding="utf-8"),
-        "render_model_card": inspect.getsource(render_model_card),
+        "render_model_card": inspect.getsource(model_card),
     }
 
 

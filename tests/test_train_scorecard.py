@@ -166,10 +166,10 @@ def test_validation_does_not_import_the_scorecard():
 
 
 def test_model_card_prints_the_scorecards_numbers():
-    from ultra.train.embedded import render_model_card
+    from ultra.train.model_card import CardFacts, render_model_card
 
     summary = {"stages": [], "wall_s": 60.0}
-    text = render_model_card(summary, _hand_card(), "ultra train configs/tiny-zh.yaml", "")
+    text = render_model_card(CardFacts(summary, _hand_card(), "ultra train configs/tiny-zh.yaml"))
     assert scorecard_markdown(_hand_card(), ["lesion", "malignancy"]) in text
     # lesion: 83.3 balanced accuracy with images against 50.0 blind; malignancy 50.0 against 50.0
     assert "(lesion) +33.3 points" in text and "(malignancy) +0.0 points" in text

@@ -10,7 +10,8 @@ from data_zh import convert, write_records
 from data_zh.builders import build_busi_instructions, build_question_type_instructions
 from data_zh.licences import is_non_commercial, source_licences
 from ultra.train import DataSource, TrainConfig
-from ultra.train.embedded import install, render_model_card
+from ultra.train.embedded import install
+from ultra.train.model_card import CardFacts, render_model_card
 from ultra.train.runner import Trainer
 from ultra.train.shippable import LicenceError, check_shippable, read_training_data, sources_markdown
 
@@ -91,5 +92,7 @@ def test_model_card_lists_every_source_used():
         {"data_source": "busi", "source": "busi", "licence": "CC BY 4.0", "records": 10},
         {"data_source": "slake_zh", "source": "slake", "licence": "CC BY 4.0 (SLAKE)", "records": 7},
     ]
-    text = render_model_card({"stages": [], "wall_s": 1.0, "training_data": rows}, _hand_card(), "cmd", "")
+    text = render_model_card(
+        CardFacts({"stages": [], "wall_s": 1.0, "training_data": rows}, _hand_card(), "cmd")
+    )
     assert sources_markdown(rows) in text and "| slake_zh | slake | 7 | CC BY 4.0 (SLAKE) |" in text
