@@ -69,13 +69,15 @@ def test_cv_smoke_runs_two_folds(shared_data, tmp_path):
         torch.manual_seed(0)
         return build_model("debug-tiny", pretrained=False)
 
-    report = run_cv(
-        _config(shared_data, tmp_path), k=5, seed=0, only=[0, 1], max_steps=1, model_builder=fresh
-    )
+    config = _config(shared_data, tmp_path)
+    source = config.validation.source.model_copy(update={"wordings": "train"})  # as the shipped recipe
+    config = config.model_copy(update={"validation": config.validation.model_copy(update={"source": source})})
+    report = run_cv(config, k=5, seed=0, only=[0, 1], max_steps=1, model_builder=fresh)
     assert [fold["fold"] for fold in report["folds"]] == [0, 1]
     for fold in report["folds"]:
         assert fold["n_train_images"] + fold["n_heldout_images"] == 132
         assert {"lesion_bacc", "classifier_lesion_bacc", "blind_lesion_bacc"} <= set(fold["scores"])
+        assert {"heldout_lesion_bacc", "heldout_answer_type_consistency"} <= set(fold["scores"])
     assert report["summary"]["lesion_bacc"]["n_folds"] == 2 and report["smoke"]
     written = json.loads((tmp_path / "run" / "cv" / "cv.json").read_text(encoding="utf-8"))
     assert written["summary"] == report["summary"]
@@ -84,6 +86,18 @@ def test_cv_smoke_runs_two_folds(shared_data, tmp_path):
     )
     with pytest.raises(ValueError, match="outside 0..4"):
         run_cv(_config(shared_data, tmp_path), k=5, only=[7], max_steps=1, model_builder=fresh)
+    stage0 = run_cv(
+        _config(shared_data, tmp_path),
+        k=5,
+        only=[0],
+        max_steps=1,
+        model_builder=fresh,
+        output_dir=tmp_path / "stage0",
+        classifier_only=True,
+    )
+    # the classifier alone: its scores, none of the VLM's (no LLM stage ran)
+    assert set(stage0["folds"][0]["scores"]) <= {"classifier_lesion_bacc", "classifier_malignancy_bacc"}
+    assert "classifier_lesion_bacc" in stage0["folds"][0]["scores"] and stage0["classifier_only"]
 
 
 def test_model_card_carries_the_cv_table_targets_and_the_fusion_weights():

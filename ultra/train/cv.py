@@ -1,6 +1,6 @@
 """Choose a recipe without touching val: k-fold cross-validation inside the BUSI train split.
 
-    python -m ultra.train.cv configs/tiny-zh.yaml --folds 5 [--max-steps 2] [--only 0,1]
+    python -m ultra.train.cv configs/tiny-zh.yaml --folds 5 [--max-steps 2] [--only 0,1] [--classifier-only]
 
 Folds come from :func:`data_zh.splitting.cv_folds` (stratified, near-duplicate groups kept
 whole). For each fold the recipe trains on the other folds — every BUSI data source of the
@@ -166,12 +166,17 @@ def run_fold(
     reference: TrainConfig | None = None,
     show_progress: bool = False,
     model_builder: Any = None,
+    classifier_only: bool = False,
 ) -> FoldResult:
     """Train the recipe (and the reference, when given) on fold ``index`` and score the held-out fold.
-    ``model_builder`` is the ``Trainer``'s (a fresh model per call; default: the config's)."""
+    ``model_builder`` is the ``Trainer``'s (a fresh model per call; default: the config's);
+    ``classifier_only`` runs the first (classification) stage alone: comparing stage-0 variants
+    costs a fraction of the whole recipe."""
     from ultra.train.runner import Trainer
 
     fold_dir = output_root / f"fold{index}"
+    if classifier_only:
+        config = config.model_copy(update={"stages": config.stages[:1]})
     recipe = fold_config(config, folds, index, fold_dir / "recipe")
     common = {"max_steps": max_steps, "show_progress": show_progress, "model_builder": model_builder}
     trainer = Trainer(recipe, **common)
@@ -180,6 +185,8 @@ def run_fold(
     scores = {key: float(value) for key, value in last.items() if isinstance(value, int | float)}
     for key in ("stage", "step", "global_step"):
         scores.pop(key, None)
+    if classifier_only:  # the last stage is the classifier: its scores come from the confusion below
+        scores = {}
     classifier_run = result
     classifier_stage = recipe.stages[0]
     if reference is not None:
@@ -191,7 +198,9 @@ def run_fold(
         scores.update(classifier_scores(confusion))
     else:
         logger.warning("fold %d: the reference's first stage reported no classifier validation", index)
-    scores.update(_final_model_scores(result.final_dir, recipe, trainer.validation_records(), recipe.seed))
+    if not classifier_only:
+        validation = trainer.validation_records()
+        scores.update(_final_model_scores(result.final_dir, recipe, validation, recipe.seed))
     training = sum(len(keys) for other, keys in enumerate(folds) if other != index)
     return FoldResult(index, training, len(folds[index]), scores, str(fold_dir))
 
@@ -230,6 +239,7 @@ def run_cv(
     output_dir: Path | None = None,
     show_progress: bool = False,
     model_builder: Any = None,
+    classifier_only: bool = False,
 ) -> dict[str, Any]:
     """Run the recipe in each requested fold; write ``cv.json`` and ``cv.md``; return the summary."""
     from data_zh.splitting import cv_folds
@@ -255,6 +265,7 @@ def run_cv(
             reference=reference,
             show_progress=show_progress,
             model_builder=model_builder,
+            classifier_only=classifier_only,
         )
         for index in chosen
     ]
@@ -265,6 +276,7 @@ def run_cv(
         "folds": [result.__dict__ for result in results],
         "summary": summary,
         "smoke": max_steps is not None,
+        "classifier_only": classifier_only,
     }
     root.mkdir(parents=True, exist_ok=True)
     (root / "cv.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -290,6 +302,11 @@ def main(argv: list[str] | None = None) -> None:
         "--reference", type=Path, default=None, help="a classifier config to run in the folds"
     )
     parser.add_argument("--output-dir", type=Path, default=None, help="default: <output_dir>/cv")
+    parser.add_argument(
+        "--classifier-only",
+        action="store_true",
+        help="run only stage 0, the classifier (compare its variants)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -304,6 +321,7 @@ def main(argv: list[str] | None = None) -> None:
             max_steps=args.max_steps,
             reference=reference,
             output_dir=args.output_dir,
+            classifier_only=args.classifier_only,
         )
     except (ConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)  # noqa: T201 - a command-line entry point
