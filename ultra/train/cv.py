@@ -35,7 +35,7 @@ REPORTED = (
     ("malignancy_bacc", "malignancy balanced accuracy"),
     ("answer_type_consistency", "answer-type consistency"),
     ("classifier_lesion_bacc", "plain classifier: lesion vs normal balanced accuracy"),
-    ("classifier_malignancy_bacc", "plain classifier: malignancy balanced accuracy"),
+    ("classifier_malignancy_bacc", "plain classifier: benign / malignant / normal balanced accuracy"),
     ("blind_lesion_bacc", "same model, blank images: lesion balanced accuracy"),
     ("blind_malignancy_bacc", "same model, blank images: malignancy balanced accuracy"),
     ("heldout_lesion_bacc", "held-out wordings: lesion presence balanced accuracy"),
@@ -79,8 +79,9 @@ def fold_config(
 
 
 def classifier_scores(confusion: dict[str, dict[str, int]], normal: str = "normal") -> dict[str, float]:
-    """Lesion-vs-normal and benign-vs-malignant balanced accuracy (percent) from a 3-class confusion:
-    the numbers the VLM's lesion and malignancy questions are compared with."""
+    """Lesion-vs-normal and malignancy balanced accuracy (percent) from a 3-class confusion, grouped
+    the way the VLM's questions are: 是否可见病灶 is lesion vs normal; 良性还是恶性 is asked about every
+    image (a normal one expects 未见明确病灶), so its reference is the 3-class balanced accuracy."""
     from ultra.eval.metrics import balanced_accuracy
 
     gold, predicted = [], []
@@ -89,11 +90,10 @@ def classifier_scores(confusion: dict[str, dict[str, int]], normal: str = "norma
             gold += [truth] * count
             predicted += [guess] * count
     lesion = balanced_accuracy([g != normal for g in gold], [p != normal for p in predicted])
-    pairs = [(g, p) for g, p in zip(gold, predicted, strict=True) if g != normal]
-    scores = {"classifier_lesion_bacc": 100 * lesion}
-    if pairs:
-        scores["classifier_malignancy_bacc"] = 100 * balanced_accuracy(*map(list, zip(*pairs, strict=True)))
-    return scores
+    return {
+        "classifier_lesion_bacc": 100 * lesion,
+        "classifier_malignancy_bacc": 100 * balanced_accuracy(gold, predicted),
+    }
 
 
 def _last_validation(validation: list[dict], stage: StageConfig) -> dict:
