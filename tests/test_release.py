@@ -87,6 +87,22 @@ def test_shipped_student_loads_on_the_shipped_model_and_screens_the_bundled_repo
     assert any(v.keep for v in verdicts)
 
 
+@shipped
+def test_ultra_screen_uses_the_shipped_student_without_being_told(tmp_path):
+    """The first-hour path: no --student, the student beside the model answers (JSON on stdout)."""
+    from typer.testing import CliRunner
+
+    from ultra.cli.main import app
+
+    report = json.loads((examples_dir() / "report" / "report.json").read_text(encoding="utf-8"))
+    images = [arg for name in report["images"] for arg in ("--image", str(examples_dir() / "report" / name))]
+    result = CliRunner().invoke(app, ["screen", "--text", report["report"], *images, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    weights = [row["weight"] for row in payload["images"]]
+    assert len(weights) == 3 and abs(sum(weights) - 1) < 1e-3, payload
+
+
 def test_install_student_refuses_reports_with_non_commercial_frames(tmp_path):
     run, student, destination = tmp_path / "run", tmp_path / "student", tmp_path / "weights" / "screener"
     run.mkdir()

@@ -58,6 +58,7 @@ class CardFacts:
     heldout: dict[str, Any] = field(default_factory=dict)
     cv_table: str = ""
     cv_summary: dict[str, Any] = field(default_factory=dict)
+    selection: str = ""
     fusion_weights: dict[str, float] | None = None
     previous: dict[str, float] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
@@ -155,7 +156,7 @@ def _cv_section(facts: CardFacts) -> str:
     return (
         "\n## Recipe selection (cross-validation inside the train split)\n"
         "The recipe was chosen on these folds only (`python -m ultra.train.cv`); the val split below was "
-        f"scored once, at the end.\n\n{facts.cv_table}\n\n{targets}\n"
+        f"scored once, at the end.\n\n{facts.selection}{facts.cv_table}\n\n{targets}\n"
     )
 
 

@@ -151,6 +151,7 @@ def release(
     paths: ReleasePaths,
     *,
     cv_report: dict[str, Any] | None = None,
+    selection: str = "",
     command: str = f"python -m ultra.train.release --cv CV.json  # recipe {RECIPE}",
     examples_seed: int = 0,
     max_steps: int | None = None,
@@ -182,9 +183,6 @@ def release(
         json.dumps({"val": card, "val_heldout_wordings": heldout}, ensure_ascii=False, indent=1),
         encoding="utf-8",
     )
-    (paths.model_dir / "example_answers.json").write_text(
-        json.dumps(example_answers(model, processor), ensure_ascii=False, indent=1), encoding="utf-8"
-    )
     write_examples(
         paths.model_dir,
         paths.busi,
@@ -192,6 +190,10 @@ def release(
         paths.examples_out,
         copy_images=True,
         project_readme=paths.project_readme,
+    )
+    # after the draw: into the package, it replaces the bundled images these answers are about
+    (paths.model_dir / "example_answers.json").write_text(
+        json.dumps(example_answers(model, processor), ensure_ascii=False, indent=1), encoding="utf-8"
     )
     _step("building the screening reports from the train splits", started)
     reports = run_dir / "screening-reports"
@@ -210,6 +212,7 @@ def release(
         heldout=heldout,
         cv_table=cv_markdown(cv_report["summary"], cv_report["k"], cv_report["seed"]) if cv_report else "",
         cv_summary=cv_report["summary"] if cv_report else {},
+        selection=selection,
         fusion_weights=model.model.vision_tower.fusion_weights(),
         previous=previous,
         changes=WHAT_CHANGED if previous else [],
@@ -224,6 +227,14 @@ def release(
     return facts
 
 
+def _selection_text(path: Path) -> str:
+    """The selection document's body for the card (its own title line dropped)."""
+    lines = path.read_text(encoding="utf-8").strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return "\n".join(lines).strip() + "\n\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -236,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--screening", type=Path, default=Path(SCREENING_RECIPE))
     parser.add_argument(
         "--cv", type=Path, default=None, help="cv.json of python -m ultra.train.cv (for the card)"
+    )
+    parser.add_argument(
+        "--selection", type=Path, default=None, help="markdown: how the recipe was chosen (for the card)"
     )
     parser.add_argument("--busi", type=Path, default=Path("../shared/data/busi"))
     parser.add_argument("--dicom", type=Path, default=Path("../shared/data/dicom"))
@@ -257,14 +271,25 @@ def main(argv: list[str] | None = None) -> None:
             config = config.model_copy(update={"output_dir": str(args.output_dir)})
         screening = load_train_config(args.screening)
         cv_report = json.loads(args.cv.read_text(encoding="utf-8")) if args.cv else None
+        selection = _selection_text(args.selection) if args.selection else ""
         paths = release_paths(args.weights_dir, args.busi, args.dicom)
         if args.max_steps is not None and paths.weights_dir.resolve() == SHIPPED_WEIGHTS.resolve():
             raise ReleaseError(
                 "a --max-steps smoke run would replace the shipped model: pass --weights-dir DIR"
             )
-        command = "python -m ultra.train.release" + (f" --cv {args.cv}" if args.cv else "")
+        command = " ".join(
+            ["python -m ultra.train.release"]
+            + ([f"--cv {args.cv}"] if args.cv else [])
+            + ([f"--selection {args.selection}"] if args.selection else [])
+        )
         facts = release(
-            config, screening, paths, cv_report=cv_report, command=command, max_steps=args.max_steps
+            config,
+            screening,
+            paths,
+            cv_report=cv_report,
+            selection=selection,
+            command=command,
+            max_steps=args.max_steps,
         )
     except (ConfigError, LicenceError, ReleaseError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)  # noqa: T201 - a command-line entry point
