@@ -170,6 +170,8 @@ def release(
 
     started = time.perf_counter()
     run_dir = Path(config.output_dir)
+    # val is scored once, after training: the run itself validates on nothing
+    config = config.model_copy(update={"validation": config.validation.model_copy(update={"source": None})})
     _step("scoring the model being replaced on val (for the card's comparison)", started)
     previous = score_previous(paths)
     _step(f"training the model ({len(config.stages)} stages) into {run_dir}", started)
