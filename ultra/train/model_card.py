@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ultra.train.scorecard import scorecard_markdown
+from ultra.train.scorecard import interval_text, scorecard_markdown
 from ultra.train.shippable import sources_markdown
 
 # The issue's targets, read the same way for CV means and the once-scored val split.
@@ -95,11 +95,6 @@ def _blind_gap(card: dict[str, Any], name: str) -> str:
     return f"{model - blind:+.1f}"
 
 
-def _interval(row: dict[str, Any], key: str) -> str:
-    low, high = row.get(f"{key}_ci95", [float("nan")] * 2)
-    return f"{row[key]:.1f} [{low:.1f}, {high:.1f}]"
-
-
 def heldout_markdown(heldout: dict[str, Any]) -> str:
     """Held-out wordings on val: balanced accuracy with its interval and answer-type consistency."""
     lines = [
@@ -112,7 +107,7 @@ def heldout_markdown(heldout: dict[str, Any]) -> str:
         consistency = row.get("answer_type_consistency")
         shown = f"{consistency:.1f}" if consistency is not None else "–"
         lines.append(
-            f"| {name} | {row['n_closed']} | {_interval(row, 'closed_balanced_accuracy')} | {shown} |"
+            f"| {name} | {row['n_closed']} | {interval_text(row, 'closed_balanced_accuracy')} | {shown} |"
         )
     return "\n".join(lines)
 

@@ -83,7 +83,8 @@ def scorecard(
     return card | {"answers": seen, "blind_answers": blind}
 
 
-def _interval(row: dict[str, Any], key: str) -> str:
+def interval_text(row: dict[str, Any], key: str) -> str:
+    """``value [low, high]`` with one decimal, from a summary row and its ``<key>_ci95``."""
     low, high = row.get(f"{key}_ci95", [float("nan")] * 2)
     return f"{row[key]:.1f} [{low:.1f}, {high:.1f}]"
 
@@ -102,6 +103,6 @@ def scorecard_markdown(card: dict[str, Any], question_types: list[str] | None = 
                 continue
             lines.append(
                 f"| {name} | {label} | {row['n_closed']} ({row['n_closed_correct']} correct) | "
-                f"{_interval(row, 'closed_accuracy')} | {_interval(row, 'closed_balanced_accuracy')} |"
+                f"{interval_text(row, 'closed_accuracy')} | {interval_text(row, 'closed_balanced_accuracy')} |"
             )
     return "\n".join(lines)
