@@ -146,6 +146,18 @@ def test_a_release_over_the_size_budget_is_refused(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{64}", files[1].sha256)
 
 
+def test_the_release_trains_without_looking_at_val():
+    from ultra.train import load_train_config
+    from ultra.train.release import without_validation
+
+    recipe = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "tiny-zh.yaml")
+    assert recipe.validation.source is not None and recipe.validation.source.split == "val"
+    trained = without_validation(recipe)
+    assert (
+        trained.validation.source is None and trained.stages == recipe.stages and trained.data == recipe.data
+    )
+
+
 def test_the_student_recipe_is_pointed_at_the_fresh_model_and_reports(tmp_path):
     from ultra.train import load_train_config
 

@@ -119,6 +119,12 @@ def screening_config(base: TrainConfig, model_dir: Path, reports: Path, output_d
     )
 
 
+def without_validation(config: TrainConfig) -> TrainConfig:
+    """The recipe as the release trains it: val is scored once, after training, so the run itself
+    validates on nothing (a recipe's own validation would look at val at every stage's end)."""
+    return config.model_copy(update={"validation": config.validation.model_copy(update={"source": None})})
+
+
 def install_student(student_dir: Path, run_dir: Path, destination: Path) -> Path:
     """Copy a trained student into the package after the licence gate on its training reports."""
     check_shippable(read_training_data(run_dir))
@@ -170,8 +176,7 @@ def release(
 
     started = time.perf_counter()
     run_dir = Path(config.output_dir)
-    # val is scored once, after training: the run itself validates on nothing
-    config = config.model_copy(update={"validation": config.validation.model_copy(update={"source": None})})
+    config = without_validation(config)
     _step("scoring the model being replaced on val (for the card's comparison)", started)
     previous = score_previous(paths)
     _step(f"training the model ({len(config.stages)} stages) into {run_dir}", started)
