@@ -57,6 +57,7 @@ from screening import (
 )
 from screening.backbone import pooled_features
 from screening.duplicates import duplicate_groups
+from ultra.media import read_record_images
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DISTILL_CONFIG = REPO_ROOT / "configs" / "screening-tiny-zh.yaml"
@@ -68,14 +69,6 @@ UNSEEN_WORDINGS = {
 }
 REJECTED_ROLES = {"blank": ("blank",), "other modality": ("other_modality", "laparoscopy")}
 Scorer = Callable[[str, Sequence[Image.Image]], Sequence[float]]
-
-
-def _images(record: Record) -> list[Image.Image]:
-    pictures = []
-    for rel in record.media.images:
-        with Image.open(record.media.resolve(rel)) as image:
-            pictures.append(image.convert("RGB"))
-    return pictures
 
 
 def unseen_report(record: Record) -> str:
@@ -411,7 +404,7 @@ def main() -> None:
     console.print(f"distilled student trained ({time.perf_counter() - start:.0f} s)")
 
     screener = ReportScreener(fusion, distilled)
-    pictures = [_images(record) for record in val]
+    pictures = [read_record_images(record) for record in val]
     teacher = ReportTeacher(answerer)
     noise = random.Random(0)
     distilled_scores = StudentScorer(fusion, distilled)
