@@ -478,3 +478,15 @@ def test_source_filters_rebalance_and_strip_media(data_dir):
     assert len(text) == 4 and all(
         r.media.count == 0 and "<image>" not in r.conversations[0].content for r in text
     )
+
+
+def test_task_filter_keeps_only_the_named_tasks():
+    from ultra.train import DataSource, load_source
+
+    every = load_source(DataSource(kind="busi_question_types"))
+    stated = load_source(DataSource(kind="busi_question_types", tasks=["closed_vqa"]))
+    assert {r.task for r in every} == {"closed_vqa", "open_vqa"}  # answer-form and stated exchanges
+    assert {r.task for r in stated} == {"closed_vqa"}
+    assert len(stated) == sum(r.task == "closed_vqa" for r in every)
+    with pytest.raises(ValueError, match=r"unknown task\(s\) \['nope'\]"):
+        DataSource(kind="busi_question_types", tasks=["nope"])

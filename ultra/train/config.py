@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ultra.config_io import load_config
 from ultra.model.lora import LoraSettings
@@ -57,6 +57,20 @@ class DataSource(_Strict):
         default=None,
         description="keep only records whose images are all among these keys (cross-validation folds)",
     )
+    tasks: list[str] | None = Field(
+        default=None,
+        description="keep only records of these tasks (e.g. closed_vqa, report, question_generation)",
+    )
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: list[str] | None) -> list[str] | None:
+        from data_zh.schema import TASKS
+
+        unknown = [task for task in tasks or [] if task not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
+        return tasks
 
     @model_validator(mode="after")
     def _path_given(self) -> DataSource:

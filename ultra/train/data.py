@@ -66,6 +66,9 @@ def load_source(source: DataSource, seed: int = 0) -> list[Record]:
     if source.classes is not None:
         wanted = set(source.classes)
         records = [record for record in records if wanted & set(record.labels.classes)]
+    if source.tasks is not None:
+        wanted_tasks = set(source.tasks)
+        records = [record for record in records if record.task in wanted_tasks]
     if source.images is not None:
         wanted_images = set(source.images)
         records = [record for record in records if set(record.media.images) <= wanted_images]
