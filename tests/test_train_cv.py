@@ -147,3 +147,45 @@ def test_quality_recipe_trains_both_encoders_and_uses_only_training_wordings():
     used = [config.data[name] for name in llm.sources]
     assert {source.kind for source in used} >= {"busi", "busi_question_types", "slake"}
     assert all(source.wordings == "train" for source in used)
+
+
+def test_train_fraction_keeps_the_label_mix_and_the_held_out_fold_whole(shared_data, tmp_path):
+    from collections import Counter
+    from pathlib import Path
+
+    from ultra.train.cv import subsample_training
+
+    folds = cv_folds(5, seed=0)
+    others = [key for index in (1, 2, 3, 4) for key in folds[index]]
+    half = subsample_training(others, 0.5, seed=3)
+    assert set(half) < set(others) and abs(len(half) - len(others) / 2) <= 3
+    share = Counter(Path(key).parent.name for key in half)
+    for label, count in Counter(Path(key).parent.name for key in others).items():
+        assert abs(share[label] - count / 2) <= 1, (label, share[label], count)
+    assert half == subsample_training(others, 0.5, seed=3) != subsample_training(others, 0.5, seed=4)
+    assert subsample_training(others, 1.0, seed=3) == sorted(others)
+    with pytest.raises(ValueError, match="train fraction must be in"):
+        subsample_training(others, 0.0, seed=3)
+    fold = fold_config(_config(shared_data, tmp_path), folds, 0, tmp_path / "fold0", train_fraction=0.5)
+    assert set(fold.data["busi"].images) < set(others) and len(fold.data["busi"].images) < len(others)
+    assert set(fold.validation.source.images) == set(folds[0])
+
+
+def test_learning_curve_smoke_writes_points_table_and_picture(shared_data, tmp_path):
+    from ultra.model import build_model
+    from ultra.train.learning_curve import run_learning_curve
+
+    def fresh(_config):
+        torch.manual_seed(0)
+        return build_model("debug-tiny", pretrained=False)
+
+    config = _config(shared_data, tmp_path)
+    result = run_learning_curve(
+        config, [0.5, 1.0], k=2, output_dir=tmp_path / "lc", max_steps=1, model_builder=fresh
+    )
+    sizes = [point["mean_train_images"] for point in result["points"]]
+    assert sizes[0] < sizes[1] == 66  # half of each fold's 66 training images, then all of them
+    assert all("classifier_lesion_bacc" in point for point in result["points"]) and result["smoke"]
+    table = (tmp_path / "lc" / "learning_curve.md").read_text(encoding="utf-8")
+    assert "| 66 (1) |" in table and table.count("\n| ") == 4  # header, rule, one row per fraction
+    assert (tmp_path / "lc" / "learning_curve.png").stat().st_size > 10_000

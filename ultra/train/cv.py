@@ -1,6 +1,7 @@
 """Choose a recipe without touching val: k-fold cross-validation inside the BUSI train split.
 
     python -m ultra.train.cv configs/tiny-zh.yaml --folds 5 [--max-steps 2] [--only 0,1] [--classifier-only]
+                             [--train-fraction 0.5]
 
 Folds come from :func:`data_zh.splitting.cv_folds` (stratified, near-duplicate groups kept
 whole). For each fold the recipe trains on the other folds — every BUSI data source of the
@@ -43,23 +44,49 @@ REPORTED = (
 )
 
 
+def _busi_train_sources(config: TrainConfig) -> list[str]:
+    """Names of the BUSI data sources on the train split (the ones the folds narrow)."""
+    return [
+        name for name, source in config.data.items() if source.kind in BUSI_KINDS and source.split == "train"
+    ]
+
+
 def _busi_root(config: TrainConfig) -> str:
     """The BUSI folder the recipe trains on (its ``train`` split is what the folds divide)."""
-    for source in config.data.values():
-        if source.kind in BUSI_KINDS and source.split == "train":
-            return source.path
+    names = _busi_train_sources(config)
+    if names:
+        return config.data[names[0]].path
     raise ValueError(
         "cross-validation needs a BUSI data source on the train split (kind: busi, split: train)"
     )
 
 
+def subsample_training(keys: Sequence[str], fraction: float, seed: int) -> list[str]:
+    """A stratified ``fraction`` of a fold's training images (label = BUSI folder), for learning
+    curves: how the held-out score grows with the number of training images."""
+    from data_zh.splitting import stratified_split
+
+    if not 0 < fraction <= 1:
+        raise ValueError(f"train fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return sorted(keys)
+    labels = {key: Path(key).parent.name for key in keys}
+    return stratified_split(labels, {"kept": fraction, "dropped": 1 - fraction}, seed)["kept"]
+
+
 def fold_config(
-    config: TrainConfig, folds: Sequence[Sequence[str]], index: int, output_dir: Path
+    config: TrainConfig,
+    folds: Sequence[Sequence[str]],
+    index: int,
+    output_dir: Path,
+    train_fraction: float = 1.0,
 ) -> TrainConfig:
-    """The recipe for fold ``index``: BUSI train sources narrowed to the other folds' images,
-    validation on the held-out fold's images (train split, the config's wording set)."""
+    """The recipe for fold ``index``: BUSI train sources narrowed to the other folds' images (a
+    stratified ``train_fraction`` of them), validation on the held-out fold's images (train
+    split, the config's wording set)."""
     held_out = sorted(folds[index])
-    training = sorted(key for other, keys in enumerate(folds) if other != index for key in keys)
+    others = [key for other, keys in enumerate(folds) if other != index for key in keys]
+    training = subsample_training(others, train_fraction, config.seed + index)
     data = {
         name: source.model_copy(update={"images": training})
         if source.kind in BUSI_KINDS and source.split == "train"
@@ -167,6 +194,7 @@ def run_fold(
     show_progress: bool = False,
     model_builder: Any = None,
     classifier_only: bool = False,
+    train_fraction: float = 1.0,
 ) -> FoldResult:
     """Train the recipe (and the reference, when given) on fold ``index`` and score the held-out fold.
     ``model_builder`` is the ``Trainer``'s (a fresh model per call; default: the config's);
@@ -177,7 +205,7 @@ def run_fold(
     fold_dir = output_root / f"fold{index}"
     if classifier_only:
         config = config.model_copy(update={"stages": config.stages[:1]})
-    recipe = fold_config(config, folds, index, fold_dir / "recipe")
+    recipe = fold_config(config, folds, index, fold_dir / "recipe", train_fraction)
     common = {"max_steps": max_steps, "show_progress": show_progress, "model_builder": model_builder}
     trainer = Trainer(recipe, **common)
     result = trainer.run()
@@ -190,7 +218,7 @@ def run_fold(
     classifier_run = result
     classifier_stage = recipe.stages[0]
     if reference is not None:
-        reference_fold = fold_config(reference, folds, index, fold_dir / "reference")
+        reference_fold = fold_config(reference, folds, index, fold_dir / "reference", train_fraction)
         classifier_run = Trainer(reference_fold, **common).run()
         classifier_stage = reference_fold.stages[0]
     confusion = _last_validation(classifier_run.validation, classifier_stage).get("confusion")
@@ -201,7 +229,7 @@ def run_fold(
     if not classifier_only:
         validation = trainer.validation_records()
         scores.update(_final_model_scores(result.final_dir, recipe, validation, recipe.seed))
-    training = sum(len(keys) for other, keys in enumerate(folds) if other != index)
+    training = len(recipe.data[_busi_train_sources(recipe)[0]].images or [])
     return FoldResult(index, training, len(folds[index]), scores, str(fold_dir))
 
 
@@ -240,6 +268,7 @@ def run_cv(
     show_progress: bool = False,
     model_builder: Any = None,
     classifier_only: bool = False,
+    train_fraction: float = 1.0,
 ) -> dict[str, Any]:
     """Run the recipe in each requested fold; write ``cv.json`` and ``cv.md``; return the summary."""
     from data_zh.splitting import cv_folds
@@ -266,6 +295,7 @@ def run_cv(
             show_progress=show_progress,
             model_builder=model_builder,
             classifier_only=classifier_only,
+            train_fraction=train_fraction,
         )
         for index in chosen
     ]
@@ -277,6 +307,7 @@ def run_cv(
         "summary": summary,
         "smoke": max_steps is not None,
         "classifier_only": classifier_only,
+        "train_fraction": train_fraction,
     }
     root.mkdir(parents=True, exist_ok=True)
     (root / "cv.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -307,6 +338,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="run only stage 0, the classifier (compare its variants)",
     )
+    parser.add_argument(
+        "--train-fraction",
+        type=float,
+        default=1.0,
+        help="train on a stratified fraction of each fold's training images (a learning curve)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -322,6 +359,7 @@ def main(argv: list[str] | None = None) -> None:
             reference=reference,
             output_dir=args.output_dir,
             classifier_only=args.classifier_only,
+            train_fraction=args.train_fraction,
         )
     except (ConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)  # noqa: T201 - a command-line entry point
