@@ -19,6 +19,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class QuestionNoise(_Strict):
+    """Character edits on a share of the training questions (``data_zh.builders.question_noise``):
+    the answer stays, so the LLM learns to read the question rather than match a template."""
+
+    rate: float = Field(gt=0, le=1, description="per-character chance of a delete / replace / insert")
+    share: float = Field(default=0.5, gt=0, le=1, description="share of records whose question is edited")
+
+
 class DataSource(_Strict):
     """One input file or dataset folder turned into unified records.
 
@@ -56,6 +64,9 @@ class DataSource(_Strict):
     images: list[str] | None = Field(
         default=None,
         description="keep only records whose images are all among these keys (cross-validation folds)",
+    )
+    question_noise: QuestionNoise | None = Field(
+        default=None, description="edit the characters of a share of the questions (training only)"
     )
     tasks: list[str] | None = Field(
         default=None,
