@@ -490,3 +490,16 @@ def test_task_filter_keeps_only_the_named_tasks():
     assert len(stated) == sum(r.task == "closed_vqa" for r in every)
     with pytest.raises(ValueError, match=r"unknown task\(s\) \['nope'\]"):
         DataSource(kind="busi_question_types", tasks=["nope"])
+
+
+def test_question_noise_of_a_source_edits_questions_only():
+    from ultra.train import DataSource, load_source
+
+    clean = load_source(DataSource(kind="busi_question_types"))
+    noisy = load_source(DataSource(kind="busi_question_types", question_noise={"rate": 0.2, "share": 1.0}))
+    assert [r.id for r in noisy] == [r.id for r in clean]
+    assert [r.answer for r in noisy] == [r.answer for r in clean]
+    changed = sum(
+        a.conversations[0].content != b.conversations[0].content for a, b in zip(clean, noisy, strict=True)
+    )
+    assert changed > 0.9 * len(clean), f"{changed} of {len(clean)} questions edited"
