@@ -199,6 +199,11 @@ def write_split(payload: dict[str, Any], directory: str | Path = SPLITS_DIR) -> 
     return path
 
 
+def folder_label(key: str) -> str:
+    """The class of an image key in BUSI's layout (``images/<label>/<file>``): its folder's name."""
+    return Path(key).parent.name
+
+
 def cv_folds(
     k: int,
     seed: int,
@@ -229,7 +234,7 @@ def cv_folds(
         for key in members
         if key in wanted
     }
-    label_of = {key: (labels[key] if labels is not None else Path(key).parent.name) for key in keys}
+    label_of = {key: (labels[key] if labels is not None else folder_label(key)) for key in keys}
     names = [f"fold{index}" for index in range(k)]
     folds = stratified_split(label_of, dict.fromkeys(names, 1 / k), seed, groups)
     return [folds[name] for name in names]

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from data_zh.builders.question_noise import character_pool, noisy_text, with_question_noise
-from data_zh.schema import IMAGE_PLACEHOLDER, Media, Record, qa_turns
+from data_zh.schema import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Media, Record, Turn, qa_turns
 
 
 def _records(n: int = 400) -> list[Record]:
@@ -53,7 +53,37 @@ def test_noise_draws_only_from_the_questions_characters():
     pool = set(character_pool(records))
     assert "良" in pool and "是" in pool and "？" not in pool and "<" not in pool
     text = noisy_text("是否可见病灶", 1.0, sorted(pool), random.Random(0))
-    assert text and set(text) <= pool | set("是否可见病灶")
+    assert text != "是否可见病灶" and set(text) <= pool
+    assert all(noisy_text("病灶", 1.0, ["x"], random.Random(seed)) for seed in range(50))
     assert with_question_noise(records, rate=0.0, share=1.0) == records
     with pytest.raises(ValueError, match="must be in"):
         with_question_noise(records, rate=1.5, share=0.5)
+    english = [r.derive(conversations=qa_turns("Is there a lesion?", "yes", n_images=1)) for r in records[:1]]
+    with pytest.raises(ValueError, match="no ideograph"):
+        with_question_noise(english, rate=0.1, share=1.0)
+
+
+def test_placeholders_survive_wherever_they_stand():
+    base = _records(1)[0]
+    video = base.derive(
+        id="video",
+        media=Media(root="/data", video={"path": "clip.mp4"}),
+        conversations=[
+            Turn(role="user", content=f"{VIDEO_PLACEHOLDER}\n这段视频里可以看到哪些器械？"),
+            Turn(role="assistant", content="抓钳"),
+        ],
+    )
+    trailing = base.derive(
+        id="trailing",
+        conversations=[
+            Turn(role="user", content=f"图像中是否可见病灶？\n{IMAGE_PLACEHOLDER}"),
+            Turn(role="assistant", content="是"),
+        ],
+    )
+    copies = [r.derive(id=f"{r.id}-{index}") for index in range(50) for r in (video, trailing)]
+    for before, after in zip(copies, with_question_noise(copies, rate=0.5, share=1.0), strict=True):
+        content = after.conversations[0].content
+        if before.id.startswith("trailing"):
+            assert content.endswith(f"\n{IMAGE_PLACEHOLDER}") and content.count(IMAGE_PLACEHOLDER) == 1
+        else:
+            assert content.startswith(f"{VIDEO_PLACEHOLDER}\n") and content.count(VIDEO_PLACEHOLDER) == 1

@@ -27,6 +27,7 @@ from ultra.train import (
     stage_order,
 )
 from ultra.train.checkpoint import list_checkpoints
+from ultra.train.config import ValidationConfig
 
 ANSWERS = {"benign": "良性", "malignant": "恶性", "normal": "正常"}
 
@@ -503,3 +504,6 @@ def test_question_noise_of_a_source_edits_questions_only():
         a.conversations[0].content != b.conversations[0].content for a, b in zip(clean, noisy, strict=True)
     )
     assert changed > 0.9 * len(clean), f"{changed} of {len(clean)} questions edited"
+    noisy_validation = {"kind": "busi_vqa", "path": "x", "question_noise": {"rate": 0.1}}
+    with pytest.raises(ValueError, match="validation asks the questions as written"):
+        ValidationConfig(source=noisy_validation)

@@ -163,12 +163,18 @@ def test_train_fraction_keeps_the_label_mix_and_the_held_out_fold_whole(shared_d
     for label, count in Counter(Path(key).parent.name for key in others).items():
         assert abs(share[label] - count / 2) <= 1, (label, share[label], count)
     assert half == subsample_training(others, 0.5, seed=3) != subsample_training(others, 0.5, seed=4)
+    assert set(subsample_training(others, 0.25, seed=3)) < set(half)  # nested: points differ only in size
     assert subsample_training(others, 1.0, seed=3) == sorted(others)
     with pytest.raises(ValueError, match="train fraction must be in"):
         subsample_training(others, 0.0, seed=3)
-    fold = fold_config(_config(shared_data, tmp_path), folds, 0, tmp_path / "fold0", train_fraction=0.5)
+    config = _config(shared_data, tmp_path)
+    fold = fold_config(config, folds, 0, tmp_path / "fold0", train_fraction=0.5)
     assert set(fold.data["busi"].images) < set(others) and len(fold.data["busi"].images) < len(others)
     assert set(fold.validation.source.images) == set(folds[0])
+    # a reference recipe with another training seed trains on the same images (paired comparison)
+    reference = config.model_copy(update={"seed": 7})
+    paired = fold_config(reference, folds, 0, tmp_path / "reference", train_fraction=0.5)
+    assert paired.data["busi"].images == fold.data["busi"].images
 
 
 def test_learning_curve_smoke_writes_points_table_and_picture(shared_data, tmp_path):

@@ -5,35 +5,49 @@ question that splits 良性还是恶性 into 良性病变还是恶性肿瘤, or 
 another task's answer. Random edits of the question (delete a character, replace it, insert one
 drawn from the source's own question characters) keep the answer fixed, so the answer has to come
 from the words that survive rather than from the exact string. Edits are seeded per record id:
-the same source gives the same records on every run. Image placeholders are never touched.
+the same source gives the same records on every run (a repeated source repeats the same edits).
+Image and video placeholders are never touched. For training sources only: validation and
+evaluation ask the questions as written.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 
-from data_zh.schema import IMAGE_PLACEHOLDER, Record, Turn
+from data_zh.schema import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, Record, Turn
+from data_zh.text.normalize import CJK_RANGES
+
+_PLACEHOLDER = re.compile(rf"\n?(?:{re.escape(IMAGE_PLACEHOLDER)}|{re.escape(VIDEO_PLACEHOLDER)})\n?")
+_IDEOGRAPH = re.compile(rf"[{CJK_RANGES}]")
 
 
-def _split_placeholders(content: str) -> tuple[str, str]:
-    """(the leading image-placeholder lines, the question text after them)."""
-    lines = content.split("\n")
-    count = 0
-    while count < len(lines) and lines[count] == IMAGE_PLACEHOLDER:
-        count += 1
-    return "\n".join(lines[:count]), "\n".join(lines[count:])
+def _pieces(content: str) -> list[tuple[str, bool]]:
+    """The user turn as (text, is_placeholder) pieces: placeholders, with their line breaks, are
+    kept whole wherever they stand (before the question, after it, ``<video>`` as well)."""
+    pieces, start = [], 0
+    for match in _PLACEHOLDER.finditer(content):
+        if match.start() > start:
+            pieces.append((content[start : match.start()], False))
+        pieces.append((match.group(), True))
+        start = match.end()
+    if start < len(content):
+        pieces.append((content[start:], False))
+    return pieces
 
 
 def character_pool(records: Sequence[Record]) -> list[str]:
     """Every ideograph of the records' questions, sorted: what an inserted or replaced character is."""
-    characters = {
-        character
-        for record in records
-        for character in _split_placeholders(record.conversations[0].content)[1]
-        if "\u4e00" <= character <= "\u9fff"
-    }
-    return sorted(characters)
+    return sorted(
+        {
+            character
+            for record in records
+            for text, placeholder in _pieces(record.conversations[0].content)
+            if not placeholder
+            for character in _IDEOGRAPH.findall(text)
+        }
+    )
 
 
 def noisy_text(text: str, rate: float, pool: Sequence[str], rng: random.Random) -> str:
@@ -57,9 +71,11 @@ def with_question_noise(records: Sequence[Record], rate: float, share: float, se
     the rest unchanged. ``extra["question_noise"]`` marks the edited ones."""
     if not 0 <= rate <= 1 or not 0 <= share <= 1:
         raise ValueError(f"question noise rate and share must be in [0, 1], got {rate} and {share}")
-    pool = character_pool(records)
-    if not pool or rate == 0 or share == 0:
+    if rate == 0 or share == 0:
         return list(records)
+    pool = character_pool(records)
+    if not pool:
+        raise ValueError("question noise needs Chinese questions: these records' questions have no ideograph")
     noisy = []
     for record in records:
         rng = random.Random(f"{seed}:{record.id}")
@@ -67,10 +83,10 @@ def with_question_noise(records: Sequence[Record], rate: float, share: float, se
             noisy.append(record)
             continue
         first, *rest = record.conversations
-        placeholders, question = _split_placeholders(first.content)
-        edited = noisy_text(question, rate, pool, rng)
-        content = f"{placeholders}\n{edited}" if placeholders else edited
+        content = "".join(
+            text if placeholder else noisy_text(text, rate, pool, rng)
+            for text, placeholder in _pieces(first.content)
+        )
         turns = [Turn(role=first.role, content=content), *rest]
-        extra = {**record.extra, "question_noise": rate}
-        noisy.append(record.model_copy(update={"conversations": turns, "extra": extra}))
+        noisy.append(record.derive(conversations=turns, extra={**record.extra, "question_noise": rate}))
     return noisy

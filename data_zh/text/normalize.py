@@ -7,15 +7,15 @@ import unicodedata
 from functools import cache
 from typing import Any
 
-_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK_RANGES = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_PUNCT = "，。：；？！、（）"
 _HALF_TO_ZH = {",": "，", ":": "：", ";": "；", "?": "？", "!": "！"}
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
-_SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{_CJK}{_CJK_PUNCT}])[ \t]+(?=[{_CJK}{_CJK_PUNCT}])")
+_SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{CJK_RANGES}{_CJK_PUNCT}])[ \t]+(?=[{CJK_RANGES}{_CJK_PUNCT}])")
 _SPACE_RUN = re.compile(r"[ \t\r\f\v]+")
-_HALF_PUNCT_NEAR_CJK = re.compile(rf"(?<=[{_CJK}])\s*([,:;?!])|([,:;?!])\s*(?=[{_CJK}])")
-_PERIOD_AFTER_CJK = re.compile(rf"(?<=[{_CJK}])\.(?!\d)")
-_PARENS_AROUND_CJK = re.compile(rf"\(([^()]*[{_CJK}][^()]*)\)")
+_HALF_PUNCT_NEAR_CJK = re.compile(rf"(?<=[{CJK_RANGES}])\s*([,:;?!])|([,:;?!])\s*(?=[{CJK_RANGES}])")
+_PERIOD_AFTER_CJK = re.compile(rf"(?<=[{CJK_RANGES}])\.(?!\d)")
+_PARENS_AROUND_CJK = re.compile(rf"\(([^()]*[{CJK_RANGES}][^()]*)\)")
 
 
 class ConverterUnavailableError(RuntimeError):

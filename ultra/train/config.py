@@ -66,7 +66,7 @@ class DataSource(_Strict):
         description="keep only records whose images are all among these keys (cross-validation folds)",
     )
     question_noise: QuestionNoise | None = Field(
-        default=None, description="edit the characters of a share of the questions (training only)"
+        default=None, description="edit the characters of a share of the questions (training sources only)"
     )
     tasks: list[str] | None = Field(
         default=None,
@@ -152,6 +152,14 @@ class ValidationConfig(_Strict):
     max_records: int | None = Field(default=None, gt=0)
     batch_size: int = Field(default=16, gt=0)
     max_new_tokens: int = Field(default=8, gt=0)
+
+    @model_validator(mode="after")
+    def _questions_as_written(self) -> ValidationConfig:
+        if self.source is not None and self.source.question_noise is not None:
+            raise ValueError(
+                "validation asks the questions as written: remove question_noise from its source"
+            )
+        return self
 
 
 class ModelSource(_Strict):

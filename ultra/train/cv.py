@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,18 +45,11 @@ REPORTED = (
 )
 
 
-def _busi_train_sources(config: TrainConfig) -> list[str]:
-    """Names of the BUSI data sources on the train split (the ones the folds narrow)."""
-    return [
-        name for name, source in config.data.items() if source.kind in BUSI_KINDS and source.split == "train"
-    ]
-
-
 def _busi_root(config: TrainConfig) -> str:
     """The BUSI folder the recipe trains on (its ``train`` split is what the folds divide)."""
-    names = _busi_train_sources(config)
-    if names:
-        return config.data[names[0]].path
+    for source in config.data.values():
+        if source.kind in BUSI_KINDS and source.split == "train":
+            return source.path
     raise ValueError(
         "cross-validation needs a BUSI data source on the train split (kind: busi, split: train)"
     )
@@ -63,15 +57,30 @@ def _busi_root(config: TrainConfig) -> str:
 
 def subsample_training(keys: Sequence[str], fraction: float, seed: int) -> list[str]:
     """A stratified ``fraction`` of a fold's training images (label = BUSI folder), for learning
-    curves: how the held-out score grows with the number of training images."""
-    from data_zh.splitting import stratified_split
+    curves. Each label's images are shuffled once per seed and the first share is kept, so a
+    smaller fraction is always a subset of a larger one: the points differ only in how many."""
+    from data_zh.splitting import folder_label
 
     if not 0 < fraction <= 1:
         raise ValueError(f"train fraction must be in (0, 1], got {fraction}")
-    if fraction == 1:
-        return sorted(keys)
-    labels = {key: Path(key).parent.name for key in keys}
-    return stratified_split(labels, {"kept": fraction, "dropped": 1 - fraction}, seed)["kept"]
+    by_label: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        by_label.setdefault(folder_label(key), []).append(key)
+    kept = []
+    for label, members in sorted(by_label.items()):
+        random.Random(f"{seed}:{label}").shuffle(members)
+        kept += members[: max(1, round(fraction * len(members)))]
+    return sorted(kept)
+
+
+def fold_images(
+    folds: Sequence[Sequence[str]], index: int, train_fraction: float = 1.0, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """(held-out images, training images) of fold ``index``: the held-out fold whole, a stratified
+    ``train_fraction`` of the other folds (seeded by the CV seed and the fold, so a recipe and
+    its reference train on the same images)."""
+    others = [key for other, keys in enumerate(folds) if other != index for key in keys]
+    return sorted(folds[index]), subsample_training(others, train_fraction, seed * 1_000 + index)
 
 
 def fold_config(
@@ -80,13 +89,12 @@ def fold_config(
     index: int,
     output_dir: Path,
     train_fraction: float = 1.0,
+    seed: int = 0,
 ) -> TrainConfig:
     """The recipe for fold ``index``: BUSI train sources narrowed to the other folds' images (a
-    stratified ``train_fraction`` of them), validation on the held-out fold's images (train
-    split, the config's wording set)."""
-    held_out = sorted(folds[index])
-    others = [key for other, keys in enumerate(folds) if other != index for key in keys]
-    training = subsample_training(others, train_fraction, config.seed + index)
+    stratified ``train_fraction`` of them, see :func:`fold_images`), validation on the held-out
+    fold's images (train split, the config's wording set)."""
+    held_out, training = fold_images(folds, index, train_fraction, seed)
     data = {
         name: source.model_copy(update={"images": training})
         if source.kind in BUSI_KINDS and source.split == "train"
@@ -126,6 +134,12 @@ def classifier_scores(confusion: dict[str, dict[str, int]], normal: str = "norma
 def _last_validation(validation: list[dict], stage: StageConfig) -> dict:
     rows = [row for row in validation if row["stage"] == stage.name]
     return rows[-1] if rows else {}
+
+
+def mean_interval_text(row: dict[str, Any]) -> str:
+    """``mean [low, high]`` with one decimal, from a :func:`mean_interval` row."""
+    low, high = row["ci95"]
+    return f"{row['mean']:.1f} [{low:.1f}, {high:.1f}]"
 
 
 def mean_interval(values: Sequence[float]) -> dict[str, Any]:
@@ -195,6 +209,7 @@ def run_fold(
     model_builder: Any = None,
     classifier_only: bool = False,
     train_fraction: float = 1.0,
+    seed: int = 0,
 ) -> FoldResult:
     """Train the recipe (and the reference, when given) on fold ``index`` and score the held-out fold.
     ``model_builder`` is the ``Trainer``'s (a fresh model per call; default: the config's);
@@ -205,7 +220,7 @@ def run_fold(
     fold_dir = output_root / f"fold{index}"
     if classifier_only:
         config = config.model_copy(update={"stages": config.stages[:1]})
-    recipe = fold_config(config, folds, index, fold_dir / "recipe", train_fraction)
+    recipe = fold_config(config, folds, index, fold_dir / "recipe", train_fraction, seed)
     common = {"max_steps": max_steps, "show_progress": show_progress, "model_builder": model_builder}
     trainer = Trainer(recipe, **common)
     result = trainer.run()
@@ -218,7 +233,7 @@ def run_fold(
     classifier_run = result
     classifier_stage = recipe.stages[0]
     if reference is not None:
-        reference_fold = fold_config(reference, folds, index, fold_dir / "reference", train_fraction)
+        reference_fold = fold_config(reference, folds, index, fold_dir / "reference", train_fraction, seed)
         classifier_run = Trainer(reference_fold, **common).run()
         classifier_stage = reference_fold.stages[0]
     confusion = _last_validation(classifier_run.validation, classifier_stage).get("confusion")
@@ -229,8 +244,8 @@ def run_fold(
     if not classifier_only:
         validation = trainer.validation_records()
         scores.update(_final_model_scores(result.final_dir, recipe, validation, recipe.seed))
-    training = len(recipe.data[_busi_train_sources(recipe)[0]].images or [])
-    return FoldResult(index, training, len(folds[index]), scores, str(fold_dir))
+    held_out, training = fold_images(folds, index, train_fraction, seed)
+    return FoldResult(index, len(training), len(held_out), scores, str(fold_dir))
 
 
 def summarize_folds(results: Sequence[FoldResult]) -> dict[str, Any]:
@@ -251,8 +266,7 @@ def cv_markdown(summary: dict[str, Any], k: int, seed: int) -> str:
     for key, label in REPORTED:
         row = summary.get(key)
         if row is not None:
-            low, high = row["ci95"]
-            lines.append(f"| {label} | {row['mean']:.1f} [{low:.1f}, {high:.1f}] | {row['n_folds']} |")
+            lines.append(f"| {label} | {mean_interval_text(row)} | {row['n_folds']} |")
     return "\n".join(lines)
 
 
@@ -278,6 +292,7 @@ def run_cv(
             "the reference classifier is the recipe's first stage, which must be a classification stage; "
             "pass --reference CONFIG otherwise"
         )
+    _busi_root(config)  # refuse a recipe without a BUSI train source before anything trains
     folds = cv_folds(k, seed)
     chosen = list(only) if only is not None else list(range(k))
     bad = [index for index in chosen if not 0 <= index < k]
@@ -296,6 +311,7 @@ def run_cv(
             model_builder=model_builder,
             classifier_only=classifier_only,
             train_fraction=train_fraction,
+            seed=seed,
         )
         for index in chosen
     ]

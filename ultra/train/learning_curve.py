@@ -19,12 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from ultra.train.config import TrainConfig
+from ultra.train.model_card import TARGETS
+
+TARGET_OF = {key: threshold for key, _, threshold in TARGETS}
 
 logger = logging.getLogger(__name__)
 
+# (classifier metric, label, the VLM target it is the reference for: a dashed line on the picture)
 CURVES = (
-    ("classifier_lesion_bacc", "病灶有无 / lesion vs normal", 80.0),
-    ("classifier_malignancy_bacc", "良性/恶性/正常 / 3 classes", 78.0),
+    ("classifier_lesion_bacc", "病灶有无 / lesion vs normal", TARGET_OF["lesion_bacc"]),
+    ("classifier_malignancy_bacc", "良性/恶性/正常 / 3 classes", TARGET_OF["malignancy_bacc"]),
 )
 
 
@@ -41,6 +45,9 @@ def run_learning_curve(
     """Classifier-only CV at each training fraction; the points, their table and their picture."""
     from ultra.train.cv import run_cv
 
+    bad = [fraction for fraction in fractions if not 0 < fraction <= 1]
+    if bad or not fractions:
+        raise ValueError(f"--fractions must be numbers in (0, 1], got {list(fractions)}")
     root = Path(output_dir or Path(config.output_dir) / "learning-curve")
     points = []
     for fraction in fractions:
@@ -74,6 +81,8 @@ def run_learning_curve(
 
 def learning_curve_markdown(result: dict[str, Any]) -> str:
     """One row per fraction: training images per fold and each balanced accuracy with its interval."""
+    from ultra.train.cv import mean_interval_text
+
     header = "| training images per fold (fraction) | " + " | ".join(label for _, label, _ in CURVES) + " |"
     lines = [
         f"Plain classifier (the recipe's stage 0), {result['k']}-fold CV inside the BUSI train split; "
@@ -86,7 +95,7 @@ def learning_curve_markdown(result: dict[str, Any]) -> str:
         cells = []
         for key, _, _ in CURVES:
             row = point.get(key)
-            cells.append(f"{row['mean']:.1f} [{row['ci95'][0]:.1f}, {row['ci95'][1]:.1f}]" if row else "–")
+            cells.append(mean_interval_text(row) if row else "–")
         lines.append(
             f"| {point['mean_train_images']:.0f} ({point['fraction']:g}) | " + " | ".join(cells) + " |"
         )
@@ -118,7 +127,7 @@ def plot_learning_curve(result: dict[str, Any], path: Path) -> Path:
             axis.axhline(target, linestyle="--", linewidth=0.9, color=line[0].get_color(), alpha=0.7)
         axis.set_xlabel("每折训练图像数 / training images per fold")
         axis.set_ylabel("平衡准确率 % / balanced accuracy %")
-        axis.set_title("分类器学习曲线（虚线：目标）/ classifier learning curve (dashed: targets)")
+        axis.set_title("分类器学习曲线（虚线：VLM 目标）/ classifier learning curve (dashed: VLM targets)")
         axis.grid(alpha=0.3)
         axis.legend(loc="lower right")
         figure.tight_layout()
@@ -145,7 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        fractions = [float(part) for part in args.fractions.split(",")]
+        try:
+            fractions = [float(part) for part in args.fractions.split(",")]
+        except ValueError:
+            raise ValueError(f"--fractions must be numbers in (0, 1], got {args.fractions!r}") from None
         config = load_train_config(args.config)
         result = run_learning_curve(
             config, fractions, args.folds, args.seed, output_dir=args.output_dir, max_steps=args.max_steps

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ultra.train.cv import mean_interval_text
 from ultra.train.scorecard import interval_text, scorecard_markdown
 from ultra.train.shippable import sources_markdown
 
@@ -117,7 +118,7 @@ def targets_markdown(cv_summary: dict[str, Any], val: dict[str, float]) -> str:
     lines = ["| target | CV mean % [95% CI] | val % (once) | met |", "| --- | --- | --- | --- |"]
     for key, label, threshold in TARGETS:
         row = cv_summary.get(key)
-        cv = f"{row['mean']:.1f} [{row['ci95'][0]:.1f}, {row['ci95'][1]:.1f}]" if row else "–"
+        cv = mean_interval_text(row) if row else "–"
         shown = f"{val[key]:.1f}" if key in val else "–"
         met = "yes" if row and row["mean"] >= threshold else "no" if row else "–"
         lines.append(f"| {label} ≥ {threshold:.0f} | {cv} | {shown} | {met} (CV mean) |")
