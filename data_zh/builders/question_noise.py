@@ -1,8 +1,8 @@
 """Character-level noise on training questions, so a small LLM reads the question, not a template.
 
 A model trained from scratch on a few hundred wordings learns their exact character n-grams: a
-question that splits 良性还是恶性 into 良性病变还是恶性肿瘤, or adds an unseen word, falls into
-another task's answer. Random edits of the question (delete a character, replace it, insert one
+question that puts other words between 良性 and 恶性, or adds an unseen word, falls into another
+task's answer. Random edits of the question (delete a character, replace it, insert one
 drawn from the source's own question characters) keep the answer fixed, so the answer has to come
 from the words that survive rather than from the exact string. Edits are seeded per record id:
 the same source gives the same records on every run (a repeated source repeats the same edits).
