@@ -86,6 +86,7 @@ def work(tmp_path_factory) -> Path:
     (work / "a_file").write_text("not a folder")
     (work / "source").mkdir()
     shutil.copy(REPO_ROOT / "ultra" / "examples" / "dicom" / "us_rgb_color.dcm", work / "source")
+    shutil.copy(REPO_ROOT / "configs" / "tiny-zh.yaml", work / "tiny.yaml")
     return work
 
 
@@ -125,6 +126,12 @@ CASES = {
         None,
     ),
     "dicom, OUTDIR under a file (unwritable)": (["dicom", "source", "a_file/out"], 2, "OUTDIR", None),
+    "train, a --set outside the recipe": (
+        ["train", "tiny.yaml", "--set", "stages.5.epochs=1"],
+        2,
+        "stages has no item 5",
+        False,
+    ),
 }
 
 

@@ -507,3 +507,38 @@ def test_question_noise_of_a_source_edits_questions_only():
     noisy_validation = {"kind": "busi_vqa", "path": "x", "question_noise": {"rate": 0.1}}
     with pytest.raises(ValueError, match="validation asks the questions as written"):
         ValidationConfig(source=noisy_validation)
+
+
+def test_overrides_change_a_recipe_for_one_run(tmp_path):
+    from ultra.config_io import apply_overrides
+
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "tiny-zh.yaml"
+    base = load_train_config(recipe)
+    changed = load_train_config(
+        recipe,
+        [
+            "stages.0.epochs=40",
+            "data.busi.question_noise={rate: 0.1, share: 0.5}",
+            "data.extra_qtypes={kind: busi_question_types, tasks: [closed_vqa]}",
+            "stages.1.sources=[busi, extra_qtypes]",
+        ],
+    )
+    assert base.stages[0].epochs == 80 and changed.stages[0].epochs == 40
+    assert changed.data["busi"].question_noise.rate == 0.1 and base.data["busi"].question_noise is None
+    assert changed.data["extra_qtypes"].tasks == ["closed_vqa"] and changed.stages[1].sources == [
+        "busi",
+        "extra_qtypes",
+    ]
+    assert changed.data["dicom"] == base.data["dicom"]
+    data = {"a": [{"b": 1}]}
+    assert apply_overrides(data, ["a.0.b=2"]) == {"a": [{"b": 2}]} and data == {"a": [{"b": 1}]}  # a copy
+    for bad, message in [
+        ("stages.5.epochs=1", "stages has no item 5"),
+        ("stages.0.epochs", "expected dotted.path=VALUE"),
+        ("output_dir.x=1", "output_dir is not a mapping or list"),
+        ("stages.0.epochs=[1", "not valid YAML"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_train_config(recipe, [bad])
+    with pytest.raises(ConfigError, match=r"stages\.0\.epochs"):  # the value still validates
+        load_train_config(recipe, ["stages.0.epochs=-1"])

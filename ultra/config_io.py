@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -31,8 +33,43 @@ def parse_config(data: dict, model: type[ConfigT], source: str = "<dict>") -> Co
         raise ConfigError(f"{source}: invalid configuration\n{_describe(error)}") from None
 
 
-def load_config(path: str | Path, model: type[ConfigT]) -> ConfigT:
-    """Read a YAML file into a typed config model."""
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """A copy of ``data`` with each ``dotted.path=VALUE`` set (VALUE read as YAML; a number in
+    the path indexes a list): an experiment is a one-line change of a committed recipe, not an
+    edited copy of it. Missing mapping keys are created; a bad path is a ConfigError naming it."""
+    data = copy.deepcopy(data)
+    for override in overrides:
+        path, sep, text = override.partition("=")
+        keys = path.strip().split(".")
+        if not sep or not all(keys):
+            raise ConfigError(f"override {override!r}: expected dotted.path=VALUE")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {override!r}: the value is not valid YAML") from None
+        node: Any = data
+        for depth, key in enumerate(keys):
+            last = depth == len(keys) - 1
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    where = ".".join(keys[:depth])
+                    raise ConfigError(f"override {override!r}: {where} has no item {key} ({len(node)} items)")
+                index: Any = int(key)
+            elif isinstance(node, dict):
+                index = key
+                if not last:
+                    node.setdefault(key, {})
+            else:
+                raise ConfigError(f"override {override!r}: {'.'.join(keys[:depth])} is not a mapping or list")
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+    return data
+
+
+def load_config(path: str | Path, model: type[ConfigT], overrides: Sequence[str] = ()) -> ConfigT:
+    """Read a YAML file into a typed config model (``overrides``: see :func:`apply_overrides`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: configuration file not found")
@@ -46,7 +83,7 @@ def load_config(path: str | Path, model: type[ConfigT]) -> ConfigT:
         raise ConfigError(f"{path}: YAML nested too deeply to read") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return parse_config(data, model, source=str(path))
+    return parse_config(apply_overrides(data, overrides), model, source=str(path))
 
 
 def dump_config(config: BaseModel, path: str | Path) -> None:

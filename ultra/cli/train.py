@@ -21,6 +21,12 @@ def train(
         None, "--stop-after", help="save a checkpoint and stop after this many steps (time-boxed jobs)"
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar (log files)"),
+    overrides: list[str] = typer.Option(
+        [],
+        "--set",
+        metavar="PATH=VALUE",
+        help="change the config for this run, e.g. --set stages.0.epochs=40",
+    ),
 ) -> None:
     """Train a model: stage 0 / alignment / instruction stages as the config lists them."""
     from rich.markup import escape
@@ -29,7 +35,7 @@ def train(
     from ultra.train import TrainingInterrupted, load_train_config, run_training
 
     try:
-        settings = load_train_config(config)
+        settings = load_train_config(config, overrides)
         if output_dir is not None:
             settings = settings.model_copy(update={"output_dir": str(output_dir)})
         result = run_training(

@@ -6,6 +6,7 @@ state-dict tests can check each stage against its own config.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -203,6 +204,7 @@ class TrainConfig(_Strict):
         return self
 
 
-def load_train_config(path: str | Path) -> TrainConfig:
-    """Read a training YAML; relative data/output paths stay relative to the working directory."""
-    return load_config(path, TrainConfig)
+def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a training YAML; relative data/output paths stay relative to the working directory.
+    ``overrides``: ``dotted.path=VALUE`` changes (``--set`` on the command line)."""
+    return load_config(path, TrainConfig, overrides)

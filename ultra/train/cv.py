@@ -360,10 +360,18 @@ def main(argv: list[str] | None = None) -> None:
         default=1.0,
         help="train on a stratified fraction of each fold's training images (a learning curve)",
     )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="change the recipe for this run, e.g. --set stages.0.epochs=40 (VALUE is YAML; repeatable)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        config = load_train_config(args.config)
+        config = load_train_config(args.config, args.overrides)
         reference = load_train_config(args.reference) if args.reference else None
         only = [int(part) for part in args.only.split(",")] if args.only else None
         report = run_cv(

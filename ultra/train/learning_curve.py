@@ -151,6 +151,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     parser.add_argument("--max-steps", type=int, default=None, help="cap the stage (a smoke run)")
     parser.add_argument("--output-dir", type=Path, default=None, help="default: <output_dir>/learning-curve")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="change the recipe for this run, e.g. --set stages.0.epochs=40 (VALUE is YAML; repeatable)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             fractions = [float(part) for part in args.fractions.split(",")]
         except ValueError:
             raise ValueError(f"--fractions must be numbers in (0, 1], got {args.fractions!r}") from None
-        config = load_train_config(args.config)
+        config = load_train_config(args.config, args.overrides)
         result = run_learning_curve(
             config, fractions, args.folds, args.seed, output_dir=args.output_dir, max_steps=args.max_steps
         )
