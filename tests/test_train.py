@@ -27,7 +27,7 @@ from ultra.train import (
     stage_order,
 )
 from ultra.train.checkpoint import list_checkpoints
-from ultra.train.config import ValidationConfig
+from ultra.train.config import ModelSource, ValidationConfig
 
 ANSWERS = {"benign": "良性", "malignant": "恶性", "normal": "正常"}
 
@@ -542,3 +542,21 @@ def test_overrides_change_a_recipe_for_one_run(tmp_path):
             load_train_config(recipe, [bad])
     with pytest.raises(ConfigError, match=r"stages\.0\.epochs"):  # the value still validates
         load_train_config(recipe, ["stages.0.epochs=-1"])
+
+
+def test_image_size_builds_the_preset_at_another_input_size(tmp_path):
+    from ultra.train.runner import build_model
+
+    config = TrainConfig(
+        model={"name_or_path": "debug-tiny", "image_size": 48},
+        data={"q": {"kind": "busi_question_types"}},
+        stages=[{"name": "s", "train": ["*"]}],
+        output_dir=str(tmp_path),
+    )
+    model, _ = build_model(config)
+    assert [spec["input_size"] for spec in model.config.vision["encoders"]] == [48, 48]
+    default, _ = build_model(config.model_copy(update={"model": ModelSource(name_or_path="debug-tiny")}))
+    assert [spec["input_size"] for spec in default.config.vision["encoders"]] == [32, 32]
+    folder = config.model_copy(update={"model": ModelSource(name_or_path=str(tmp_path), image_size=48)})
+    with pytest.raises(ConfigError, match="applies to a preset built fresh"):
+        build_model(folder)

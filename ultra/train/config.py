@@ -168,6 +168,11 @@ class ModelSource(_Strict):
     presets from their hub weights) or a saved model folder (fine-tuning, e.g. the embedded model)."""
 
     name_or_path: str
+    image_size: int | None = Field(
+        default=None,
+        ge=32,
+        description="a preset built fresh at this input size for every encoder (the token grid stays)",
+    )
 
 
 class TrainConfig(_Strict):

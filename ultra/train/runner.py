@@ -58,12 +58,19 @@ def resolve_mixed_precision(setting: str) -> str:
 def build_model(config: TrainConfig) -> tuple[nn.Module, Any]:
     """The starting model and processor: a preset is built fresh (hub weights where the preset
     has them, random init otherwise); a folder (e.g. the embedded model) is loaded to fine-tune."""
+    from ultra.config_io import ConfigError
     from ultra.model import build_model as build_preset
-    from ultra.model import list_presets, load_model
+    from ultra.model import get_preset, list_presets, load_model
 
-    name = config.model.name_or_path
+    name, size = config.model.name_or_path, config.model.image_size
     if name in list_presets():
-        return build_preset(name, pretrained=True)
+        overrides = None
+        if size is not None:
+            encoders = [spec.model_copy(update={"input_size": size}) for spec in get_preset(name).encoders]
+            overrides = {"encoders": [spec.model_dump() for spec in encoders]}
+        return build_preset(name, pretrained=True, overrides=overrides)
+    if size is not None:
+        raise ConfigError(f"model.image_size applies to a preset built fresh, not to the folder {name}")
     return load_model(name)
 
 
