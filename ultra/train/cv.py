@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import sys
 
-    from ultra.config_io import ConfigError
+    from ultra.config_io import ConfigError, add_overrides_argument
     from ultra.logs import configure_logging
     from ultra.train.config import load_train_config
 
@@ -360,14 +360,7 @@ def main(argv: list[str] | None = None) -> None:
         default=1.0,
         help="train on a stratified fraction of each fold's training images (a learning curve)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="change the recipe for this run, e.g. --set stages.0.epochs=40 (VALUE is YAML; repeatable)",
-    )
+    add_overrides_argument(parser)
     args = parser.parse_args(argv)
     configure_logging()
     try:

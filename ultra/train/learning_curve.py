@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import sys
 
-    from ultra.config_io import ConfigError
+    from ultra.config_io import ConfigError, add_overrides_argument
     from ultra.logs import configure_logging
     from ultra.train.config import load_train_config
 
@@ -151,14 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     parser.add_argument("--max-steps", type=int, default=None, help="cap the stage (a smoke run)")
     parser.add_argument("--output-dir", type=Path, default=None, help="default: <output_dir>/learning-curve")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="change the recipe for this run, e.g. --set stages.0.epochs=40 (VALUE is YAML; repeatable)",
-    )
+    add_overrides_argument(parser)
     args = parser.parse_args(argv)
     configure_logging()
     try:
