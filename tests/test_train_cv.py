@@ -10,7 +10,7 @@ import torch
 
 from data_zh.splitting import cv_folds
 from ultra.train import DataSource, TrainConfig
-from ultra.train.cv import classifier_scores, fold_config, mean_interval, run_cv
+from ultra.train.cv import classifier_scores, fold_config, mean_interval, run_cv, tower_stage_count
 from ultra.train.data import load_source
 
 
@@ -99,6 +99,37 @@ def test_cv_smoke_runs_two_folds(shared_data, tmp_path):
     # the classifier alone: its scores, none of the VLM's (no LLM stage ran)
     assert set(stage0["folds"][0]["scores"]) <= {"classifier_lesion_bacc", "classifier_malignancy_bacc"}
     assert "classifier_lesion_bacc" in stage0["folds"][0]["scores"] and stage0["classifier_only"]
+
+
+def test_classifier_only_runs_phantom_pretraining_then_scores_the_busi_classifier(shared_data, tmp_path):
+    from ultra.model import build_model
+
+    def fresh(_config):
+        torch.manual_seed(0)
+        return build_model("debug-tiny", pretrained=False)
+
+    config = _config(shared_data, tmp_path)
+    phantoms = DataSource(kind="phantom", path=str(tmp_path / "phantoms"), phantom={"count": 6, "size": 64})
+    pretraining = config.stages[0].model_copy(update={"name": "phantoms", "sources": ["phantoms"]})
+    config = config.model_copy(
+        update={"data": {**config.data, "phantoms": phantoms}, "stages": [pretraining, *config.stages]}
+    )
+    assert tower_stage_count(config) == 2
+    report = run_cv(
+        config,
+        k=5,
+        only=[0],
+        max_steps=1,
+        model_builder=fresh,
+        output_dir=tmp_path / "cv",
+        classifier_only=True,
+    )
+    scores = report["folds"][0]["scores"]
+    assert set(scores) == {"classifier_lesion_bacc", "classifier_malignancy_bacc"}
+    summary = json.loads((tmp_path / "cv" / "fold0" / "recipe" / "summary.json").read_text(encoding="utf-8"))
+    assert [row["stage"] for row in summary["stages"]] == ["phantoms", "encoders"]
+    # the phantom stage has its own classes, so only the BUSI classifier is scored on the held-out fold
+    assert {row["stage"] for row in summary["validation"]} == {"encoders"}
 
 
 def test_model_card_carries_the_cv_table_targets_and_the_fusion_weights():

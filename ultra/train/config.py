@@ -28,6 +28,15 @@ class QuestionNoise(_Strict):
     share: float = Field(default=0.5, gt=0, le=1, description="share of records whose question is edited")
 
 
+class PhantomSet(_Strict):
+    """Synthetic breast-ultrasound phantoms (``fusion.phantom``) rendered into the source's folder:
+    labelled images (no finding / oval mass / irregular mass) to pre-train encoders on."""
+
+    count: int = Field(gt=0, description="images to render, the three findings in turn")
+    size: int = Field(default=256, ge=32, description="width and height in pixels")
+    seed: int = Field(default=0, description="fixed, so every run and fold shares one rendered set")
+
+
 class DataSource(_Strict):
     """One input file or dataset folder turned into unified records.
 
@@ -36,11 +45,20 @@ class DataSource(_Strict):
     questions with gold answers, for validation), ``busi_question_types`` (text-only exchanges that
     teach the BUSI question types; ``path`` is unused), ``dicom``
     (modality questions on DICOM files), ``slake`` (SLAKE QA via the converter),
-    ``laparoscopy_video`` (video QA on laparoscopy clips of one split).
+    ``laparoscopy_video`` (video QA on laparoscopy clips of one split), ``phantom`` (synthetic
+    ultrasound phantoms rendered into ``path``, see ``phantom``).
     """
 
     kind: Literal[
-        "records", "llava", "busi", "busi_vqa", "busi_question_types", "dicom", "slake", "laparoscopy_video"
+        "records",
+        "llava",
+        "busi",
+        "busi_vqa",
+        "busi_question_types",
+        "dicom",
+        "slake",
+        "laparoscopy_video",
+        "phantom",
     ]
     path: str = Field(default="", description="file or folder (every kind but busi_question_types)")
     image_root: str | None = None
@@ -73,6 +91,7 @@ class DataSource(_Strict):
         default=None,
         description="keep only records of these tasks (e.g. closed_vqa, report, question_generation)",
     )
+    phantom: PhantomSet | None = Field(default=None, description="phantom: what to render into path")
 
     @field_validator("tasks")
     @classmethod
@@ -88,6 +107,8 @@ class DataSource(_Strict):
     def _path_given(self) -> DataSource:
         if not self.path and self.kind != "busi_question_types":
             raise ValueError(f"a {self.kind} data source needs a path")
+        if (self.kind == "phantom") != (self.phantom is not None):
+            raise ValueError("phantom settings (count, size, seed) go with a phantom source, and only there")
         return self
 
 

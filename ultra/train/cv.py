@@ -197,6 +197,15 @@ def _final_model_scores(
     return scores
 
 
+def tower_stage_count(config: TrainConfig) -> int:
+    """How many leading stages are classification stages: the tower (phantom pre-training, then the
+    BUSI classifier) that ``--classifier-only`` runs and whose last stage is the reference."""
+    count = 0
+    while count < len(config.stages) and config.stages[count].objective == "classification":
+        count += 1
+    return count
+
+
 def run_fold(
     config: TrainConfig,
     folds: Sequence[Sequence[str]],
@@ -213,13 +222,13 @@ def run_fold(
 ) -> FoldResult:
     """Train the recipe (and the reference, when given) on fold ``index`` and score the held-out fold.
     ``model_builder`` is the ``Trainer``'s (a fresh model per call; default: the config's);
-    ``classifier_only`` runs the first (classification) stage alone: comparing stage-0 variants
+    ``classifier_only`` runs the leading classification stages alone: comparing tower variants
     costs a fraction of the whole recipe."""
     from ultra.train.runner import Trainer
 
     fold_dir = output_root / f"fold{index}"
     if classifier_only:
-        config = config.model_copy(update={"stages": config.stages[:1]})
+        config = config.model_copy(update={"stages": config.stages[: tower_stage_count(config)]})
     recipe = fold_config(config, folds, index, fold_dir / "recipe", train_fraction, seed)
     common = {"max_steps": max_steps, "show_progress": show_progress, "model_builder": model_builder}
     trainer = Trainer(recipe, **common)
@@ -231,11 +240,11 @@ def run_fold(
     if classifier_only:  # the last stage is the classifier: its scores come from the confusion below
         scores = {}
     classifier_run = result
-    classifier_stage = recipe.stages[0]
+    classifier_stage = recipe.stages[tower_stage_count(recipe) - 1]
     if reference is not None:
         reference_fold = fold_config(reference, folds, index, fold_dir / "reference", train_fraction, seed)
         classifier_run = Trainer(reference_fold, **common).run()
-        classifier_stage = reference_fold.stages[0]
+        classifier_stage = reference_fold.stages[tower_stage_count(reference_fold) - 1]
     confusion = _last_validation(classifier_run.validation, classifier_stage).get("confusion")
     if confusion:
         scores.update(classifier_scores(confusion))
@@ -289,7 +298,8 @@ def run_cv(
 
     if config.stages[0].objective != "classification" and reference is None:
         raise ValueError(
-            "the reference classifier is the recipe's first stage, which must be a classification stage; "
+            "the reference classifier is the recipe's leading classification stages, and its first stage "
+            "is not one; "
             "pass --reference CONFIG otherwise"
         )
     _busi_root(config)  # refuse a recipe without a BUSI train source before anything trains
@@ -352,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--classifier-only",
         action="store_true",
-        help="run only stage 0, the classifier (compare its variants)",
+        help="run only the leading classification stages, the tower (compare its variants)",
     )
     parser.add_argument(
         "--train-fraction",

@@ -14,6 +14,7 @@ from ultra.train.objectives.base import Objective, StageContext, register_object
 from ultra.train.supervision import (
     EncodedImageDataset,
     ImageClassifier,
+    LabelledImage,
     LabelledImageDataset,
     PositionalView,
     class_weights,
@@ -41,6 +42,19 @@ def collate_images(fusion: nn.Module):
         return fusion.preprocess([image for image, _, _ in items]), labels, False
 
     return collate
+
+
+def validation_items(records: list, classes: list[str], stage_name: str) -> list[LabelledImage]:
+    """The validation images labelled with this stage's classes; none when the validation set speaks
+    of other classes (a pre-training stage on phantoms is not scored on BUSI labels)."""
+    if not records:
+        return []
+    try:
+        items, _ = labelled_images(records, classes)
+    except ValueError as error:
+        logger.info("stage %s: not validated (%s)", stage_name, error)
+        return []
+    return items
 
 
 @register_objective("classification")
@@ -83,8 +97,8 @@ class Classification(Objective):
             return nn.functional.cross_entropy(logits.float(), labels, weight=weights.to(logits.device))
 
         validate = None
-        if context.validation_records:
-            val_items, _ = labelled_images(context.validation_records, classes)
+        val_items = validation_items(context.validation_records, classes, stage.name)
+        if val_items:
 
             def validate(module: nn.Module) -> dict:
                 return validate_classifier(module, fusion, val_items, classes)

@@ -1,0 +1,69 @@
+"""Synthetic ultrasound phantoms: deterministic, labelled by construction, reused once rendered."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fusion.phantom import FINDINGS, render_phantom, write_phantom_set
+from ultra.train import DataSource
+from ultra.train.data import load_source
+
+
+def _mass_darkness(finding: str, seeds: range) -> float:
+    """Mean of the darkest 2% of pixels in the middle band, where masses are drawn."""
+    values = []
+    for seed in seeds:
+        pixels = render_phantom(finding, np.random.default_rng([7, seed]), 128).pixels.astype(float)
+        band = pixels[38:84, 32:96]
+        values.append(np.sort(band, axis=None)[: band.size // 50].mean())
+    return float(np.mean(values))
+
+
+def test_render_is_deterministic_and_sized():
+    first = render_phantom("irregular", np.random.default_rng([0, 3]), 96)
+    again = render_phantom("irregular", np.random.default_rng([0, 3]), 96)
+    other = render_phantom("irregular", np.random.default_rng([0, 4]), 96)
+    assert first.pixels.shape == (96, 96) and first.pixels.dtype == np.uint8
+    assert np.array_equal(first.pixels, again.pixels)
+    assert not np.array_equal(first.pixels, other.pixels)
+    assert first.finding == "irregular"
+
+
+def test_masses_are_darker_than_tissue_without_a_finding():
+    # A hypoechoic mass is what the label means: the darkest pixels of the middle band are darker
+    # with a mass than in images with no finding (fat lobules there are only mildly hypoechoic).
+    none, oval, irregular = (_mass_darkness(finding, range(12)) for finding in FINDINGS)
+    assert oval < none - 5, f"oval {oval:.1f} vs none {none:.1f}"
+    assert irregular < none - 5, f"irregular {irregular:.1f} vs none {none:.1f}"
+
+
+def test_render_refuses_unknown_finding_and_tiny_size():
+    with pytest.raises(ValueError, match="unknown phantom finding 'cyst'"):
+        render_phantom("cyst", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="too small"):
+        render_phantom("none", np.random.default_rng(0), 16)
+
+
+def test_phantom_set_balances_findings_and_is_reused(tmp_path):
+    rows = write_phantom_set(tmp_path / "set", 7, size=64, seed=1)
+    assert [finding for _, finding in rows] == [FINDINGS[i % 3] for i in range(7)]
+    assert all((tmp_path / "set" / path).is_file() for path, _ in rows)
+    stamp = (tmp_path / "set" / rows[0][0]).stat().st_mtime_ns
+    assert write_phantom_set(tmp_path / "set", 7, size=64, seed=1) == rows
+    assert (tmp_path / "set" / rows[0][0]).stat().st_mtime_ns == stamp  # reused, not rendered again
+    other = write_phantom_set(tmp_path / "set", 7, size=64, seed=2)  # other settings: rendered again
+    assert [finding for _, finding in other] == [finding for _, finding in rows]
+    assert (tmp_path / "set" / "phantoms.json").read_text(encoding="utf-8").count('"seed": 2') == 1
+
+
+def test_phantom_source_gives_labelled_single_image_records(tmp_path):
+    source = DataSource(kind="phantom", path=str(tmp_path / "ph"), phantom={"count": 6, "size": 64})
+    records = load_source(source)
+    assert len(records) == 6
+    assert [record.labels.classes for record in records[:3]] == [[finding] for finding in FINDINGS]
+    assert all(record.media.count == 1 and "Apache" in record.licence for record in records)
+    with pytest.raises(ValueError, match="phantom settings"):
+        DataSource(kind="phantom", path=str(tmp_path / "ph"))
+    with pytest.raises(ValueError, match="phantom settings"):
+        DataSource(kind="busi", path=str(tmp_path), phantom={"count": 3})
