@@ -532,8 +532,12 @@ def test_overrides_change_a_recipe_for_one_run(tmp_path):
     assert changed.data["dicom"] == base.data["dicom"]
     data = {"a": [{"b": 1}]}
     assert apply_overrides(data, ["a.0.b=2"]) == {"a": [{"b": 2}]} and data == {"a": [{"b": 1}]}  # a copy
+    assert apply_overrides(data, ["a.+0={b: 0}", "a.+2={b: 9}"]) == {"a": [{"b": 0}, {"b": 1}, {"b": 9}]}
+    inserted = load_train_config(recipe, ["stages.+0={name: first, objective: classification, train: ['*']}"])
+    assert [stage.name for stage in inserted.stages] == ["first", *(stage.name for stage in base.stages)]
     for bad, message in [
         ("stages.5.epochs=1", "stages has no item 5"),
+        ("stages.+5={name: x}", "stages has 2 items, no place"),
         ("stages.0.epochs", "expected dotted.path=VALUE"),
         ("output_dir.x=1", "output_dir is not a mapping or list"),
         ("stages.0.epochs=[1", "not valid YAML"),

@@ -36,8 +36,9 @@ def parse_config(data: dict, model: type[ConfigT], source: str = "<dict>") -> Co
 
 def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     """A copy of ``data`` with each ``dotted.path=VALUE`` set (VALUE read as YAML; a number in
-    the path indexes a list): an experiment is a one-line change of a committed recipe, not an
-    edited copy of it. Missing mapping keys are created; a bad path is a ConfigError naming it."""
+    the path indexes a list, and a last key ``+N`` inserts VALUE before item N, e.g. a stage in
+    front): an experiment is a one-line change of a committed recipe, not an edited copy of it.
+    Missing mapping keys are created; a bad path is a ConfigError naming it."""
     data = copy.deepcopy(data)
     for override in overrides:
         path, sep, text = override.partition("=")
@@ -51,6 +52,12 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
         node: Any = data
         for depth, key in enumerate(keys):
             last = depth == len(keys) - 1
+            if isinstance(node, list) and last and key.startswith("+") and key[1:].isdigit():
+                if int(key[1:]) > len(node):
+                    where = ".".join(keys[:depth])
+                    raise ConfigError(f"override {override!r}: {where} has {len(node)} items, no place {key}")
+                node.insert(int(key[1:]), value)
+                break
             if isinstance(node, list):
                 if not key.isdigit() or int(key) >= len(node):
                     where = ".".join(keys[:depth])
