@@ -2,9 +2,9 @@
 
     python -m ultra.train.learning_curve configs/tiny-zh.yaml --fractions 0.25,0.5,0.75,1 [--folds 5]
 
-For each fraction the recipe's first stage (the plain classifier) is cross-validated inside the
-BUSI train split on a stratified fraction of each fold's training images
-(:func:`ultra.train.cv.run_cv` with ``classifier_only`` and ``train_fraction``); the held-out
+For each fraction the recipe's tower (its leading classification stages, the plain classifier)
+is cross-validated inside the BUSI train split on a stratified fraction of each fold's training
+images (:func:`ultra.train.cv.run_cv` with ``classifier_only`` and ``train_fraction``); the held-out
 folds are always whole, so every point is scored on the same images. Writes
 ``learning_curve.json``, ``learning_curve.md`` and ``learning_curve.png`` (Chinese labels).
 """
@@ -85,7 +85,7 @@ def learning_curve_markdown(result: dict[str, Any]) -> str:
 
     header = "| training images per fold (fraction) | " + " | ".join(label for _, label, _ in CURVES) + " |"
     lines = [
-        f"Plain classifier (the recipe's stage 0), {result['k']}-fold CV inside the BUSI train split; "
+        f"Plain classifier (the recipe's classification stages), {result['k']}-fold CV inside the BUSI train split; "
         "held-out folds always whole. Mean held-out balanced accuracy % [95% t-interval].",
         "",
         header,
