@@ -36,6 +36,14 @@ def _config(shared_data, tmp_path) -> TrainConfig:
     )
 
 
+def fresh(_config):
+    """A fresh random-init ``debug-tiny`` model per training run, the same in every fold."""
+    from ultra.model import build_model
+
+    torch.manual_seed(0)
+    return build_model("debug-tiny", pretrained=False)
+
+
 def test_fold_config_trains_on_the_other_folds_and_validates_on_this_one(shared_data, tmp_path):
     config = _config(shared_data, tmp_path)
     folds = cv_folds(3, seed=0)
@@ -64,12 +72,6 @@ def test_classifier_scores_group_the_confusion_like_the_questions():
 
 
 def test_cv_smoke_runs_two_folds(shared_data, tmp_path):
-    from ultra.model import build_model
-
-    def fresh(_config):
-        torch.manual_seed(0)
-        return build_model("debug-tiny", pretrained=False)
-
     config = _config(shared_data, tmp_path)
     source = config.validation.source.model_copy(update={"wordings": "train"})  # as the shipped recipe
     config = config.model_copy(update={"validation": config.validation.model_copy(update={"source": source})})
@@ -102,12 +104,6 @@ def test_cv_smoke_runs_two_folds(shared_data, tmp_path):
 
 
 def test_classifier_only_runs_phantom_pretraining_then_scores_the_busi_classifier(shared_data, tmp_path):
-    from ultra.model import build_model
-
-    def fresh(_config):
-        torch.manual_seed(0)
-        return build_model("debug-tiny", pretrained=False)
-
     config = _config(shared_data, tmp_path)
     phantoms = DataSource(kind="phantom", path=str(tmp_path / "phantoms"), phantom={"count": 6, "size": 64})
     pretraining = config.stages[0].model_copy(update={"name": "phantoms", "sources": ["phantoms"]})
@@ -115,16 +111,16 @@ def test_classifier_only_runs_phantom_pretraining_then_scores_the_busi_classifie
         update={"data": {**config.data, "phantoms": phantoms}, "stages": [pretraining, *config.stages]}
     )
     assert tower_stage_count(config) == 2
-    report = run_cv(
+    tower = run_cv(
         config,
-        k=5,
+        5,
         only=[0],
         max_steps=1,
         model_builder=fresh,
         output_dir=tmp_path / "cv",
         classifier_only=True,
     )
-    scores = report["folds"][0]["scores"]
+    scores = tower["folds"][0]["scores"]
     assert set(scores) == {"classifier_lesion_bacc", "classifier_malignancy_bacc"}
     summary = json.loads((tmp_path / "cv" / "fold0" / "recipe" / "summary.json").read_text(encoding="utf-8"))
     assert [row["stage"] for row in summary["stages"]] == ["phantoms", "encoders"]
