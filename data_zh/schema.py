@@ -25,7 +25,7 @@ TASKS = MappingProxyType(
         "caption": "describe the image",
         "report": "write a (one-sentence) report or impression",
         "report_screening": "pick the images that a report describes, and their duplicates",
-        "lesion_classification": "benign / malignant / normal",
+        "lesion_classification": "benign / malignant / normal (or a phantom's finding: none / oval / irregular)",
         "instrument_recognition": "which surgical instruments are visible",
         "organ_recognition": "which organs are visible",
         "object_detection": "boxes of instruments and organs",

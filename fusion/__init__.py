@@ -16,8 +16,6 @@ from fusion.encoders import (
 )
 from fusion.io import load_fusion, save_fusion
 from fusion.model import VisionFusion, align_tokens
-from fusion.phantom import FINDINGS as PHANTOM_FINDINGS
-from fusion.phantom import PhantomImage, render_phantom, write_phantom_set
 from fusion.projectors import build_projector
 from fusion.ultrasound import (
     ScanBox,
@@ -40,7 +38,6 @@ from fusion.video import (
 )
 
 __all__ = [
-    "PHANTOM_FINDINGS",
     "CropResult",
     "EncoderRegistry",
     "EncoderSpec",
@@ -48,7 +45,6 @@ __all__ = [
     "FusionConfig",
     "FusionMode",
     "ImageTransform",
-    "PhantomImage",
     "ScanBox",
     "VisionEncoder",
     "VisionFusion",
@@ -62,7 +58,6 @@ __all__ = [
     "draw_scan_box",
     "encode_clip",
     "find_scan_region",
-    "render_phantom",
     "get_encoder_spec",
     "list_encoders",
     "load_fusion",
@@ -77,5 +72,4 @@ __all__ = [
     "to_three_channels",
     "uniform_frame_indices",
     "video_token_count",
-    "write_phantom_set",
 ]

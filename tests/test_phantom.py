@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusion.phantom import FINDINGS, render_phantom, write_phantom_set
+from data_zh.builders.phantom import FINDINGS, render_phantom, write_phantom_set
 from ultra.train import DataSource
 from ultra.train.data import load_source
 
@@ -45,16 +45,20 @@ def test_render_refuses_unknown_finding_and_tiny_size():
         render_phantom("none", np.random.default_rng(0), 16)
 
 
-def test_phantom_set_balances_findings_and_is_reused(tmp_path):
-    rows = write_phantom_set(tmp_path / "set", 7, size=64, seed=1)
+def test_phantom_set_balances_findings_and_is_reused_only_when_complete(tmp_path):
+    root = tmp_path / "set"
+    rows = write_phantom_set(root, 7, size=64, seed=1)
     assert [finding for _, finding in rows] == [FINDINGS[i % 3] for i in range(7)]
-    assert all((tmp_path / "set" / path).is_file() for path, _ in rows)
-    stamp = (tmp_path / "set" / rows[0][0]).stat().st_mtime_ns
-    assert write_phantom_set(tmp_path / "set", 7, size=64, seed=1) == rows
-    assert (tmp_path / "set" / rows[0][0]).stat().st_mtime_ns == stamp  # reused, not rendered again
-    other = write_phantom_set(tmp_path / "set", 7, size=64, seed=2)  # other settings: rendered again
-    assert [finding for _, finding in other] == [finding for _, finding in rows]
-    assert (tmp_path / "set" / "phantoms.json").read_text(encoding="utf-8").count('"seed": 2') == 1
+    assert all((root / path).is_file() for path, _ in rows)
+    first = root / rows[0][0]
+    rendered = first.read_bytes()
+    first.write_bytes(b"marker")  # a complete set with the same settings is reused as it is
+    assert write_phantom_set(root, 7, size=64, seed=1) == rows and first.read_bytes() == b"marker"
+    first.unlink()  # an image missing (an interrupted render): the set is rendered again
+    assert write_phantom_set(root, 7, size=64, seed=1) == rows and first.read_bytes() == rendered
+    other = write_phantom_set(root, 7, size=64, seed=2)  # other settings: rendered again
+    assert other == rows and first.read_bytes() != rendered
+    assert '"seed": 2' in (root / "phantoms.json").read_text(encoding="utf-8")
 
 
 def test_phantom_source_gives_labelled_single_image_records(tmp_path):

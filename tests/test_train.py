@@ -538,6 +538,7 @@ def test_overrides_change_a_recipe_for_one_run(tmp_path):
     for bad, message in [
         ("stages.5.epochs=1", "stages has no item 5"),
         ("stages.+5={name: x}", "stages has 2 items, no place"),
+        ("data.+0={kind: busi_question_types}", r"\+0 inserts, so it must be the last key after a list"),
         ("stages.0.epochs", "expected dotted.path=VALUE"),
         ("output_dir.x=1", "output_dir is not a mapping or list"),
         ("stages.0.epochs=[1", "not valid YAML"),

@@ -128,6 +128,29 @@ def test_classifier_only_runs_phantom_pretraining_then_scores_the_busi_classifie
     assert {row["stage"] for row in summary["validation"]} == {"encoders"}
 
 
+def test_a_recipe_without_a_classifier_stage_is_refused_before_training(shared_data, tmp_path):
+    config = _config(shared_data, tmp_path)
+    language_only = config.model_copy(update={"stages": config.stages[1:]})
+    with pytest.raises(ValueError, match="no classification stage"):
+        run_cv(language_only, 5, only=[0], max_steps=1, model_builder=fresh, classifier_only=True)
+    with pytest.raises(ValueError, match="--reference config starts with no classification stage"):
+        run_cv(config, 5, only=[0], max_steps=1, model_builder=fresh, reference=language_only)
+
+
+def test_validation_with_other_classes_is_skipped_but_a_partial_overlap_is_an_error(shared_data):
+    from ultra.train.objectives.classification import validation_items
+
+    busi = load_source(DataSource(kind="busi_vqa", path=str(shared_data / "busi"), split="val"))
+    assert validation_items(busi, ["none", "oval", "irregular"], "phantoms") == []
+    assert {item.label for item in validation_items(busi, ["benign", "malignant", "normal"], "busi")} == {
+        0,
+        1,
+        2,
+    }
+    with pytest.raises(ValueError, match="not among the training classes"):
+        validation_items(busi, ["benign", "normal"], "busi")
+
+
 def test_model_card_carries_the_cv_table_targets_and_the_fusion_weights():
     from test_train_scorecard import _hand_card
 

@@ -52,7 +52,13 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
         node: Any = data
         for depth, key in enumerate(keys):
             last = depth == len(keys) - 1
-            if isinstance(node, list) and last and key.startswith("+") and key[1:].isdigit():
+            inserting = key.startswith("+") and key[1:].isdigit()
+            if inserting and not (last and isinstance(node, list)):
+                where = ".".join(keys[:depth]) or "the config"
+                raise ConfigError(
+                    f"override {override!r}: {key} inserts, so it must be the last key after a list ({where} is not)"
+                )
+            if inserting:
                 if int(key[1:]) > len(node):
                     where = ".".join(keys[:depth])
                     raise ConfigError(f"override {override!r}: {where} has {len(node)} items, no place {key}")

@@ -29,12 +29,14 @@ class QuestionNoise(_Strict):
 
 
 class PhantomSet(_Strict):
-    """Synthetic breast-ultrasound phantoms (``fusion.phantom``) rendered into the source's folder:
+    """Synthetic breast-ultrasound phantoms (``data_zh.builders.phantom``) rendered into the source's folder:
     labelled images (no finding / oval mass / irregular mass) to pre-train encoders on."""
 
     count: int = Field(gt=0, description="images to render, the three findings in turn")
     size: int = Field(default=256, ge=32, description="width and height in pixels")
-    seed: int = Field(default=0, description="fixed, so every run and fold shares one rendered set")
+    seed: int = Field(
+        default=0, description="fixed, so every run and fold reusing the folder shares one rendered set"
+    )
 
 
 class DataSource(_Strict):

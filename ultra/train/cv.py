@@ -7,9 +7,9 @@ Folds come from :func:`data_zh.splitting.cv_folds` (stratified, near-duplicate g
 whole). For each fold the recipe trains on the other folds — every BUSI data source of the
 ``train`` split is narrowed to their images — and validates on the held-out fold, in the wording
 set the config's validation asks for. The reference is a plain classifier on the same encoders
-in the same fold: the recipe's first stage, a ``classification`` stage, is exactly that
-classifier (later stages never change what it was scored on), so its held-out scores are read
-from the same run; ``--reference CONFIG`` trains another classifier recipe in the folds instead.
+in the same fold: the recipe's leading ``classification`` stages (e.g. phantom pre-training, then
+the BUSI classifier) are exactly that classifier (later stages never change what it was scored
+on), so its held-out scores are read from the same run; ``--reference CONFIG`` trains another classifier recipe in the folds instead.
 The same final model answering with blank images gives the blind scores, and the held-out fold
 asked in the held-out wordings (never used in training) gives the ``heldout_*`` scores. ``cv.json`` and
 ``cv.md`` hold per-fold numbers and the means with t-intervals over folds.
@@ -249,7 +249,7 @@ def run_fold(
     if confusion:
         scores.update(classifier_scores(confusion))
     else:
-        logger.warning("fold %d: the reference's first stage reported no classifier validation", index)
+        logger.warning("fold %d: the reference's classifier stages reported no validation", index)
     if not classifier_only:
         validation = trainer.validation_records()
         scores.update(_final_model_scores(result.final_dir, recipe, validation, recipe.seed))
@@ -296,12 +296,13 @@ def run_cv(
     """Run the recipe in each requested fold; write ``cv.json`` and ``cv.md``; return the summary."""
     from data_zh.splitting import cv_folds
 
-    if config.stages[0].objective != "classification" and reference is None:
+    if tower_stage_count(config) == 0 and (reference is None or classifier_only):
         raise ValueError(
-            "the reference classifier is the recipe's leading classification stages, and its first stage "
-            "is not one; "
-            "pass --reference CONFIG otherwise"
+            "the recipe starts with no classification stage, so it has no classifier to run alone or "
+            "to use as the reference; pass --reference CONFIG (and drop --classifier-only)"
         )
+    if reference is not None and tower_stage_count(reference) == 0:
+        raise ValueError("the --reference config starts with no classification stage: it is not a classifier")
     _busi_root(config)  # refuse a recipe without a BUSI train source before anything trains
     folds = cv_folds(k, seed)
     chosen = list(only) if only is not None else list(range(k))

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from data_zh.schema import IMAGE_PLACEHOLDER, Labels, Media, Record, Turn
+from data_zh.schema import IMAGE_PLACEHOLDER, Media, Record, Turn
 from ultra.media import read_record_media
 from ultra.train.config import DataSource
 
@@ -34,7 +34,9 @@ def _builder_records(source: DataSource) -> list[Record]:
     if source.kind == "busi_question_types":
         return builders.build_question_type_instructions(source.wordings)
     if source.kind == "phantom":
-        return phantom_records(source)
+        settings = source.phantom
+        logger.info("phantoms: %d images of %d px in %s", settings.count, settings.size, source.path)
+        return builders.build_phantom_records(source.path, settings.count, settings.size, settings.seed)
     root = Path(source.path)
     if not root.exists():
         raise DataSourceError(f"{root}: data source ({source.kind}) not found")
@@ -49,34 +51,6 @@ def _builder_records(source: DataSource) -> list[Record]:
     if source.kind == "laparoscopy_video":
         return builders.build_laparoscopy_video(root, source.split or "train")
     return converters.convert(source.kind, root)
-
-
-PHANTOM_LICENCE = "Apache-2.0 (rendered by ultra's fusion.phantom)"
-
-
-def phantom_records(source: DataSource) -> list[Record]:
-    """One labelled image record per rendered phantom (rendered on first use, then reused)."""
-    from fusion.phantom import write_phantom_set
-
-    settings = source.phantom
-    root = Path(source.path)
-    logger.info("phantoms: %d images of %d px in %s", settings.count, settings.size, root)
-    rows = write_phantom_set(root, settings.count, settings.size, settings.seed)
-    media_root = str(root.resolve())
-    return [
-        Record(
-            id=f"phantom-{Path(path).stem}",
-            source="phantom",
-            licence=PHANTOM_LICENCE,
-            specialty="breast",
-            modality="US",
-            language="zh",
-            task="lesion_classification",
-            media=Media(root=media_root, images=[path]),
-            labels=Labels(classes=[finding]),
-        )
-        for path, finding in rows
-    ]
 
 
 def load_source(source: DataSource, seed: int = 0) -> list[Record]:

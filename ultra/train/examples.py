@@ -29,24 +29,29 @@ QUESTIONS = (("lesion", LESION_QUESTIONS[0]), ("malignancy", MALIGNANCY_QUESTION
 
 @dataclass(frozen=True)
 class DrawnExample:
-    """One drawn val image: its bundled file name and its BUSI source (path and label)."""
+    """One drawn BUSI image: its file name and its BUSI source (path and label)."""
 
     file: str
     source: str
     label: str
 
 
-def draw_examples(seed: int, labels: dict[str, str], per_class: int = 2) -> list[DrawnExample]:
-    """``per_class`` val images of each label by a seeded shuffle; named ``<label>-<n>.png``."""
+def draw_examples(
+    seed: int, labels: dict[str, str], per_class: int = 2, split: str = "val"
+) -> list[DrawnExample]:
+    """``per_class`` images of each label from a BUSI ``split`` by a seeded shuffle; named
+    ``<label>-<n>.png``."""
     from data_zh.splits import load_split
 
-    val = load_split("busi")["val"]
+    keys = load_split("busi")[split]
     rng = random.Random(f"examples:{seed}")
     drawn = []
     for label in LABELS:
-        pool = [key for key in val if labels.get(key) == label]
+        pool = [key for key in keys if labels.get(key) == label]
         if len(pool) < per_class:
-            raise ValueError(f"val has {len(pool)} {label} image(s) in labels.csv, fewer than {per_class}")
+            raise ValueError(
+                f"{split} has {len(pool)} {label} image(s) in labels.csv, fewer than {per_class}"
+            )
         for index, key in enumerate(rng.sample(pool, per_class), start=1):
             drawn.append(DrawnExample(f"{label}-{index}.png", key, label))
     return drawn

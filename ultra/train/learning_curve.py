@@ -1,4 +1,4 @@
-"""How the stage-0 classifier grows with training images: is the tower limited by data or recipe?
+"""How the plain classifier (the tower) grows with training images: limited by data or recipe?
 
     python -m ultra.train.learning_curve configs/tiny-zh.yaml --fractions 0.25,0.5,0.75,1 [--folds 5]
 
@@ -85,7 +85,7 @@ def learning_curve_markdown(result: dict[str, Any]) -> str:
 
     header = "| training images per fold (fraction) | " + " | ".join(label for _, label, _ in CURVES) + " |"
     lines = [
-        f"Plain classifier (the recipe's classification stages), {result['k']}-fold CV inside the BUSI train split; "
+        f"Plain classifier (the recipe's leading classification stages), {result['k']}-fold CV inside the BUSI train split; "
         "held-out folds always whole. Mean held-out balanced accuracy % [95% t-interval].",
         "",
         header,

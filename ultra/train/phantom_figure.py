@@ -12,33 +12,30 @@ from pathlib import Path
 
 import numpy as np
 
+from data_zh.builders.phantom import FINDINGS, render_phantom
 from data_zh.fonts import cjk_rc_params
-from fusion.phantom import FINDINGS, render_phantom
 
 FINDING_ZH = {"none": "仿体：无病灶", "oval": "仿体：椭圆形肿块", "irregular": "仿体：不规则肿块"}
 BUSI_ZH = {"normal": "BUSI：正常", "benign": "BUSI：良性", "malignant": "BUSI：恶性"}
 
 
 def busi_examples(root: Path, per_class: int, seed: int) -> dict[str, list[np.ndarray]]:
-    """A seeded draw of BUSI train-split images per class (grayscale, 256 px)."""
-    import random
-
+    """A seeded draw of BUSI train-split images per class, normal first (grayscale, 256 px)."""
     from PIL import Image
 
     from data_zh.converters.busi import read_busi_labels
-    from data_zh.splits import load_split
+    from ultra.train.examples import draw_examples
 
-    rows = read_busi_labels(root)
-    train = [path for path in load_split("busi")["train"] if path in rows]
-    draw = random.Random(seed)
-    examples = {}
-    for label in BUSI_ZH:
-        paths = sorted(path for path in train if rows[path]["label"] == label)
-        chosen = draw.sample(paths, min(per_class, len(paths)))
-        examples[label] = [
-            np.asarray(Image.open(root / path).convert("L").resize((256, 256))) for path in chosen
+    labels = {path: row["label"] for path, row in read_busi_labels(root).items()}
+    drawn = draw_examples(seed, labels, per_class, split="train")
+    return {
+        label: [
+            np.asarray(Image.open(root / example.source).convert("L").resize((256, 256)))
+            for example in drawn
+            if example.label == label
         ]
-    return examples
+        for label in BUSI_ZH
+    }
 
 
 def plot_phantom_examples(

@@ -9,6 +9,7 @@ import re
 import torch
 from torch import nn
 
+from data_zh.schema import Record
 from ultra.train.loop import StagePlan
 from ultra.train.objectives.base import Objective, StageContext, register_objective
 from ultra.train.supervision import (
@@ -44,16 +45,18 @@ def collate_images(fusion: nn.Module):
     return collate
 
 
-def validation_items(records: list, classes: list[str], stage_name: str) -> list[LabelledImage]:
-    """The validation images labelled with this stage's classes; none when the validation set speaks
-    of other classes (a pre-training stage on phantoms is not scored on BUSI labels)."""
-    if not records:
+def validation_items(records: list[Record], classes: list[str], stage_name: str) -> list[LabelledImage]:
+    """The validation images for a stage with these classes: none when the validation set shares
+    no class with them (a phantom pre-training stage is not scored on BUSI labels); a partial
+    overlap is an error, as a validation set with a class the stage never learns is a mistake."""
+    labelled = {label for record in records for label in record.labels.classes}
+    if not records or not labelled & set(classes):
+        if records:
+            logger.info(
+                "stage %s: not validated (its classes %s are not the validation set's)", stage_name, classes
+            )
         return []
-    try:
-        items, _ = labelled_images(records, classes)
-    except ValueError as error:
-        logger.info("stage %s: not validated (%s)", stage_name, error)
-        return []
+    items, _ = labelled_images(records, classes)
     return items
 
 

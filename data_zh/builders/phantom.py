@@ -9,6 +9,8 @@ enhancement, or an irregular, angular or spiculated mass with posterior shadowin
 shape, orientation and posterior features that separate benign from malignant). An encoder that
 has learnt to find and describe such masses starts BUSI from features that matter there;
 ``docs/tiny-zh-next-recipe.md`` measures whether it helps. About 0.07 s per 256-px image.
+The images are rendered with numpy; another numpy version or CPU may change a few pixels, so a
+rendered set is reused within its folder, not promised bit-equal between machines.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from data_zh.schema import Labels, Media, Record
+
 FINDINGS = ("none", "oval", "irregular")
+PHANTOM_LICENCE = "Apache-2.0 (rendered by ultra's data_zh.builders.phantom)"
 # Bump when the renderer changes: a folder rendered by another version is rendered again.
 RENDERER_VERSION = 1
 
@@ -56,19 +61,17 @@ def write_phantom_set(
 ) -> list[tuple[str, str]]:
     """Render ``count`` phantoms (the findings in turn, image ``i`` from seed ``(seed, i)``) as
     ``images/<finding>/<i>.png`` under ``directory`` with a ``labels.csv``; return
-    ``(relative path, finding)`` rows. A folder already holding the same set is reused."""
+    ``(relative path, finding)`` rows. A folder holding the same complete set is reused: its
+    manifest is written last and removed before any image is rewritten."""
     if count < 1:
         raise ValueError(f"a phantom set needs at least one image, not {count}")
     root = Path(directory)
     manifest = {"count": count, "size": size, "seed": seed, "renderer": RENDERER_VERSION}
     manifest_path, labels_path = root / "phantoms.json", root / "labels.csv"
-    if (
-        manifest_path.exists()
-        and labels_path.exists()
-        and json.loads(manifest_path.read_text(encoding="utf-8")) == manifest
-    ):
-        with labels_path.open(encoding="utf-8", newline="") as handle:
-            return [(row["image"], row["finding"]) for row in csv.DictReader(handle)]
+    reused = _complete_set(root, manifest)
+    if reused is not None:
+        return reused
+    manifest_path.unlink(missing_ok=True)
     rows = []
     for index in range(count):
         finding = FINDINGS[index % len(FINDINGS)]
@@ -81,8 +84,42 @@ def write_phantom_set(
         writer = csv.writer(handle)
         writer.writerow(["image", "finding"])
         writer.writerows(rows)
-    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")  # last: marks the set complete
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
     return rows
+
+
+def _complete_set(root: Path, manifest: dict) -> list[tuple[str, str]] | None:
+    """The rows of a set rendered with ``manifest`` whose images are all there, else None."""
+    manifest_path, labels_path = root / "phantoms.json", root / "labels.csv"
+    if not (manifest_path.exists() and labels_path.exists()):
+        return None
+    if json.loads(manifest_path.read_text(encoding="utf-8")) != manifest:
+        return None
+    with labels_path.open(encoding="utf-8", newline="") as handle:
+        rows = [(row["image"], row["finding"]) for row in csv.DictReader(handle)]
+    complete = len(rows) == manifest["count"] and all((root / path).is_file() for path, _ in rows)
+    return rows if complete else None
+
+
+def build_phantom_records(root: str | Path, count: int, size: int = 256, seed: int = 0) -> list[Record]:
+    """One labelled single-image record per phantom of the set in ``root`` (rendered on first use):
+    what a classification stage pre-trains the encoders on."""
+    root = Path(root)
+    media_root = str(root.resolve())
+    return [
+        Record(
+            id=f"phantom-{Path(path).stem}",
+            source="phantom",
+            licence=PHANTOM_LICENCE,
+            specialty="breast",
+            modality="US",
+            language="zh",
+            task="lesion_classification",
+            media=Media(root=media_root, images=[path]),
+            labels=Labels(classes=[finding]),
+        )
+        for path, finding in write_phantom_set(root, count, size, seed)
+    ]
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
