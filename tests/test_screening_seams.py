@@ -15,7 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import screening
@@ -71,6 +73,23 @@ def _run_ultra(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def assert_same_screening(got: dict, want: dict) -> None:
+    """The same verdicts, scores and weights equal to float32 precision: the CLI process may run on
+    another number of threads, which reorders the sums inside the student."""
+    numeric = ("score", "weight")
+    assert got["report"] == want["report"]
+    assert [{k: v for k, v in row.items() if k not in numeric} for row in got["images"]] == [
+        {k: v for k, v in row.items() if k not in numeric} for row in want["images"]
+    ]
+    tolerance = 1_000 * torch.finfo(torch.float32).eps  # a few hundred float32 accumulations
+    np.testing.assert_allclose(
+        [[row[k] for k in numeric] for row in got["images"]],
+        [[row[k] for k in numeric] for row in want["images"]],
+        rtol=tolerance,
+        atol=tolerance,
+    )
+
+
 def test_ask_report_answers_on_the_kept_images_and_reports_the_weights(
     answerer, screener, student_dir, reports, tmp_path
 ) -> None:
@@ -84,7 +103,7 @@ def test_ask_report_answers_on_the_kept_images_and_reports_the_weights(
     payload = json.loads(as_json.stdout)
     pictures = [read_image(path) for path in paths]
     expected = screener.screen(report, pictures)
-    assert payload["screening"] == expected.as_dict([str(path) for path in paths])
+    assert_same_screening(payload["screening"], expected.as_dict([str(path) for path in paths]))
     assert payload["notice"] == RESEARCH_NOTICE
     assert 0 < len(expected.kept) < len(paths), "the trained student should drop the blank / copy"
     kept = Request(QUESTION, pictures, settings=GenerationSettings(max_new_tokens=8))
