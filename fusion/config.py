@@ -17,6 +17,10 @@ class FusionConfig(BaseModel):
 
     ``encoders`` holds registry names or full specs; ``grid`` is the target token grid every
     encoder's map is pooled to, so the fused sequence always has ``grid[0] * grid[1]`` tokens.
+    ``decision_classes`` adds one token after them that carries the tower's own class
+    probabilities (a linear head on the mean fused token, as the classification stage trains it),
+    so an LLM can read the tower's decision from one token instead of learning it anew from the
+    grid (like the diagnosis-driven prompts of PromptMRG, Jin et al., AAAI 2024).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -27,6 +31,7 @@ class FusionConfig(BaseModel):
     mode: FusionMode = "weighted"
     projector: ProjectorKind = "mlp2x_gelu"
     freeze_encoders: bool = False
+    decision_classes: list[str] = []
 
     @field_validator("hidden_size")
     @classmethod
@@ -40,6 +45,13 @@ class FusionConfig(BaseModel):
     def _positive_grid(cls, value: tuple[int, int]) -> tuple[int, int]:
         if min(value) <= 0:
             raise ValueError(f"grid must be two positive ints, got {value}")
+        return value
+
+    @field_validator("decision_classes")
+    @classmethod
+    def _distinct_classes(cls, value: list[str]) -> list[str]:
+        if len(value) == 1 or len(set(value)) != len(value):
+            raise ValueError(f"decision_classes must be two or more distinct names, got {value}")
         return value
 
     @model_validator(mode="after")

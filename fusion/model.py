@@ -78,14 +78,24 @@ class VisionFusion(nn.Module):
             self.token_gates = nn.ModuleList(nn.Linear(hidden, 1, bias=False) for _ in range(count))
             for gate in self.token_gates:
                 nn.init.zeros_(gate.weight)
+        self.decision_classes = list(self.config.decision_classes)
+        self.decision_head, self.decision_embedding = None, None
+        if self.decision_classes:
+            self.decision_head = nn.Linear(hidden, len(self.decision_classes))
+            self.decision_embedding = nn.Linear(len(self.decision_classes), hidden, bias=False)
+            # orthonormal class codes at the image tokens' scale (about unit RMS per channel)
+            nn.init.orthogonal_(self.decision_embedding.weight)
+            with torch.no_grad():
+                self.decision_embedding.weight.mul_(hidden**0.5)
         if self.config.freeze_encoders:
             self.encoders.requires_grad_(False)
             self.encoders.eval()
 
     @property
     def num_tokens(self) -> int:
-        """Tokens per image: ``grid[0] * grid[1]`` (+1 global token if an encoder keeps its CLS)."""
-        return self.grid[0] * self.grid[1] + int(self.has_global_token)
+        """Tokens per image: ``grid[0] * grid[1]`` (+1 global token if an encoder keeps its CLS,
+        +1 decision token with ``decision_classes``)."""
+        return self.grid[0] * self.grid[1] + int(self.has_global_token) + int(bool(self.decision_classes))
 
     @property
     def hidden_size(self) -> int:
@@ -163,6 +173,25 @@ class VisionFusion(nn.Module):
         return weights.expand(batch, length, -1) if weights.dim() == 1 else weights
 
     def forward(self, pixel_values: list[torch.Tensor]) -> torch.Tensor:
+        """The tokens the LLM reads: the fused grid, then the decision token if there is one."""
+        return self.with_decision(self.fuse(pixel_values))
+
+    def decision_logits(self, fused: torch.Tensor) -> torch.Tensor:
+        """``[B, classes]`` from fused grid tokens ``[B, T, hidden]`` (their mean, through the head)."""
+        if self.decision_head is None:
+            raise ValueError("this vision tower has no decision head (its decision_classes are empty)")
+        return self.decision_head(fused.mean(dim=1))
+
+    def with_decision(self, fused: torch.Tensor) -> torch.Tensor:
+        """Fused grid tokens, plus one token embedding the class probabilities when configured."""
+        if self.decision_head is None:
+            return fused
+        assert self.decision_embedding is not None
+        probabilities = torch.softmax(self.decision_logits(fused).float(), dim=-1).to(fused.dtype)
+        return torch.cat([fused, self.decision_embedding(probabilities).unsqueeze(1)], dim=1)
+
+    def fuse(self, pixel_values: list[torch.Tensor]) -> torch.Tensor:
+        """The fused grid tokens ``[B, grid cells (+ global), hidden]``, without a decision token."""
         if self.config.mode == "concat":
             features = self.encode_each(pixel_values)
             return self.projectors[0](torch.cat(features, dim=-1))

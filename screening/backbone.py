@@ -24,7 +24,8 @@ def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
 
 
 def pooled_features(fusion: VisionFusion, images: list[Image.Image], batch_size: int = 16) -> torch.Tensor:
-    """``[N, hidden]`` float32 CPU: the fused tokens the LLM would see, averaged over tokens.
+    """``[N, hidden]`` float32 CPU: the fused grid tokens the LLM would see, averaged over tokens
+    (a decision token, if the tower has one, is left out: the student learns from the image).
 
     Each image is encoded on its own row of a batch, so an image's features never depend on the
     other images of the report (the screener's order invariance rests on this).
@@ -35,7 +36,7 @@ def pooled_features(fusion: VisionFusion, images: list[Image.Image], batch_size:
     with _eval_mode(fusion), torch.no_grad():
         for start in range(0, len(images), batch_size):
             pixel_values = fusion.preprocess(images[start : start + batch_size])
-            chunks.append(fusion(pixel_values).float().mean(dim=1).cpu())
+            chunks.append(fusion.fuse(pixel_values).float().mean(dim=1).cpu())
     return torch.cat(chunks)
 
 

@@ -39,6 +39,7 @@ class Preset(BaseModel):
     video_sampling: Literal["uniform", "scene"] = "uniform"
     lora_target_modules: list[str] = Field(default_factory=lambda: list(QWEN_LORA_TARGETS))
     crop_scan_region: bool = False
+    decision_classes: list[str] = Field(default_factory=list)
     embedded: bool = False
 
     def fusion_config(self) -> FusionConfig:
@@ -49,6 +50,7 @@ class Preset(BaseModel):
             mode=self.fusion_mode,
             projector=self.projector,
             freeze_encoders=self.freeze_encoders,
+            decision_classes=list(self.decision_classes),
         )
 
     def hub_downloads(self) -> list[str]:

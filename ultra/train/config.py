@@ -196,6 +196,11 @@ class ModelSource(_Strict):
         ge=32,
         description="a preset built fresh at this input size for every encoder (the token grid stays)",
     )
+    decision_classes: list[str] = Field(
+        default_factory=list,
+        description="a preset built fresh with a decision token for these classes: the tower's class "
+        "probabilities, learnt by the classification stage with these labels, as one more image token",
+    )
 
 
 class TrainConfig(_Strict):

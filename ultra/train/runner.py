@@ -63,14 +63,18 @@ def build_model(config: TrainConfig) -> tuple[nn.Module, Any]:
     from ultra.model import get_preset, list_presets, load_model
 
     name, size = config.model.name_or_path, config.model.image_size
+    decision = config.model.decision_classes
     if name in list_presets():
-        overrides = None
+        overrides: dict[str, Any] = {}
         if size is not None:
             encoders = [spec.model_copy(update={"input_size": size}) for spec in get_preset(name).encoders]
-            overrides = {"encoders": [spec.model_dump() for spec in encoders]}
-        return build_preset(name, pretrained=True, overrides=overrides)
-    if size is not None:
-        raise ConfigError(f"model.image_size applies to a preset built fresh, not to the folder {name}")
+            overrides["encoders"] = [spec.model_dump() for spec in encoders]
+        if decision:
+            overrides["decision_classes"] = list(decision)
+        return build_preset(name, pretrained=True, overrides=overrides or None)
+    for setting, value in (("image_size", size), ("decision_classes", decision)):
+        if value:
+            raise ConfigError(f"model.{setting} applies to a preset built fresh, not to the folder {name}")
     return load_model(name)
 
 

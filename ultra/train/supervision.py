@@ -132,7 +132,7 @@ class PositionalView(Dataset):
 
 
 def fuse_encoded(fusion: nn.Module, features: list[torch.Tensor]) -> torch.Tensor:
-    """``VisionFusion.forward`` from tokens that ``fusion.encode_each`` already produced, so frozen
+    """``VisionFusion.fuse`` from tokens that ``fusion.encode_each`` already produced, so frozen
     encoders can be run once per image ('weighted' and 'concat' modes; a test checks it against
     the real forward)."""
     mode = fusion.config.mode
@@ -151,7 +151,8 @@ def fuse_encoded(fusion: nn.Module, features: list[torch.Tensor]) -> torch.Tenso
 
 
 class ImageClassifier(nn.Module):
-    """Mean of the fused image tokens -> linear head (the temporary stage-0 objective)."""
+    """Mean of the fused grid tokens -> linear head: a temporary one, or the tower's own decision
+    head when the stage learns the classes of its decision token."""
 
     def __init__(self, fusion: nn.Module, head: nn.Linear) -> None:
         super().__init__()
@@ -161,7 +162,7 @@ class ImageClassifier(nn.Module):
     def forward(
         self, pixel_values: list[torch.Tensor] | None = None, encoded: list[torch.Tensor] | None = None
     ):
-        tokens = self.fusion(pixel_values) if encoded is None else fuse_encoded(self.fusion, encoded)
+        tokens = self.fusion.fuse(pixel_values) if encoded is None else fuse_encoded(self.fusion, encoded)
         return self.head(tokens.mean(dim=1))
 
 

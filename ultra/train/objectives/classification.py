@@ -1,5 +1,6 @@
-"""``classification``: the vision encoders learn the records' labels through a temporary linear
-head on the mean fused token (stage 0 for presets without pretrained parts)."""
+"""``classification``: the vision encoders learn the records' labels through a linear head on the
+mean fused token (stage 0 for presets without pretrained parts): a temporary head, or the tower's
+decision head when the labels are its decision classes."""
 
 from __future__ import annotations
 
@@ -64,8 +65,26 @@ def validation_items(records: list[Record], classes: list[str], stage_name: str)
 class Classification(Objective):
     """Weighted cross-entropy (inverse class frequency: the loss aims at balanced accuracy).
 
-    The head is a side module, one per label set, shared by consecutive classification stages
-    (probe, then fine-tune) and checkpointed with the run."""
+    The head is the tower's decision head when the labels are its decision classes (it stays in
+    the model); otherwise a side module, one per label set, shared by consecutive classification
+    stages (probe, then fine-tune) and checkpointed with the run."""
+
+    @staticmethod
+    def _decision_head(
+        context: StageContext, prefix: str, fusion: nn.Module, classes: list[str]
+    ) -> nn.Module | None:
+        """The tower's decision head when the stage's labels are its decision classes (it then stays
+        in the model and feeds the decision token), else None (a temporary side head)."""
+        if fusion.decision_head is None or set(classes) != set(fusion.decision_classes):
+            return None
+        names = [f"{prefix}.decision_head.{name}" for name, _ in fusion.decision_head.named_parameters()]
+        missing = [name for name in names if name not in context.trainable]
+        if missing:
+            raise ValueError(
+                f"stage {context.stage.name!r} learns the tower's decision classes {fusion.decision_classes}, "
+                f"but its train patterns leave {prefix}.decision_head.* frozen; add it to the stage's train list"
+            )
+        return fusion.decision_head
 
     def plan(self, context: StageContext) -> StagePlan:
         stage = context.stage
@@ -82,10 +101,14 @@ class Classification(Objective):
                 f"select {outside[:3]}"
             )
         items, classes = labelled_images(context.records)
-        head_key = re.sub(r"\W", "_", f"{stage.label_key}__{'__'.join(classes)}")
-        head = context.side_modules.get_or_create(
-            head_key, lambda: nn.Linear(fusion.hidden_size, len(classes))
-        )
+        head = self._decision_head(context, prefix, fusion, classes)
+        if head is None:
+            head_key = re.sub(r"\W", "_", f"{stage.label_key}__{'__'.join(classes)}")
+            head = context.side_modules.get_or_create(
+                head_key, lambda: nn.Linear(fusion.hidden_size, len(classes))
+            )
+        else:
+            items, classes = labelled_images(context.records, fusion.decision_classes)
         frozen_encoders = not any(p.requires_grad for p in fusion.encoders.parameters())
         if frozen_encoders and stage.augmentation is None and stage.cache_frozen_image_features:
             logger.info("stage %s: encoders frozen, no augmentation; encoding each image once", stage.name)
@@ -106,7 +129,13 @@ class Classification(Objective):
             def validate(module: nn.Module) -> dict:
                 return validate_classifier(module, fusion, val_items, classes)
 
-        logger.info("stage %s: %d labelled images, classes %s", stage.name, len(items), classes)
+        logger.info(
+            "stage %s: %d labelled images, classes %s%s",
+            stage.name,
+            len(items),
+            classes,
+            " (the tower's decision head)" if head is fusion.decision_head else "",
+        )
         return StagePlan(
             stage=stage,
             index=context.index,
