@@ -151,6 +151,14 @@ def test_each_stage_changes_exactly_its_parameters(data_dir, tmp_path, kind):
     assert moved, "the stage changed nothing"
 
 
+@pytest.mark.parametrize("kind, trained", [("alignment", True), ("stage0-llm", False)])
+def test_a_stage_training_the_projectors_marks_them_trained(data_dir, tmp_path, kind, trained):
+    """The mark the Answerer checks is set when the projectors start learning, so validation
+    during the run does not warn that the answers ignore the image."""
+    _, model = run_one_stage(data_dir, tmp_path, STAGES[kind])
+    assert model.config.projectors_trained is trained
+
+
 def test_instruction_stage_trains_lora_and_projectors_only(data_dir, tmp_path):
     stage = {
         "name": "instruction",

@@ -260,6 +260,9 @@ class Trainer:
     ) -> dict:
         trainable = apply_trainable(model, stage.train)
         self.trained.update(trainable)
+        if any(".projectors." in name for name in trainable) and hasattr(model.config, "projectors_trained"):
+            # from this stage on the image pathway learns: its validation and export say so
+            model.config.projectors_trained = True
         context = StageContext(
             config=self.config,
             stage=stage,
@@ -342,10 +345,6 @@ class Trainer:
         """The trained model as a plain ``from_pretrained`` folder (weights in ``export_dtype``)."""
         final_dir = self.output_dir / "final"
         dtype = getattr(torch, self.config.export_dtype)
-        if any(".projectors." in name for name in self.trained) and hasattr(
-            model.config, "projectors_trained"
-        ):
-            model.config.projectors_trained = True
         # a converted copy keeps tied weights tied (saved once) and leaves the trained model as it is
         copy.deepcopy(model).to(dtype).save_pretrained(final_dir)
         if hasattr(processor, "save_pretrained"):
