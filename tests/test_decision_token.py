@@ -17,6 +17,7 @@ from ultra.config_io import ConfigError
 from ultra.model import load_model
 from ultra.train import Trainer
 from ultra.train.config import ModelSource
+from ultra.train.objectives.language_modeling import GridDropoutView
 from ultra.train.runner import build_model
 
 CLASSES = ["benign", "malignant", "normal"]
@@ -144,3 +145,42 @@ def test_decision_classes_apply_to_presets_only(tmp_path):
     )
     with pytest.raises(ConfigError, match="decision_classes applies to a preset built fresh"):
         build_model(folder)
+
+
+def test_grid_dropout_silences_the_grid_of_a_seeded_share_of_samples():
+    examples = [
+        {"image_features": [torch.randn(5, 8)], "input_ids": torch.tensor([index])} for index in range(400)
+    ]
+    order = list(range(400))[::-1]
+    view = GridDropoutView(examples, order, 0, rate=0.3, seed=7)
+    silenced = 0
+    for position in range(len(view)):
+        tokens, original = view[position]["image_features"][0], examples[order[position]]["image_features"][0]
+        assert torch.equal(tokens[-1], original[-1]), "the decision token must be kept"
+        if not torch.equal(tokens, original):
+            assert not tokens[:-1].any(), "a dropped grid is zeroed whole"
+            silenced += 1
+    assert 0.24 < silenced / 400 < 0.36, f"{silenced} of 400 grids silenced at rate 0.3"
+    assert not examples[order[0]]["image_features"][0][:-1].eq(0).all(), "the cached tokens were changed"
+    resumed = GridDropoutView(examples, order, 100, rate=0.3, seed=7)  # a resumed run drops the same
+    for position in range(len(resumed)):
+        assert torch.equal(resumed[position]["image_features"][0], view[position + 100]["image_features"][0])
+
+
+@pytest.mark.parametrize(
+    "model, options, message",
+    [
+        ("debug-tiny", {"grid_dropout": 0.5}, "the vision tower has none"),
+        ("decision", {"grid_dropout": 1.0}, "grid_dropout"),
+        ("decision", {"grid_drop": 0.5}, "grid_drop"),
+    ],
+)
+def test_language_modeling_options_are_checked(data_dir, tmp_path, model, options, message):  # noqa: F811
+    stage = {"name": "llm", "train": ["model.language_model.*"], "sources": ["toy"], "max_steps": 1}
+    config = make_config(data_dir, tmp_path, [{**stage, "objective_options": options}])
+    classes = CLASSES if model == "decision" else []
+    config = config.model_copy(
+        update={"model": ModelSource(name_or_path="debug-tiny", decision_classes=classes)}
+    )
+    with pytest.raises(ConfigError, match=message):
+        Trainer(config, show_progress=False).run()

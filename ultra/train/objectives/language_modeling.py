@@ -4,19 +4,68 @@ tuning). With a vision tower that does not train in the stage, each image is enc
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+from torch.utils.data import Dataset
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from ultra.train.data import FrozenFeatureCache, RecordDataset
+from ultra.config_io import ConfigError, parse_config
+from ultra.train.data import FrozenFeatureCache, LoadFailure, RecordDataset
 from ultra.train.loop import StagePlan
 from ultra.train.objectives.base import Objective, StageContext, register_objective
 from ultra.train.supervision import find_vision_fusion
 from ultra.train.validation import validate_vqa
 
 logger = logging.getLogger(__name__)
+
+
+class LanguageModelingOptions(BaseModel):
+    """``objective_options`` of a ``language_modeling`` stage.
+
+    ``grid_dropout``: the share of training images whose grid tokens are zeroed, the decision
+    token kept. On the training images an overfitted tower's grid and decision agree perfectly, so
+    the LLM may learn either; on new images they differ, and an LLM that reads the grid answers
+    against its own tower. Seeing images with the grid silenced teaches it the decision token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grid_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+def language_modeling_options(stage_name: str, options: dict[str, Any]) -> LanguageModelingOptions:
+    """Validated options; a bad one is a config error naming the stage and the field."""
+    return parse_config(
+        options, LanguageModelingOptions, f"stage {stage_name!r} (language_modeling) objective_options"
+    )
+
+
+class GridDropoutView(Dataset):
+    """The stage order over cached-feature examples; the sample at each position has its grid
+    tokens zeroed with probability ``rate``, drawn from the position (a resumed run drops the same)."""
+
+    def __init__(self, dataset: RecordDataset, order: list[int], offset: int, rate: float, seed: int) -> None:
+        self.dataset, self.order, self.offset = dataset, order, offset
+        self.rate, self.seed = rate, seed
+
+    def __len__(self) -> int:
+        return len(self.order) - self.offset
+
+    def __getitem__(self, position: int) -> dict | LoadFailure:
+        absolute = position + self.offset
+        example = self.dataset[self.order[absolute]]
+        features = None if isinstance(example, LoadFailure) else example.get("image_features")
+        if features and random.Random(self.seed * 7_919 + absolute).random() < self.rate:
+            silenced = []
+            for tokens in features:
+                tokens = tokens.clone()
+                tokens[:-1] = 0  # the last token is the decision token
+                silenced.append(tokens)
+            example = {**example, "image_features": silenced}
+        return example
 
 
 def collate_examples(processor: Any):
@@ -49,12 +98,16 @@ class LanguageModeling(Objective):
 
     def plan(self, context: StageContext) -> StagePlan:
         stage, model, processor = context.stage, context.model, context.processor
+        options = language_modeling_options(stage.name, stage.objective_options)
         cache = None
         if stage.cache_frozen_image_features:
             _, fusion = find_vision_fusion(model)
             if not any(parameter.requires_grad for parameter in fusion.parameters()):
                 cache = FrozenFeatureCache(fusion)
                 logger.info("stage %s: vision tower frozen; image tokens computed once per image", stage.name)
+        view = None
+        if options.grid_dropout:
+            view = self._grid_dropout_view(context, cache, options.grid_dropout)
 
         validate = None
         if context.validation_records:
@@ -78,4 +131,23 @@ class LanguageModeling(Objective):
             loss_fn=next_token_loss,
             total_steps=context.steps_for(len(context.records)),
             validate=validate,
+            **({"view": view} if view is not None else {}),
         )
+
+    @staticmethod
+    def _grid_dropout_view(context: StageContext, cache: FrozenFeatureCache | None, rate: float):
+        """The stage's view with grid dropout; it needs a decision token and a frozen, cached tower."""
+        _, fusion = find_vision_fusion(context.model)
+        name = context.stage.name
+        if not getattr(fusion, "decision_classes", None):
+            raise ConfigError(
+                f"stage {name!r}: grid_dropout keeps only the decision token, but the vision tower has "
+                "none (set model.decision_classes)"
+            )
+        if cache is None:
+            raise ConfigError(
+                f"stage {name!r}: grid_dropout works on cached image tokens; freeze the vision tower in "
+                "this stage and leave cache_frozen_image_features on"
+            )
+        seed = context.config.seed * 100 + context.index
+        return lambda dataset, order, offset: GridDropoutView(dataset, order, offset, rate, seed)
