@@ -10,7 +10,14 @@ import torch
 
 from data_zh.splitting import cv_folds
 from ultra.train import DataSource, TrainConfig
-from ultra.train.cv import classifier_scores, fold_config, mean_interval, run_cv, tower_stage_count
+from ultra.train.cv import (
+    answer_minus_classifier,
+    classifier_scores,
+    fold_config,
+    mean_interval,
+    run_cv,
+    tower_stage_count,
+)
 from ultra.train.data import load_source
 
 
@@ -71,6 +78,11 @@ def test_classifier_scores_group_the_confusion_like_the_questions():
     assert math.isnan(mean_interval([50.0])["ci95"][0])
 
 
+def test_answer_minus_classifier_needs_both_scores():
+    scores = {"lesion_bacc": 70.0, "classifier_lesion_bacc": 75.5, "malignancy_bacc": 60.0}
+    assert answer_minus_classifier(scores) == {"lesion_minus_classifier": -5.5}
+
+
 def test_cv_smoke_runs_two_folds(shared_data, tmp_path):
     config = _config(shared_data, tmp_path)
     source = config.validation.source.model_copy(update={"wordings": "train"})  # as the shipped recipe
@@ -81,12 +93,14 @@ def test_cv_smoke_runs_two_folds(shared_data, tmp_path):
         assert fold["n_train_images"] + fold["n_heldout_images"] == 132
         assert {"lesion_bacc", "classifier_lesion_bacc", "blind_lesion_bacc"} <= set(fold["scores"])
         assert {"heldout_lesion_bacc", "heldout_answer_type_consistency"} <= set(fold["scores"])
+        scores = fold["scores"]  # the answers minus the tower, paired in the fold
+        assert scores["lesion_minus_classifier"] == scores["lesion_bacc"] - scores["classifier_lesion_bacc"]
     assert report["summary"]["lesion_bacc"]["n_folds"] == 2 and report["smoke"]
     written = json.loads((tmp_path / "run" / "cv" / "cv.json").read_text(encoding="utf-8"))
     assert written["summary"] == report["summary"]
-    assert "lesion presence balanced accuracy" in (tmp_path / "run" / "cv" / "cv.md").read_text(
-        encoding="utf-8"
-    )
+    table = (tmp_path / "run" / "cv" / "cv.md").read_text(encoding="utf-8")
+    assert "lesion presence balanced accuracy" in table
+    assert "answers minus plain classifier, same fold: malignancy" in table
     with pytest.raises(ValueError, match="outside 0..4"):
         run_cv(_config(shared_data, tmp_path), k=5, only=[7], max_steps=1, model_builder=fresh)
     stage0 = run_cv(

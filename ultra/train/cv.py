@@ -38,6 +38,8 @@ REPORTED = (
     ("answer_type_consistency", "answer-type consistency"),
     ("classifier_lesion_bacc", "plain classifier: lesion vs normal balanced accuracy"),
     ("classifier_malignancy_bacc", "plain classifier: benign / malignant / normal balanced accuracy"),
+    ("lesion_minus_classifier", "answers minus plain classifier, same fold: lesion"),
+    ("malignancy_minus_classifier", "answers minus plain classifier, same fold: malignancy"),
     ("blind_lesion_bacc", "same model, blank images: lesion balanced accuracy"),
     ("blind_malignancy_bacc", "same model, blank images: malignancy balanced accuracy"),
     ("heldout_lesion_bacc", "held-out wordings: lesion presence balanced accuracy"),
@@ -129,6 +131,18 @@ def classifier_scores(confusion: dict[str, dict[str, int]], normal: str = "norma
         "classifier_lesion_bacc": 100 * lesion,
         "classifier_malignancy_bacc": 100 * balanced_accuracy(gold, predicted),
     }
+
+
+def answer_minus_classifier(scores: dict[str, float]) -> dict[str, float]:
+    """The answers' balanced accuracy minus the plain classifier's in the same fold (lesion,
+    malignancy): whether the LLM carries its tower's decision, paired so the fold's difficulty
+    cancels (the target is within 3 points)."""
+    gaps = {}
+    for question in ("lesion", "malignancy"):
+        answers, tower = scores.get(f"{question}_bacc"), scores.get(f"classifier_{question}_bacc")
+        if answers is not None and tower is not None:
+            gaps[f"{question}_minus_classifier"] = answers - tower
+    return gaps
 
 
 def _last_validation(validation: list[dict], stage: StageConfig) -> dict:
@@ -253,6 +267,7 @@ def run_fold(
     if not classifier_only:
         validation = trainer.validation_records()
         scores.update(_final_model_scores(result.final_dir, recipe, validation, recipe.seed))
+        scores.update(answer_minus_classifier(scores))
     held_out, training = fold_images(folds, index, train_fraction, seed)
     return FoldResult(index, len(training), len(held_out), scores, str(fold_dir))
 
