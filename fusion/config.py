@@ -12,6 +12,13 @@ from fusion.projectors import ProjectorKind
 FusionMode = Literal["weighted", "token_gate", "concat"]
 
 
+def check_decision_classes(value: list[str]) -> list[str]:
+    """Empty (no decision token), or two or more distinct class names (one class is no decision)."""
+    if len(value) == 1 or len(set(value)) != len(value):
+        raise ValueError(f"decision_classes must be two or more distinct names, got {value}")
+    return value
+
+
 class FusionConfig(BaseModel):
     """JSON-serialisable description of a ``VisionFusion`` (``model_dump()``/``model_validate()``).
 
@@ -50,9 +57,7 @@ class FusionConfig(BaseModel):
     @field_validator("decision_classes")
     @classmethod
     def _distinct_classes(cls, value: list[str]) -> list[str]:
-        if len(value) == 1 or len(set(value)) != len(value):
-            raise ValueError(f"decision_classes must be two or more distinct names, got {value}")
-        return value
+        return check_decision_classes(value)
 
     @model_validator(mode="after")
     def _encoders_resolve_and_unique(self) -> FusionConfig:

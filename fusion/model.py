@@ -79,14 +79,14 @@ class VisionFusion(nn.Module):
             for gate in self.token_gates:
                 nn.init.zeros_(gate.weight)
         self.decision_classes = list(self.config.decision_classes)
-        self.decision_head, self.decision_embedding = None, None
+        self.decision_head = None
         if self.decision_classes:
             self.decision_head = nn.Linear(hidden, len(self.decision_classes))
-            self.decision_embedding = nn.Linear(len(self.decision_classes), hidden, bias=False)
-            # orthonormal class codes at the image tokens' scale (about unit RMS per channel)
-            nn.init.orthogonal_(self.decision_embedding.weight)
-            with torch.no_grad():
-                self.decision_embedding.weight.mul_(hidden**0.5)
+            # one fixed orthogonal code per class, unit RMS per channel: a buffer, so no stage can
+            # train it (the LLM learns to read the codes, not the other way round)
+            codes = torch.empty(hidden, len(self.decision_classes))
+            nn.init.orthogonal_(codes)
+            self.register_buffer("decision_codes", codes.T * hidden**0.5, persistent=True)
         if self.config.freeze_encoders:
             self.encoders.requires_grad_(False)
             self.encoders.eval()
@@ -172,9 +172,13 @@ class VisionFusion(nn.Module):
         weights = self._mixing_weights(projected)
         return weights.expand(batch, length, -1) if weights.dim() == 1 else weights
 
-    def forward(self, pixel_values: list[torch.Tensor]) -> torch.Tensor:
-        """The tokens the LLM reads: the fused grid, then the decision token if there is one."""
-        return self.with_decision(self.fuse(pixel_values))
+    def forward(self, pixel_values: list[torch.Tensor], decision: bool = True) -> torch.Tensor:
+        """The tokens the LLM reads: the fused grid ``[B, grid cells (+ global), hidden]``, then the
+        decision token if the tower has one and ``decision`` (classifiers and the screening
+        student read the grid alone). Always through ``forward``, so wrappers such as FSDP see
+        every use of the weights."""
+        fused = self._fuse_grid(pixel_values)
+        return self.with_decision(fused) if decision else fused
 
     def decision_logits(self, fused: torch.Tensor) -> torch.Tensor:
         """``[B, classes]`` from fused grid tokens ``[B, T, hidden]`` (their mean, through the head)."""
@@ -183,15 +187,15 @@ class VisionFusion(nn.Module):
         return self.decision_head(fused.mean(dim=1))
 
     def with_decision(self, fused: torch.Tensor) -> torch.Tensor:
-        """Fused grid tokens, plus one token embedding the class probabilities when configured."""
+        """Fused grid tokens, plus one token of class codes weighted by the class probabilities
+        when the tower has a decision head."""
         if self.decision_head is None:
             return fused
-        assert self.decision_embedding is not None
-        probabilities = torch.softmax(self.decision_logits(fused).float(), dim=-1).to(fused.dtype)
-        return torch.cat([fused, self.decision_embedding(probabilities).unsqueeze(1)], dim=1)
+        probabilities = torch.softmax(self.decision_logits(fused).float(), dim=-1)
+        token = (probabilities @ self.decision_codes.float()).to(fused.dtype)
+        return torch.cat([fused, token.unsqueeze(1)], dim=1)
 
-    def fuse(self, pixel_values: list[torch.Tensor]) -> torch.Tensor:
-        """The fused grid tokens ``[B, grid cells (+ global), hidden]``, without a decision token."""
+    def _fuse_grid(self, pixel_values: list[torch.Tensor]) -> torch.Tensor:
         if self.config.mode == "concat":
             features = self.encode_each(pixel_values)
             return self.projectors[0](torch.cat(features, dim=-1))

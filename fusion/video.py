@@ -190,7 +190,9 @@ def video_token_count(num_tokens_per_frame: int, num_frames: int) -> int:
 
 
 def pool_video_tokens(frame_tokens: torch.Tensor) -> torch.Tensor:
-    """``[F, T, D]`` → ``[T + F, D]``: temporal mean per spatial token, then spatial mean per frame."""
+    """``[F, T, D]`` → ``[T + F, D]``: temporal mean per token, then mean over tokens per frame.
+    A tower's decision token is one of the ``T`` (the clip's mean decision, and part of each
+    frame's mean)."""
     if frame_tokens.dim() != 3:
         raise ValueError(f"expected frame tokens [F, T, D], got shape {tuple(frame_tokens.shape)}")
     return torch.cat([frame_tokens.mean(dim=0), frame_tokens.mean(dim=1)], dim=0)

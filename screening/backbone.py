@@ -36,7 +36,7 @@ def pooled_features(fusion: VisionFusion, images: list[Image.Image], batch_size:
     with _eval_mode(fusion), torch.no_grad():
         for start in range(0, len(images), batch_size):
             pixel_values = fusion.preprocess(images[start : start + batch_size])
-            chunks.append(fusion.fuse(pixel_values).float().mean(dim=1).cpu())
+            chunks.append(fusion(pixel_values, decision=False).float().mean(dim=1).cpu())
     return torch.cat(chunks)
 
 

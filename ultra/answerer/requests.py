@@ -91,7 +91,8 @@ class Request:
     """One question about zero or more images (or a video clip's frames), after earlier turns.
 
     ``image_weights`` (one per image of this turn) is the screening seam: weights are normalised
-    to sum to 1 and each image's fused tokens are scaled by ``w_i * N``, so equal weights change
+    to sum to 1 and each image's fused tokens (its decision token too, if the tower has one: a
+    down-weighted image's decision counts less) are scaled by ``w_i * N``, so equal weights change
     nothing; ``None`` (the default) leaves the tokens untouched. ``blank_images`` swaps every image
     for the blank image (the blind-image check).
     """

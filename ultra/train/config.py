@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fusion.config import check_decision_classes
 from ultra.config_io import load_config
 from ultra.model.lora import LoraSettings
 
@@ -201,6 +202,11 @@ class ModelSource(_Strict):
         description="a preset built fresh with a decision token for these classes: the tower's class "
         "probabilities, learnt by the classification stage with these labels, as one more image token",
     )
+
+    @field_validator("decision_classes")
+    @classmethod
+    def _distinct_classes(cls, value: list[str]) -> list[str]:
+        return check_decision_classes(value)
 
 
 class TrainConfig(_Strict):

@@ -132,7 +132,7 @@ class PositionalView(Dataset):
 
 
 def fuse_encoded(fusion: nn.Module, features: list[torch.Tensor]) -> torch.Tensor:
-    """``VisionFusion.fuse`` from tokens that ``fusion.encode_each`` already produced, so frozen
+    """The fused grid (``VisionFusion.forward(..., decision=False)``) from tokens that ``fusion.encode_each`` already produced, so frozen
     encoders can be run once per image ('weighted' and 'concat' modes; a test checks it against
     the real forward)."""
     mode = fusion.config.mode
@@ -162,7 +162,10 @@ class ImageClassifier(nn.Module):
     def forward(
         self, pixel_values: list[torch.Tensor] | None = None, encoded: list[torch.Tensor] | None = None
     ):
-        tokens = self.fusion.fuse(pixel_values) if encoded is None else fuse_encoded(self.fusion, encoded)
+        if encoded is None:
+            tokens = self.fusion(pixel_values, decision=False)
+        else:
+            tokens = fuse_encoded(self.fusion, encoded)
         return self.head(tokens.mean(dim=1))
 
 

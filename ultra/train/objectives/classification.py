@@ -73,9 +73,10 @@ class Classification(Objective):
     def _decision_head(
         context: StageContext, prefix: str, fusion: nn.Module, classes: list[str]
     ) -> nn.Module | None:
-        """The tower's decision head when the stage's labels are its decision classes (it then stays
-        in the model and feeds the decision token), else None (a temporary side head)."""
-        if fusion.decision_head is None or set(classes) != set(fusion.decision_classes):
+        """The tower's decision head when the stage's labels are among its decision classes (it
+        then stays in the model and feeds the decision token; a fold may lack a class), else None
+        (a temporary side head)."""
+        if fusion.decision_head is None or not set(classes) <= set(fusion.decision_classes):
             return None
         names = [f"{prefix}.decision_head.{name}" for name, _ in fusion.decision_head.named_parameters()]
         missing = [name for name in names if name not in context.trainable]
@@ -89,10 +90,13 @@ class Classification(Objective):
     def plan(self, context: StageContext) -> StagePlan:
         stage = context.stage
         prefix, fusion = find_vision_fusion(context.model)
-        if getattr(fusion.config, "freeze_encoders", False):
+        if getattr(fusion.config, "freeze_encoders", False) and any(
+            name.startswith(f"{prefix}.encoders.") for name in context.trainable
+        ):
             raise ValueError(
-                f"stage {stage.name!r} trains encoders on labels, but the model's fusion config has "
-                "freeze_encoders=true; set it false in model.overrides"
+                f"stage {stage.name!r} trains encoders on labels, but the model's encoders are frozen "
+                "(freeze_encoders=true: pretrained encoders stay as loaded); train only the projectors, "
+                "fusion weights or decision head here"
             )
         outside = [name for name in context.trainable if not name.startswith(prefix + ".")]
         if outside:

@@ -26,10 +26,11 @@ logger = logging.getLogger(__name__)
 class LanguageModelingOptions(BaseModel):
     """``objective_options`` of a ``language_modeling`` stage.
 
-    ``grid_dropout``: the share of training images whose grid tokens are zeroed, the decision
-    token kept. On the training images an overfitted tower's grid and decision agree perfectly, so
-    the LLM may learn either; on new images they differ, and an LLM that reads the grid answers
-    against its own tower. Seeing images with the grid silenced teaches it the decision token."""
+    ``grid_dropout``: the share of training images labelled with the decision classes whose grid
+    tokens are zeroed, the decision token kept. On the training images an overfitted tower's grid
+    and decision agree perfectly, so the LLM may learn either; on new images they can differ, and
+    an LLM that reads the grid answers against its own tower. Images with the grid silenced leave
+    the decision token as the only cue. Other images (DICOM modality questions) keep their grid."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -44,21 +45,26 @@ def language_modeling_options(stage_name: str, options: dict[str, Any]) -> Langu
 
 
 class GridDropoutView(Dataset):
-    """The stage order over cached-feature examples; the sample at each position has its grid
-    tokens zeroed with probability ``rate``, drawn from the position (a resumed run drops the same)."""
+    """The stage order over cached-feature examples; a ``droppable`` sample (by dataset index) has
+    its grid tokens zeroed with probability ``rate``, drawn from its position in the order (a
+    resumed run drops the same)."""
 
-    def __init__(self, dataset: RecordDataset, order: list[int], offset: int, rate: float, seed: int) -> None:
+    def __init__(
+        self, dataset: Dataset, order: list[int], offset: int, droppable: list[bool], rate: float, seed: int
+    ) -> None:
         self.dataset, self.order, self.offset = dataset, order, offset
-        self.rate, self.seed = rate, seed
+        self.droppable, self.rate, self.seed = droppable, rate, seed
 
     def __len__(self) -> int:
         return len(self.order) - self.offset
 
     def __getitem__(self, position: int) -> dict | LoadFailure:
         absolute = position + self.offset
-        example = self.dataset[self.order[absolute]]
+        index = self.order[absolute]
+        example = self.dataset[index]
         features = None if isinstance(example, LoadFailure) else example.get("image_features")
-        if features and random.Random(self.seed * 7_919 + absolute).random() < self.rate:
+        drawn = random.Random(self.seed * 7_919 + absolute).random()
+        if features and self.droppable[index] and drawn < self.rate:
             silenced = []
             for tokens in features:
                 tokens = tokens.clone()
@@ -150,4 +156,14 @@ class LanguageModeling(Objective):
                 "this stage and leave cache_frozen_image_features on"
             )
         seed = context.config.seed * 100 + context.index
-        return lambda dataset, order, offset: GridDropoutView(dataset, order, offset, rate, seed)
+        decision = set(fusion.decision_classes)
+        droppable = [bool(decision & set(record.labels.classes)) for record in context.records]
+        logger.info(
+            "stage %s: grid dropout %.2f on %d of %d records (those labelled %s)",
+            name,
+            rate,
+            sum(droppable),
+            len(droppable),
+            sorted(decision),
+        )
+        return lambda dataset, order, offset: GridDropoutView(dataset, order, offset, droppable, rate, seed)
