@@ -259,3 +259,46 @@ def test_learning_curve_smoke_writes_points_table_and_picture(shared_data, tmp_p
     table = (tmp_path / "lc" / "learning_curve.md").read_text(encoding="utf-8")
     assert "| 66 (1) |" in table and table.count("\n| ") == 4  # header, rule, one row per fraction
     assert (tmp_path / "lc" / "learning_curve.png").stat().st_size > 10_000
+
+
+def _cv_report(lesion: list[float], classifier: list[float]) -> dict:
+    folds = [
+        {
+            "fold": i,
+            "scores": {
+                "lesion_bacc": a,
+                "malignancy_bacc": a - 10,
+                "classifier_lesion_bacc": c,
+                "classifier_malignancy_bacc": c - 10,
+            },
+        }
+        for i, (a, c) in enumerate(zip(lesion, classifier, strict=True))
+    ]
+    return {"folds": folds}
+
+
+def test_gap_figure_draws_each_runs_fold_gaps_and_names_a_bad_file(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from ultra.train.gap_figure import fold_gaps
+
+    assert fold_gaps(_cv_report([70.0, 80.0], [75.0, 79.0]), "x") == {
+        "lesion": [-5.0, 1.0],
+        "malignancy": [-5.0, 1.0],
+    }
+    (tmp_path / "a.json").write_text(json.dumps(_cv_report([70.0, 80.0], [75.0, 79.0])), encoding="utf-8")
+    (tmp_path / "tower.json").write_text(
+        json.dumps({"folds": [{"fold": 0, "scores": {"classifier_lesion_bacc": 70.0}}]}), encoding="utf-8"
+    )
+    command = [sys.executable, "-m", "ultra.train.gap_figure", str(tmp_path / "gaps.png")]
+    done = subprocess.run(
+        [*command, f"a={tmp_path / 'a.json'}", f"b={tmp_path / 'a.json'}"], capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert Image.open(tmp_path / "gaps.png").size[0] > 400
+    refused = subprocess.run([*command, f"t={tmp_path / 'tower.json'}"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "tower.json: no fold has both" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
