@@ -159,6 +159,21 @@ def test_a_stage_training_the_projectors_marks_them_trained(data_dir, tmp_path, 
     assert model.config.projectors_trained is trained
 
 
+def test_a_run_resumed_after_the_projector_stage_still_marks_them_trained(data_dir, tmp_path):
+    stages = [
+        {**STAGES["alignment"], "batch_size": 4, "max_steps": 2, "sources": ["toy"]},
+        {**STAGES["stage0-llm"], "batch_size": 4, "max_steps": 4, "sources": ["toy"]},
+    ]
+    config = make_config(data_dir, tmp_path / "run", stages, save_every_steps=2)
+    model, processor = build_tiny()
+    with pytest.raises(TrainingInterrupted):
+        Trainer(config, model_builder=lambda _: (model, processor), show_progress=False, stop_after=4).run()
+    fresh, _ = build_tiny()  # a new process: the mark is not in the rebuilt starting model
+    result = Trainer(config, model_builder=lambda _: (fresh, processor), show_progress=False).run(resume=True)
+    assert [row["samples"] for row in result.stages] == [2 * 4], "only the LLM stage's last steps ran"
+    assert load_model(result.final_dir)[0].config.projectors_trained
+
+
 def test_instruction_stage_trains_lora_and_projectors_only(data_dir, tmp_path):
     stage = {
         "name": "instruction",

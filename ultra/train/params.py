@@ -14,13 +14,14 @@ class TrainableSelectionError(ValueError):
     """A stage's pattern matched no parameter (usually a typo or a renamed module)."""
 
 
-def match_parameters(model: nn.Module, patterns: list[str]) -> list[str]:
-    """Names of the parameters matched by any fnmatch pattern; every pattern must match something."""
+def match_parameters(model: nn.Module, patterns: list[str], require_hits: bool = True) -> list[str]:
+    """Names of the parameters matched by any fnmatch pattern; every pattern must match something
+    unless ``require_hits`` is off (a finished stage whose LoRA layers were merged away)."""
     names = [name for name, _ in model.named_parameters()]
     selected: set[str] = set()
     for pattern in patterns:
         hits = [name for name in names if fnmatch.fnmatchcase(name, pattern)]
-        if not hits:
+        if not hits and require_hits:
             sample = ", ".join(names[:8])
             raise TrainableSelectionError(
                 f"pattern {pattern!r} matches no parameter of {type(model).__name__} (names look like: {sample}, …)"

@@ -25,7 +25,7 @@ from ultra.train.data import FailureLog, drop_records_without_media, load_source
 from ultra.train.loop import run_stage, stage_summary
 from ultra.train.objectives import OBJECTIVES, ObjectiveRegistry, SideModules, StageContext
 from ultra.train.order import stage_order, total_optimizer_steps
-from ultra.train.params import apply_trainable
+from ultra.train.params import apply_trainable, match_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +202,7 @@ class Trainer:
         for index, stage in enumerate(config.stages):
             if index < state.stage_index:
                 apply_stage_structure(model, stage, finished=True)
+                self._note_trained(model, match_parameters(model, stage.train, require_hits=False))
                 continue
             from_checkpoint = resume_from if index == state.stage_index else None
             if from_checkpoint is not None and state.stage_step == 0:
@@ -248,6 +249,13 @@ class Trainer:
         )
         return result
 
+    def _note_trained(self, model: nn.Module, names: list[str]) -> None:
+        """Remember what the run trains; once the projectors learn (from the start of their stage,
+        or a stage finished before a resume), validation and the export say so."""
+        self.trained.update(names)
+        if any(".projectors." in name for name in names) and hasattr(model.config, "projectors_trained"):
+            model.config.projectors_trained = True
+
     def _run_one(
         self,
         model: nn.Module,
@@ -259,10 +267,7 @@ class Trainer:
         from_checkpoint: Path | None,
     ) -> dict:
         trainable = apply_trainable(model, stage.train)
-        self.trained.update(trainable)
-        if any(".projectors." in name for name in trainable) and hasattr(model.config, "projectors_trained"):
-            # from this stage on the image pathway learns: its validation and export say so
-            model.config.projectors_trained = True
+        self._note_trained(model, trainable)
         context = StageContext(
             config=self.config,
             stage=stage,
