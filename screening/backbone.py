@@ -42,9 +42,13 @@ def pooled_features(fusion: VisionFusion, images: list[Image.Image], batch_size:
 
 def backbone_fingerprint(fusion: VisionFusion) -> str:
     """A short digest of the backbone's config and weights, saved with a student so it is never
-    loaded over a backbone it was not trained on (its head would read meaningless features)."""
-    digest = hashlib.sha256(fusion.config.model_dump_json().encode())
+    loaded over a backbone it was not trained on (its head would read meaningless features).
+    Only what the student reads counts: the grid, not a decision head or its codes (so a tower
+    with a decision token keeps the fingerprint of the same grid without one)."""
+    digest = hashlib.sha256(fusion.config.model_dump_json(exclude={"decision_classes"}).encode())
     for name, tensor in sorted(fusion.state_dict().items()):
+        if name.startswith("decision_"):
+            continue
         digest.update(name.encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]

@@ -192,3 +192,15 @@ def test_language_modeling_options_are_checked(data_dir, tmp_path, model, option
     )
     with pytest.raises(ConfigError, match=message):
         Trainer(config, show_progress=False).run()
+
+
+def test_screening_fingerprint_covers_the_grid_not_the_decision_token():
+    from screening.backbone import backbone_fingerprint
+
+    torch.manual_seed(0)
+    plain = VisionFusion(FusionConfig(encoders=["tiny-cnn", "tiny-convnext"], hidden_size=16, grid=(2, 2)))
+    with_decision = decision_fusion()  # the same seed: the same grid weights, plus a head and codes
+    assert backbone_fingerprint(with_decision) == backbone_fingerprint(plain)
+    with torch.no_grad():
+        plain.projectors[0][0].weight.add_(1e-3)
+    assert backbone_fingerprint(with_decision) != backbone_fingerprint(plain)
