@@ -16,11 +16,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS = "model.safetensors"
 HEAD = "head.safetensors"
+AVERAGE = "average.safetensors"
 TRAINER = "trainer_state.pt"
 STATE = "state.json"
 
@@ -48,14 +50,18 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     head: nn.Module | None = None,
+    average: AveragedModel | None = None,
 ) -> Path:
-    """Write one checkpoint atomically (a temporary folder renamed when complete)."""
+    """Write one checkpoint atomically (a temporary folder renamed when complete); ``average``:
+    the stage's weight average (``ema_decay``), so a resumed stage ends with the same weights."""
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     save_model(model, str(partial / WEIGHTS))
     if head is not None and any(True for _ in head.parameters()):
         save_model(head, str(partial / HEAD))
+    if average is not None:
+        save_model(average, str(partial / AVERAGE))
     trainer = {
         "torch_rng": torch.get_rng_state(),
         "python_rng": list(random.getstate()[1]),
@@ -114,9 +120,18 @@ def load_trainer_state(
     folder: Path,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    average: AveragedModel | None = None,
 ) -> None:
-    """Restore optimizer, scheduler and RNG so the next step is the one an uninterrupted run takes."""
+    """Restore optimizer, scheduler, weight average and RNG so the next step is the one an
+    uninterrupted run takes."""
     trainer = torch.load(folder / TRAINER, weights_only=True)
+    if average is not None:
+        if not (folder / AVERAGE).is_file():
+            raise ValueError(
+                f"{folder.name}: the stage keeps a weight average (ema_decay) but this checkpoint has "
+                "none; resume with the configuration it was saved with"
+            )
+        load_model(average, str(folder / AVERAGE), strict=True)
     if optimizer is not None and "optimizer" in trainer:
         optimizer.load_state_dict(trainer["optimizer"])
     if scheduler is not None and "scheduler" in trainer:

@@ -167,6 +167,14 @@ class StageConfig(_Strict):
     cache_frozen_image_features: bool = Field(
         default=True, description="when the stage trains nothing in the vision tower, encode each image once"
     )
+    ema_decay: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="keep an exponential moving average of the weights (and batch-norm statistics) and "
+        "end the stage with it: the result depends less on the last steps and the seed; a horizon of "
+        "about 1 / (1 - ema_decay) steps",
+    )
 
 
 class ValidationConfig(_Strict):

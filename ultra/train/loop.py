@@ -22,8 +22,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 
+from ultra.train.averaging import load_average_into, weight_average
 from ultra.train.checkpoint import RunState
 from ultra.train.config import StageConfig
 from ultra.train.data import FailureLog, OrderedView, SkippingCollator
@@ -55,6 +57,16 @@ class StagePlan:
     validate: Callable[[nn.Module], dict] | None = None
     view: Callable[[Dataset, list[int], int], Dataset] = ordered_view
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Optimisation:
+    """What a stage's steps change besides the weights, and what a checkpoint keeps of it: the
+    optimizer, its learning-rate schedule and the weight average (``ema_decay``; else None)."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    average: AveragedModel | None = None
 
 
 def warmup_cosine(
@@ -106,19 +118,20 @@ def run_stage(
     *,
     seed_order: Callable[[int, int], list[int]],
     failures: FailureLog,
-    optimizer_state: Callable[[torch.optim.Optimizer, Any], None] | None = None,
-    on_step: Callable[[int, torch.optim.Optimizer, Any], None] | None = None,
+    restore: Callable[[Optimisation], None] | None = None,
+    on_step: Callable[[int, Optimisation], None] | None = None,
     num_workers: int = 0,
     show_progress: bool = True,
     log_every: int = 0,
-) -> tuple[torch.optim.Optimizer, Any]:
+) -> Optimisation:
     """Train ``plan.module`` for the stage's remaining steps; updates ``state`` in place.
 
     ``seed_order(num_items, num_samples)`` gives the stage's fixed sample order and
     ``plan.view(dataset, order, offset)`` the dataset read from that order at ``offset`` samples,
     so a run resumed at step k consumes exactly the batches an uninterrupted run would. Items that
-    fail to load go to ``failures``. ``on_step`` is called after every optimizer step
-    (checkpointing, validation).
+    fail to load go to ``failures``. ``restore`` loads a checkpoint's optimizer state (resume);
+    ``on_step`` is called after every optimizer step (checkpointing, validation). With
+    ``ema_decay`` the module takes its weight average after the last step, before ``on_step``.
     """
     stage = plan.stage
     parameters = [p for p in plan.module.parameters() if p.requires_grad]
@@ -126,8 +139,12 @@ def run_stage(
         raise ValueError(f"stage {stage.name!r}: no trainable parameters")
     optimizer = torch.optim.AdamW(parameters, lr=stage.lr, weight_decay=stage.weight_decay)
     scheduler = warmup_cosine(optimizer, int(stage.warmup_ratio * plan.total_steps), plan.total_steps)
-    if optimizer_state is not None:
-        optimizer_state(optimizer, scheduler)
+    average = None
+    if stage.ema_decay is not None:
+        average = weight_average(plan.module, stage.ema_decay, accelerator.device)
+    optimisation = Optimisation(optimizer, scheduler, average)
+    if restore is not None:
+        restore(optimisation)
     per_step = stage.batch_size * stage.grad_accum
     start = state.stage_step
     order = seed_order(len(plan.dataset), plan.total_steps * per_step)
@@ -171,6 +188,10 @@ def run_stage(
             optimizer_p.step()
             scheduler.step()
             optimizer_p.zero_grad(set_to_none=True)
+            if average is not None:
+                average.update_parameters(plan.module)
+                if step + 1 == plan.total_steps:
+                    load_average_into(average, plan.module)
             state.stage_step = step + 1
             state.global_step += 1
             mean_loss = sum(losses) / len(losses) if losses else float("nan")
@@ -196,7 +217,7 @@ def run_stage(
                     rate,
                 )
             if on_step is not None:
-                on_step(step + 1, optimizer, scheduler)
+                on_step(step + 1, optimisation)
                 set_training_mode(module, stage.freeze_norm_statistics)
     elapsed = time.perf_counter() - started
     logger.info(
@@ -209,7 +230,7 @@ def run_stage(
     )
     plan.extra["elapsed_s"] = elapsed
     plan.extra["samples"] = seen
-    return optimizer, scheduler
+    return optimisation
 
 
 def stage_summary(plan: StagePlan, output_dir: Path) -> dict:

@@ -22,7 +22,7 @@ from ultra.train import checkpoint as ckpt
 from ultra.train.config import StageConfig, TrainConfig
 from ultra.train.curves import plot_loss_curve
 from ultra.train.data import FailureLog, drop_records_without_media, load_source
-from ultra.train.loop import run_stage, stage_summary
+from ultra.train.loop import Optimisation, run_stage, stage_summary
 from ultra.train.objectives import OBJECTIVES, ObjectiveRegistry, SideModules, StageContext
 from ultra.train.order import stage_order, total_optimizer_steps
 from ultra.train.params import apply_trainable, match_parameters
@@ -283,15 +283,17 @@ class Trainer:
         )
         plan = self.objectives.create(stage.objective, stage.name).plan(context)
 
-        def restore(optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+        def restore(optimisation: Optimisation) -> None:
             if from_checkpoint is not None:
                 ckpt.load_weights(from_checkpoint, model)
-                ckpt.load_trainer_state(from_checkpoint, optimizer, scheduler)
+                ckpt.load_trainer_state(
+                    from_checkpoint, optimisation.optimizer, optimisation.scheduler, optimisation.average
+                )
 
         every_val = self.config.validation.every_steps
         every_save = self.config.save_every_steps
 
-        def on_step(step: int, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+        def on_step(step: int, optimisation: Optimisation) -> None:
             last = step == plan.total_steps
             if plan.validate is not None and ((every_val and step % every_val == 0) or last):
                 scores = plan.validate(plan.module)
@@ -301,7 +303,7 @@ class Trainer:
                 logger.info("validation %s step %d: %s", stage.name, step, _short(scores))
             stopping = self.stop_after is not None and state.global_step >= self.stop_after and not last
             if (every_save and step % every_save == 0 and not last) or stopping:
-                self._save(model, state, accelerator, stage.name, optimizer, scheduler)
+                self._save(model, state, accelerator, stage.name, optimisation)
             if stopping:
                 raise TrainingInterrupted(f"stopped after global step {state.global_step} (checkpoint saved)")
 
@@ -316,7 +318,7 @@ class Trainer:
             state,
             seed_order=order,
             failures=self.failures,
-            optimizer_state=restore,
+            restore=restore,
             on_step=on_step,
             num_workers=self.config.num_workers,
             show_progress=self.show_progress,
@@ -330,8 +332,7 @@ class Trainer:
         state: ckpt.RunState,
         accelerator: Accelerator,
         stage_name: str,
-        optimizer: torch.optim.Optimizer | None = None,
-        scheduler: Any = None,
+        optimisation: Optimisation | None = None,
     ) -> None:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
@@ -340,9 +341,10 @@ class Trainer:
                 folder,
                 accelerator.unwrap_model(model),
                 state,
-                optimizer,
-                scheduler,
+                optimisation.optimizer if optimisation else None,
+                optimisation.scheduler if optimisation else None,
                 self.side_modules.modules,
+                optimisation.average if optimisation else None,
             )
             ckpt.prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
 
