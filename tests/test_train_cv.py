@@ -302,3 +302,59 @@ def test_gap_figure_draws_each_runs_fold_gaps_and_names_a_bad_file(tmp_path):
     refused = subprocess.run([*command, f"t={tmp_path / 'tower.json'}"], capture_output=True, text=True)
     assert refused.returncode == 2 and "tower.json: no fold has both" in refused.stderr
     assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def _tower_report(lesion: list[float], malignancy: list[float], k: int = 5, seed: int = 0) -> dict:
+    """A classifier-only ``cv.json`` as ``ultra.train.cv`` writes it (per-fold scores only)."""
+    folds = [
+        {"fold": fold, "scores": {"classifier_lesion_bacc": a, "classifier_malignancy_bacc": b}}
+        for fold, (a, b) in enumerate(zip(lesion, malignancy, strict=True))
+    ]
+    return {"k": k, "seed": seed, "folds": folds}
+
+
+def test_cv_compare_averages_seeds_per_fold_and_pairs_variants_by_fold(tmp_path):
+    from ultra.train.cv_compare import Variant, compare
+
+    base = Variant("base", [{0: {"m": 70.0}, 1: {"m": 80.0}}, {0: {"m": 74.0}, 1: {"m": 90.0}}])
+    other = Variant("other", [{0: {"m": 75.0}, 1: {"m": 84.0}}])
+    table = compare([base, other], ["m"])["m"]
+    assert math.isclose(table["base"]["mean"], 78.5)  # folds 72 and 85
+    assert table["base"]["seed_means"] == [75.0, 82.0]
+    assert math.isclose(table["base"]["seed_sd"], math.sqrt(24.5))
+    assert table["other"]["paired"]["per_fold"] == [3.0, -1.0]
+    assert table["other"]["paired"]["up"] == 1
+    assert "paired" not in table["base"]
+
+
+def test_cv_compare_cli_writes_table_and_figure_and_refuses_other_folds(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    for name, lesion, seed in (("a0", 70.0, 0), ("a1", 74.0, 0), ("b0", 80.0, 0), ("other", 80.0, 1)):
+        report = _tower_report([lesion] * 5, [60.0] * 5, seed=seed)
+        (tmp_path / f"{name}.json").write_text(json.dumps(report), encoding="utf-8")
+    command = [sys.executable, "-m", "ultra.train.cv_compare"]
+    done = subprocess.run(
+        [
+            *command,
+            f"base={tmp_path / 'a0.json'},{tmp_path / 'a1.json'}",
+            f"new={tmp_path / 'b0.json'}",
+            "--figure",
+            str(tmp_path / "seeds.png"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| new | 80.0 [" in done.stdout and "8.0 [8.0, 8.0] (5/5 folds up)" in done.stdout
+    assert Image.open(tmp_path / "seeds.png").size[0] > 400
+    refused = subprocess.run(
+        [*command, f"base={tmp_path / 'a0.json'}", f"new={tmp_path / 'other.json'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and "new: folds (5, 1) differ" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
