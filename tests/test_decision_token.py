@@ -204,3 +204,10 @@ def test_screening_fingerprint_covers_the_grid_not_the_decision_token():
     with torch.no_grad():
         plain.projectors[0][0].weight.add_(1e-3)
     assert backbone_fingerprint(with_decision) != backbone_fingerprint(plain)
+
+
+def test_a_stage_reading_the_decision_token_before_its_head_trained_is_refused(data_dir, tmp_path):  # noqa: F811
+    llm = {"name": "llm", "train": ["model.language_model.*"], "sources": ["toy"], "max_steps": 1}
+    config = decision_config(data_dir, tmp_path, [llm])
+    with pytest.raises(ConfigError, match="no stage before it trains model.vision_tower.decision_head"):
+        Trainer(config, show_progress=False).run()

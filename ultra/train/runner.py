@@ -17,6 +17,7 @@ from torch import nn
 
 from data_zh.licences import source_licences
 from data_zh.schema import Record
+from ultra.config_io import ConfigError
 from ultra.model.lora import add_lora, has_lora, merge_lora, save_adapter
 from ultra.train import checkpoint as ckpt
 from ultra.train.config import StageConfig, TrainConfig
@@ -58,7 +59,6 @@ def resolve_mixed_precision(setting: str) -> str:
 def build_model(config: TrainConfig) -> tuple[nn.Module, Any]:
     """The starting model and processor: a preset is built fresh (hub weights where the preset
     has them, random init otherwise); a folder (e.g. the embedded model) is loaded to fine-tune."""
-    from ultra.config_io import ConfigError
     from ultra.model import build_model as build_preset
     from ultra.model import get_preset, list_presets, load_model
 
@@ -256,6 +256,21 @@ class Trainer:
         if any(".projectors." in name for name in names) and hasattr(model.config, "projectors_trained"):
             model.config.projectors_trained = True
 
+    def _check_decision_head_trained(self, stage: StageConfig) -> None:
+        """A model built fresh with a decision token feeds its head's class probabilities to the
+        LLM: a stage other than classification that runs before any stage trained that head would
+        learn from a random head's guesses, so it is refused."""
+        if (
+            self.config.model.decision_classes
+            and stage.objective != "classification"
+            and not any(".decision_head." in name for name in self.trained)
+        ):
+            raise ConfigError(
+                f"stage {stage.name!r} reads the decision token, but no stage before it trains "
+                "model.vision_tower.decision_head.* (model.decision_classes is set); train the head "
+                "in a classification stage on those classes first"
+            )
+
     def _run_one(
         self,
         model: nn.Module,
@@ -282,6 +297,7 @@ class Trainer:
             steps_for=lambda num_items: self.steps_for(stage, num_items),
         )
         plan = self.objectives.create(stage.objective, stage.name).plan(context)
+        self._check_decision_head_trained(stage)
 
         def restore(optimisation: Optimisation) -> None:
             if from_checkpoint is not None:
