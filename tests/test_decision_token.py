@@ -185,8 +185,11 @@ def test_language_modeling_options_are_checked(data_dir, tmp_path, model, option
     stage = {"name": "llm", "train": ["model.language_model.*"], "sources": ["toy"], "max_steps": 1}
     if model == "decision+tower":  # the tower trains in the stage: its tokens cannot be cached
         stage["train"] = [*stage["train"], "model.vision_tower.projectors.*"]
-    config = make_config(data_dir, tmp_path, [{**stage, "objective_options": options}])
+    stages = [{**stage, "objective_options": options}]
     classes = CLASSES if model.startswith("decision") else []
+    if classes:  # the decision head is trained first, as a run with a decision token must
+        stages.insert(0, tower_stage(TOWER))
+    config = make_config(data_dir, tmp_path, stages)
     config = config.model_copy(
         update={"model": ModelSource(name_or_path="debug-tiny", decision_classes=classes)}
     )
@@ -208,6 +211,10 @@ def test_screening_fingerprint_covers_the_grid_not_the_decision_token():
 
 def test_a_stage_reading_the_decision_token_before_its_head_trained_is_refused(data_dir, tmp_path):  # noqa: F811
     llm = {"name": "llm", "train": ["model.language_model.*"], "sources": ["toy"], "max_steps": 1}
-    config = decision_config(data_dir, tmp_path, [llm])
-    with pytest.raises(ConfigError, match="no stage before it trains model.vision_tower.decision_head"):
-        Trainer(config, show_progress=False).run()
+    llm_and_head = {**llm, "name": "llm-and-head", "train": [*llm["train"], TOWER[-1]]}
+    phantoms = {**tower_stage(TOWER[:-1]), "name": "other-labels", "label_key": "other"}
+    for stages in ([llm], [llm_and_head], [phantoms, llm]):
+        config = decision_config(data_dir, tmp_path, stages)
+        with pytest.raises(ConfigError, match="no stage before it trains model.vision_tower.decision_head"):
+            Trainer(config, show_progress=False).run()
+    assert not (tmp_path / "checkpoints").exists(), "refused before any stage ran"

@@ -105,3 +105,29 @@ def test_resuming_an_averaged_stage_from_a_checkpoint_without_the_average_is_ref
 def test_ema_decay_outside_the_open_unit_interval_is_a_config_error(data_dir, tmp_path, decay):  # noqa: F811
     with pytest.raises(ValueError, match="ema_decay"):
         make_config(data_dir, tmp_path, [encoder_stage(ema_decay=decay)])
+
+
+def test_only_what_the_stage_changes_is_averaged_and_a_long_horizon_is_named(caplog):
+    from torch import nn
+
+    from ultra.train.averaging import WeightAverage, warn_if_start_dominates
+
+    module = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    module[2].requires_grad_(False)  # a frozen part (an LLM under LoRA) is not copied
+    average = WeightAverage(module, 0.9)
+    assert set(average.names) == {
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+        "1.running_mean",
+        "1.running_var",
+    }
+    with pytest.raises(ValueError, match="has seen no step"):
+        average.load_into(module)
+    warn_if_start_dominates("probe", 0.999, 300)
+    assert "averages over ~1000 steps but the stage has 300" in caplog.text
+    assert "keep 74% of the average" in caplog.text
+    caplog.clear()
+    warn_if_start_dominates("tower", 0.99, 525)
+    assert not caplog.text

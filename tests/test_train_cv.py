@@ -325,6 +325,8 @@ def test_cv_compare_averages_seeds_per_fold_and_pairs_variants_by_fold(tmp_path)
     assert table["other"]["paired"]["per_fold"] == [3.0, -1.0]
     assert table["other"]["paired"]["up"] == 1
     assert "paired" not in table["base"]
+    partial = Variant("partial", [{0: {"m": 70.0}, 1: {"m": 90.0}}, {0: {"m": 74.0}}])  # e.g. --only 0
+    assert partial.folds("m") == [0] and partial.seed_means("m") == [70.0, 74.0]
 
 
 def test_cv_compare_cli_writes_table_and_figure_and_refuses_other_folds(tmp_path):
@@ -349,12 +351,17 @@ def test_cv_compare_cli_writes_table_and_figure_and_refuses_other_folds(tmp_path
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert "| new | 80.0 [" in done.stdout and "8.0 [8.0, 8.0] (5/5 folds up)" in done.stdout
+    assert "| new | 80.0 [80.0, 80.0] (5 folds × 1 seeds)" in done.stdout
+    assert "8.0 [8.0, 8.0] (5/5 folds up)" in done.stdout
     assert Image.open(tmp_path / "seeds.png").size[0] > 400
-    refused = subprocess.run(
-        [*command, f"base={tmp_path / 'a0.json'}", f"new={tmp_path / 'other.json'}"],
-        capture_output=True,
-        text=True,
-    )
-    assert refused.returncode == 2 and "new: folds (5, 1) differ" in refused.stderr
-    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    for arguments, message in (
+        ([f"new={tmp_path / 'other.json'}"], "new: folds (k=5, seed=1, train fraction 1) differ"),
+        ([f"new={tmp_path / 'a0.json'},{tmp_path / 'a0.json'}"], "a cv.json is given twice"),
+        ([f"base={tmp_path / 'b0.json'}"], "base: the variant name is given twice"),
+        (["--figure", str(tmp_path / "missing" / "x.png")], "No such file or directory"),
+    ):
+        refused = subprocess.run(
+            [*command, f"base={tmp_path / 'a0.json'}", *arguments], capture_output=True, text=True
+        )
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1

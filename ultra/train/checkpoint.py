@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
+
+from ultra.train.averaging import WeightAverage
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     head: nn.Module | None = None,
-    average: AveragedModel | None = None,
+    average: WeightAverage | None = None,
 ) -> Path:
     """Write one checkpoint atomically (a temporary folder renamed when complete); ``average``:
     the stage's weight average (``ema_decay``), so a resumed stage ends with the same weights."""
@@ -61,7 +62,7 @@ def save_checkpoint(
     if head is not None and any(True for _ in head.parameters()):
         save_model(head, str(partial / HEAD))
     if average is not None:
-        save_model(average, str(partial / AVERAGE))
+        save_file(average.state_dict(), str(partial / AVERAGE))
     trainer = {
         "torch_rng": torch.get_rng_state(),
         "python_rng": list(random.getstate()[1]),
@@ -111,8 +112,6 @@ def load_weights(folder: Path, model: nn.Module) -> None:
 
 def load_head_state(folder: Path) -> dict[str, torch.Tensor]:
     """The stage-0 classification heads saved with a checkpoint (empty when there were none)."""
-    from safetensors.torch import load_file
-
     return load_file(str(folder / HEAD)) if (folder / HEAD).is_file() else {}
 
 
@@ -120,18 +119,21 @@ def load_trainer_state(
     folder: Path,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    average: AveragedModel | None = None,
+    average: WeightAverage | None = None,
 ) -> None:
     """Restore optimizer, scheduler, weight average and RNG so the next step is the one an
     uninterrupted run takes."""
     trainer = torch.load(folder / TRAINER, weights_only=True)
+    saved = (folder / AVERAGE).is_file()
     if average is not None:
-        if not (folder / AVERAGE).is_file():
+        if not saved:
             raise ValueError(
-                f"{folder.name}: the stage keeps a weight average (ema_decay) but this checkpoint has "
+                f"{folder}: the stage keeps a weight average (ema_decay) but this checkpoint has "
                 "none; resume with the configuration it was saved with"
             )
-        load_model(average, str(folder / AVERAGE), strict=True)
+        average.load_state_dict(load_file(str(folder / AVERAGE)))
+    elif saved and optimizer is not None:
+        logger.warning("%s: its weight average is ignored (the stage no longer sets ema_decay)", folder)
     if optimizer is not None and "optimizer" in trainer:
         optimizer.load_state_dict(trainer["optimizer"])
     if scheduler is not None and "scheduler" in trainer:

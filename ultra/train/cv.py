@@ -345,6 +345,7 @@ def run_cv(
     report = {
         "k": k,
         "seed": seed,
+        "training_seed": config.seed,
         "folds": [result.__dict__ for result in results],
         "summary": summary,
         "smoke": max_steps is not None,

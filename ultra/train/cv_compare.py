@@ -5,10 +5,12 @@
 
 One 5-fold mean moves 5-10 points with the training seed alone, so one run per variant cannot
 choose between variants. Each variant here is several ``ultra.train.cv`` runs of one recipe with
-different training seeds (``--set seed=N``) on the same folds (same ``--folds`` and ``--seed``;
-anything else is refused). A fold's score is averaged over the seeds first, so the interval is
-over folds, as in ``cv.json``; every variant is paired by fold with the first one. The seed
-spread (standard deviation of the seeds' 5-fold means) says how far one run would have misled.
+different training seeds (``--set seed=N``) on the same folds (same ``--folds``, ``--seed``,
+training fraction, not smoke runs; anything else, a file given twice or a training seed given
+twice is refused). A fold's score is averaged over the seeds first, so the interval is over
+folds, as in ``cv.json`` (and, as there, optimistic: folds share training images); every
+variant is paired by fold with the first one. The seed spread (standard deviation of the
+seeds' k-fold means) says how far one run would have misled.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ METRIC_NAMES_ZH = {
     "classifier_malignancy_bacc": "分类器：良性/恶性/正常",
     "lesion_bacc": "回答：病灶有无",
     "malignancy_bacc": "回答：良恶性",
+    "heldout_lesion_bacc": "未见问法：病灶有无",
+    "lesion_minus_classifier": "回答 − 分类器：病灶有无",
+    "malignancy_minus_classifier": "回答 − 分类器：良恶性",
 }
 
 
@@ -39,32 +44,42 @@ class Variant:
     name: str
     runs: list[dict[int, dict[str, float]]]
 
+    def folds(self, metric: str) -> list[int]:
+        """The folds every seed scored on ``metric`` (all numbers below use only these)."""
+        shared = set.intersection(
+            *({f for f, scores in run.items() if metric in scores} for run in self.runs)
+        )
+        return sorted(shared)
+
     def fold_means(self, metric: str) -> dict[int, float]:
-        """Each fold's score averaged over the seeds (folds some seed lacks are left out)."""
-        folds = set.intersection(*(set(run) for run in self.runs))
-        return {
-            fold: statistics.fmean(run[fold][metric] for run in self.runs)
-            for fold in sorted(folds)
-            if all(metric in run[fold] for run in self.runs)
-        }
+        """Each fold's score averaged over the seeds."""
+        return {fold: statistics.fmean(run[fold][metric] for run in self.runs) for fold in self.folds(metric)}
 
     def seed_means(self, metric: str) -> list[float]:
         """Each seed's mean over the folds: what one run would have reported."""
-        return [
-            statistics.fmean(scores[metric] for scores in run.values() if metric in scores)
-            for run in self.runs
-            if any(metric in scores for scores in run.values())
-        ]
+        folds = self.folds(metric)
+        if not folds:
+            return []
+        return [statistics.fmean(run[fold][metric] for fold in folds) for run in self.runs]
 
 
-def read_variant(name: str, files: Sequence[Path]) -> tuple[Variant, tuple[int, int]]:
-    """A variant from its ``cv.json`` files and their (folds, fold seed); files that disagree on
-    the folds are an error naming the file."""
-    runs, folds = [], None
+def read_variant(name: str, files: Sequence[Path]) -> tuple[Variant, tuple]:
+    """A variant from its ``cv.json`` files and what they must share (folds, fold seed, training
+    fraction, smoke); files that disagree, repeat, or repeat a training seed are an error naming
+    the file."""
+    runs, folds, training_seeds = [], None, set()
+    if len({Path(file).resolve() for file in files}) < len(files):
+        raise ValueError(f"{name}: a cv.json is given twice (its seed would count twice)")
     for file in files:
         try:
             report = json.loads(Path(file).read_text(encoding="utf-8"))
-            assignment = (int(report["k"]), int(report["seed"]))
+            assignment = (
+                int(report["k"]),
+                int(report["seed"]),
+                float(report.get("train_fraction", 1.0)),
+                bool(report.get("smoke", False)),
+            )
+            training_seed = report.get("training_seed")
             scores = {
                 int(fold["fold"]): {**fold["scores"], **answer_minus_classifier(fold["scores"])}
                 for fold in report["folds"]
@@ -72,10 +87,19 @@ def read_variant(name: str, files: Sequence[Path]) -> tuple[Variant, tuple[int, 
         except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{file}: not a readable cv.json ({error})") from None
         if folds is not None and assignment != folds:
-            raise ValueError(f"{file}: folds {assignment} differ from the other runs' {folds}")
+            raise ValueError(f"{file}: {describe(assignment)} differ from the other runs' {describe(folds)}")
+        if training_seed is not None and training_seed in training_seeds:
+            raise ValueError(f"{file}: training seed {training_seed} is already among {name}'s runs")
+        training_seeds.add(training_seed)
         folds = assignment
         runs.append(scores)
     return Variant(name, runs), folds
+
+
+def describe(assignment: tuple) -> str:
+    """What a run's folds are, in words (for refusals)."""
+    k, seed, fraction, smoke = assignment
+    return f"folds (k={k}, seed={seed}, train fraction {fraction:g}{', smoke' if smoke else ''})"
 
 
 def compare(variants: Sequence[Variant], metrics: Sequence[str]) -> dict[str, Any]:
@@ -92,6 +116,7 @@ def compare(variants: Sequence[Variant], metrics: Sequence[str]) -> dict[str, An
                 continue
             seeds = variant.seed_means(metric)
             row: dict[str, Any] = {
+                "n_folds": len(folds),
                 **mean_interval(list(folds.values())),
                 "seeds": len(variant.runs),
                 "seed_means": seeds,
@@ -114,7 +139,7 @@ def comparison_markdown(table: dict[str, Any], base: str) -> str:
     lines = []
     for metric, rows in table.items():
         lines += [f"**{LABELS.get(metric, metric)}** (`{metric}`)", ""]
-        lines += [f"| variant | mean [95% CI over folds] | seeds (5-fold means) | paired − {base} |"]
+        lines += [f"| variant | mean [95% CI over folds] | seeds (means over folds) | paired − {base} |"]
         lines += ["| --- | --- | --- | --- |"]
         for name, row in rows.items():
             seeds = ", ".join(f"{value:.1f}" for value in row["seed_means"])
@@ -123,7 +148,8 @@ def comparison_markdown(table: dict[str, Any], base: str) -> str:
             if "paired" in row:
                 up = f"{row['paired']['up']}/{row['paired']['n_folds']} folds up"
                 paired = f"{mean_interval_text(row['paired'])} ({up})"
-            lines.append(f"| {name} | {mean_interval_text(row)} | {seeds}{spread} | {paired} |")
+            folds = f"{row['n_folds']} folds × {row['seeds']} seeds"
+            lines.append(f"| {name} | {mean_interval_text(row)} ({folds}) | {seeds}{spread} | {paired} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -148,10 +174,11 @@ def plot_comparison(table: dict[str, Any], path: Path) -> Path:
                 axis.scatter([index] * len(seeds), seeds, color="tab:blue", zorder=3)
             axis.set_xticks(range(len(rows)), list(rows))
             axis.set_title(METRIC_NAMES_ZH.get(metric, metric), fontsize=10)
-            low = min(min(row["seed_means"]) for row in rows.values())
-            axis.set_ylim(max(0.0, low - 10), 100)
+            values = [value for row in rows.values() for value in row["seed_means"]]
+            axis.set_ylim(max(-100.0, min(values) - 10), min(100.0, max(values) + 10))
+            axis.axhline(0, color="black", linewidth=0.8)
             axis.grid(axis="y", alpha=0.3)
-        axes[0][0].set_ylabel("平衡准确率 / balanced accuracy, %")
+        axes[0][0].set_ylabel("百分点 / percentage points")
         figure.suptitle("点：每个训练种子的五折均值；柱：种子均值 / dots: seeds, bar: mean", fontsize=9)
         figure.tight_layout()
         figure.savefig(path)
@@ -174,16 +201,20 @@ def main(argv: list[str] | None = None) -> None:
             name, separator, files = item.partition("=")
             if not separator or not name or not files:
                 raise ValueError(f"{item}: expected NAME=path/to/cv.json[,path/to/cv.json...]")
+            if any(variant.name == name for variant in variants):
+                raise ValueError(f"{name}: the variant name is given twice")
             variant, folds = read_variant(name, [Path(file) for file in files.split(",")])
             if assignment is not None and folds != assignment:
-                raise ValueError(f"{name}: folds {folds} differ from the first variant's {assignment}")
+                raise ValueError(
+                    f"{name}: {describe(folds)} differ from the first variant's {describe(assignment)}"
+                )
             assignment = folds
             variants.append(variant)
         table = compare(variants, args.metrics.split(","))
         print(comparison_markdown(table, variants[0].name))  # noqa: T201 - a command-line entry point
         if args.figure is not None:
             print(plot_comparison(table, args.figure))  # noqa: T201
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)  # noqa: T201
         raise SystemExit(2) from None
 

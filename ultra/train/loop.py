@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,10 +23,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 
-from ultra.train.averaging import load_average_into, weight_average
+from ultra.config_io import ConfigError
+from ultra.train.averaging import WeightAverage, warn_if_start_dominates
 from ultra.train.checkpoint import RunState
 from ultra.train.config import StageConfig
 from ultra.train.data import FailureLog, OrderedView, SkippingCollator
@@ -66,7 +67,7 @@ class Optimisation:
 
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    average: AveragedModel | None = None
+    average: WeightAverage | None = None
 
 
 def warmup_cosine(
@@ -111,6 +112,21 @@ def _progress(disable: bool) -> Progress:
     )
 
 
+SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM)
+
+
+def stage_average(plan: StagePlan, accelerator: Accelerator) -> WeightAverage:
+    """The stage's weight average (``ema_decay``); sharded training is refused, as the average
+    is kept whole beside the module's shards."""
+    if accelerator.distributed_type in SHARDED:
+        raise ConfigError(
+            f"stage {plan.stage.name!r}: ema_decay works in one process or with DDP, "
+            f"not with {accelerator.distributed_type.value}"
+        )
+    warn_if_start_dominates(plan.stage.name, plan.stage.ema_decay, plan.total_steps)
+    return WeightAverage(plan.module, plan.stage.ema_decay)
+
+
 def run_stage(
     plan: StagePlan,
     accelerator: Accelerator,
@@ -141,7 +157,7 @@ def run_stage(
     scheduler = warmup_cosine(optimizer, int(stage.warmup_ratio * plan.total_steps), plan.total_steps)
     average = None
     if stage.ema_decay is not None:
-        average = weight_average(plan.module, stage.ema_decay, accelerator.device)
+        average = stage_average(plan, accelerator)
     optimisation = Optimisation(optimizer, scheduler, average)
     if restore is not None:
         restore(optimisation)
@@ -189,9 +205,9 @@ def run_stage(
             scheduler.step()
             optimizer_p.zero_grad(set_to_none=True)
             if average is not None:
-                average.update_parameters(plan.module)
+                average.update(plan.module)
                 if step + 1 == plan.total_steps:
-                    load_average_into(average, plan.module)
+                    average.load_into(plan.module)
             state.stage_step = step + 1
             state.global_step += 1
             mean_loss = sum(losses) / len(losses) if losses else float("nan")

@@ -186,6 +186,7 @@ class Trainer:
             json.dumps(config.model_dump(mode="json"), ensure_ascii=False, indent=1), encoding="utf-8"
         )
         model, processor = self.model_builder(config)
+        check_decision_head_order(model, config)
         if config.gradient_checkpointing:
             enable_gradient_checkpointing(model)
         state = ckpt.RunState()
@@ -256,21 +257,6 @@ class Trainer:
         if any(".projectors." in name for name in names) and hasattr(model.config, "projectors_trained"):
             model.config.projectors_trained = True
 
-    def _check_decision_head_trained(self, stage: StageConfig) -> None:
-        """A model built fresh with a decision token feeds its head's class probabilities to the
-        LLM: a stage other than classification that runs before any stage trained that head would
-        learn from a random head's guesses, so it is refused."""
-        if (
-            self.config.model.decision_classes
-            and stage.objective != "classification"
-            and not any(".decision_head." in name for name in self.trained)
-        ):
-            raise ConfigError(
-                f"stage {stage.name!r} reads the decision token, but no stage before it trains "
-                "model.vision_tower.decision_head.* (model.decision_classes is set); train the head "
-                "in a classification stage on those classes first"
-            )
-
     def _run_one(
         self,
         model: nn.Module,
@@ -297,7 +283,6 @@ class Trainer:
             steps_for=lambda num_items: self.steps_for(stage, num_items),
         )
         plan = self.objectives.create(stage.objective, stage.name).plan(context)
-        self._check_decision_head_trained(stage)
 
         def restore(optimisation: Optimisation) -> None:
             if from_checkpoint is not None:
@@ -313,8 +298,15 @@ class Trainer:
             last = step == plan.total_steps
             if plan.validate is not None and ((every_val and step % every_val == 0) or last):
                 scores = plan.validate(plan.module)
+                averaged = {"weights": "average"} if last and stage.ema_decay is not None else {}
                 state.validation.append(
-                    {"stage": stage.name, "step": step, "global_step": state.global_step, **scores}
+                    {
+                        "stage": stage.name,
+                        "step": step,
+                        "global_step": state.global_step,
+                        **averaged,
+                        **scores,
+                    }
                 )
                 logger.info("validation %s step %d: %s", stage.name, step, _short(scores))
             stopping = self.stop_after is not None and state.global_step >= self.stop_after and not last
@@ -374,6 +366,24 @@ class Trainer:
             processor.save_pretrained(final_dir)
         logger.info("model exported to %s (%s)", final_dir, self.config.export_dtype)
         return final_dir
+
+
+def check_decision_head_order(model: nn.Module, config: TrainConfig) -> None:
+    """A model built fresh with a decision token feeds its head's class probabilities to the
+    LLM: a stage other than classification that comes before any stage trains that head would
+    learn from a random head's guesses, so the run is refused before it starts."""
+    if not config.model.decision_classes:
+        return
+    head_trained = False
+    for stage in config.stages:
+        if stage.objective != "classification" and not head_trained:
+            raise ConfigError(
+                f"stage {stage.name!r} reads the decision token, but no stage before it trains "
+                "model.vision_tower.decision_head.* (model.decision_classes is set); train the head "
+                "in a classification stage on those classes first"
+            )
+        names = match_parameters(model, stage.train, require_hits=False)
+        head_trained = head_trained or any(".decision_head." in name for name in names)
 
 
 def _short(scores: dict) -> str:
