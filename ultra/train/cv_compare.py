@@ -32,8 +32,8 @@ METRIC_NAMES_ZH = {
     "lesion_bacc": "回答：病灶有无",
     "malignancy_bacc": "回答：良恶性",
     "heldout_lesion_bacc": "未见问法：病灶有无",
-    "lesion_minus_classifier": "回答 − 分类器：病灶有无",
-    "malignancy_minus_classifier": "回答 − 分类器：良恶性",
+    "lesion_minus_classifier": "回答 - 分类器：病灶有无",
+    "malignancy_minus_classifier": "回答 - 分类器：良恶性",
 }
 
 
@@ -179,7 +179,7 @@ def plot_comparison(table: dict[str, Any], path: Path) -> Path:
             axis.axhline(0, color="black", linewidth=0.8)
             axis.grid(axis="y", alpha=0.3)
         axes[0][0].set_ylabel("百分点 / percentage points")
-        figure.suptitle("点：每个训练种子的五折均值；柱：种子均值 / dots: seeds, bar: mean", fontsize=9)
+        figure.suptitle("点：每个训练种子的各折均值；柱：种子均值 / dots: seeds, bar: mean", fontsize=9)
         figure.tight_layout()
         figure.savefig(path)
         plt.close(figure)
