@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from tests.numerics import assert_close
 from tests.test_train import build_tiny, data_dir, make_config  # noqa: F401  (the module-scoped toy images)
@@ -107,24 +107,25 @@ def test_ema_decay_outside_the_open_unit_interval_is_a_config_error(data_dir, tm
         make_config(data_dir, tmp_path, [encoder_stage(ema_decay=decay)])
 
 
-def test_only_what_the_stage_changes_is_averaged_and_a_long_horizon_is_named(caplog):
+def test_only_what_the_stage_changes_is_averaged_and_a_long_horizon_is_named(tmp_path, caplog):
     from torch import nn
 
     from ultra.train.averaging import WeightAverage, warn_if_start_dominates
 
     module = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
     module[2].requires_grad_(False)  # a frozen part (an LLM under LoRA) is not copied
+    module.register_buffer("codes", torch.randn(4, 3).T)  # a transposed view, like the decision codes
     average = WeightAverage(module, 0.9)
-    assert set(average.names) == {
-        "0.weight",
-        "0.bias",
-        "1.weight",
-        "1.bias",
-        "1.running_mean",
-        "1.running_var",
-    }
+    averaged = {"0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "codes"}
+    assert set(average.names) == averaged
     with pytest.raises(ValueError, match="has seen no step"):
         average.load_into(module)
+    average.update(module)
+    save_file(average.state_dict(), str(tmp_path / "average.safetensors"))  # views are refused there
+    restored = WeightAverage(module, 0.9)
+    restored.load_state_dict(load_file(str(tmp_path / "average.safetensors")))
+    assert restored.steps == 1 and torch.equal(restored.tensors["codes"], module.codes)
+
     warn_if_start_dominates("probe", 0.999, 300)
     assert "averages over ~1000 steps but the stage has 300" in caplog.text
     assert "keep 74% of the average" in caplog.text

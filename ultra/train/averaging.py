@@ -32,7 +32,10 @@ class WeightAverage:
         self.decay = decay
         self.steps = 0
         self.names = [name for name, tensor in _averaged(module)]
-        self.tensors = {name: tensor.detach().clone() for name, tensor in _averaged(module)}
+        self.tensors = {  # contiguous, so a checkpoint can save them (safetensors refuses views)
+            name: tensor.detach().clone(memory_format=torch.contiguous_format)
+            for name, tensor in _averaged(module)
+        }
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
