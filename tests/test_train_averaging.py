@@ -132,3 +132,17 @@ def test_only_what_the_stage_changes_is_averaged_and_a_long_horizon_is_named(tmp
     caplog.clear()
     warn_if_start_dominates("tower", 0.99, 525)
     assert not caplog.text
+
+
+def test_the_last_validation_says_it_scored_the_average(data_dir, tmp_path):  # noqa: F811
+    source = {"kind": "records", "path": str(data_dir / "records.jsonl")}
+    model, processor = build_tiny()
+    config = make_config(
+        data_dir,
+        tmp_path / "run",
+        [encoder_stage(ema_decay=0.5)],
+        validation={"source": source, "every_steps": 2},
+    )
+    result = Trainer(config, model_builder=lambda _: (model, processor), show_progress=False).run()
+    rows = [(row["step"], row.get("weights")) for row in result.validation]
+    assert rows == [(2, None), (STEPS, "average")]
