@@ -24,7 +24,8 @@ STEPS_KEY = "__steps__"
 
 class WeightAverage:
     """The EMA of a module's trainable parameters and floating-point buffers, kept by name on
-    the module's device; ``state_dict`` / ``load_state_dict`` make a resumed stage exact."""
+    the device of each (made before ``accelerate`` moves the module, so it follows it on the first
+    update); ``state_dict`` / ``load_state_dict`` make a resumed stage exact."""
 
     def __init__(self, module: nn.Module, decay: float) -> None:
         if not 0 < decay < 1:
@@ -41,6 +42,9 @@ class WeightAverage:
     def update(self, module: nn.Module) -> None:
         """Fold the module's current weights into the average (after an optimizer step)."""
         current = dict(_averaged(module))
+        for name in self.names:
+            if self.tensors[name].device != current[name].device:
+                self.tensors[name] = self.tensors[name].to(current[name].device)
         averaged = [self.tensors[name] for name in self.names]
         latest = [current[name].detach() for name in self.names]
         if self.steps == 0:
@@ -59,7 +63,10 @@ class WeightAverage:
             current[name].copy_(self.tensors[name])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {**self.tensors, STEPS_KEY: torch.tensor(self.steps)}
+        return {
+            **{name: tensor.cpu() for name, tensor in self.tensors.items()},
+            STEPS_KEY: torch.tensor(self.steps),
+        }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         missing = sorted(set(self.names) - set(state))
