@@ -11,24 +11,41 @@ from data_zh.builders import (
     build_question_type_instructions,
     question_wordings,
 )
-from data_zh.builders.wordings import QUESTION_KINDS, fold_wording
+from data_zh.builders.wordings import QUESTION_KINDS, TRAINING_SETS, fold_wording
 
 
-def test_heldout_wordings_are_never_training_wordings():
-    train = {fold_wording(w) for kind in QUESTION_KINDS for w in question_wordings(kind, "train")}
+@pytest.mark.parametrize("which", TRAINING_SETS)
+def test_heldout_wordings_are_never_training_wordings(which):
+    train = {fold_wording(w) for kind in QUESTION_KINDS for w in question_wordings(kind, which)}
     for kind in QUESTION_KINDS:
         heldout = question_wordings(kind, "heldout")
         assert heldout == HELDOUT_WORDINGS[kind] and len(heldout) >= 3
         assert not {fold_wording(w) for w in heldout} & train, kind
-        assert len(question_wordings(kind, "train")) >= 30, kind
+        assert len(question_wordings(kind, which)) >= 30, kind
     with pytest.raises(ValueError, match="unknown wording set"):
         question_wordings("lesion", "test")
 
 
-def test_training_data_never_holds_a_heldout_wording(shared_data):
+def _ends_in_ma(wording: str) -> bool:
+    return wording.split("？")[0].endswith("吗")
+
+
+def test_train_v2_adds_ma_questions_and_keeps_everything_else():
+    """train-v2 is train plus yes/no questions ending in 吗; the shipped recipe's set is unchanged."""
+    train, v2 = question_wordings("lesion", "train"), question_wordings("lesion", "train-v2")
+    assert v2[: len(train)] == train  # the fixed evaluation phrasing stays first
+    added = v2[len(train) :]
+    assert len(added) >= 100 and all(_ends_in_ma(w) for w in added)
+    assert sum(_ends_in_ma(w) for w in train) < 5
+    for kind in ("site", "malignancy", "impression"):
+        assert question_wordings(kind, "train-v2") == question_wordings(kind, "train")
+
+
+@pytest.mark.parametrize("which", TRAINING_SETS)
+def test_training_data_never_holds_a_heldout_wording(shared_data, which):
     heldout = [fold_wording(w) for wordings in HELDOUT_WORDINGS.values() for w in wordings]
-    records = build_busi_instructions(shared_data / "busi", "train", phrasings=5)
-    records += build_question_type_instructions("train")
+    records = build_busi_instructions(shared_data / "busi", "train", phrasings=5, wordings=which)
+    records += build_question_type_instructions(which)
     texts = [fold_wording(turn.content) for record in records for turn in record.conversations]
     assert not [w for w in heldout if any(w in text for text in texts)]
     lesion = {r.question for r in records if r.extra["question_type"] == "lesion"}

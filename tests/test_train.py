@@ -420,6 +420,19 @@ def test_config_errors_name_the_field(tmp_path):
         load_train_config(path)
 
 
+def test_training_on_the_heldout_wordings_is_refused(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(
+        "model: {name_or_path: tiny-zh}\noutput_dir: out\ndata: {busi: {kind: busi, path: x}}\n"
+        "stages: [{name: s, train: ['*']}]\n",
+        encoding="utf-8",
+    )
+    for wordings in ("train", "train-v2"):
+        assert load_train_config(path, [f"data.busi.wordings={wordings}"]).data["busi"].wordings == wordings
+    with pytest.raises(ConfigError, match=r"\['busi'\] use the held-out wordings"):
+        load_train_config(path, ["data.busi.wordings=heldout"])
+
+
 @pytest.mark.parametrize("mode", ["weighted", "concat"])
 def test_fuse_encoded_equals_the_fusion_forward(mode):
     from fusion import FusionConfig, VisionFusion

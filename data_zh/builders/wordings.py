@@ -1,4 +1,4 @@
-"""Question wordings for the BUSI tasks: a training set (hand-written, template-generated and
+"""Question wordings for the BUSI tasks: training sets (hand-written, template-generated and
 paraphrased) and a committed held-out set that training never sees.
 
 A model that has met only a few templates matches their keywords instead of reading the
@@ -14,8 +14,9 @@ import unicodedata
 from itertools import product
 from typing import Literal
 
-WordingSet = Literal["train", "heldout"]
-WORDING_SETS: tuple[WordingSet, ...] = ("train", "heldout")
+WordingSet = Literal["train", "train-v2", "heldout"]
+WORDING_SETS: tuple[WordingSet, ...] = ("train", "train-v2", "heldout")
+TRAINING_SETS: tuple[WordingSet, ...] = ("train", "train-v2")
 QUESTION_KINDS = ("site", "lesion", "malignancy", "impression")
 
 # The first wording of each kind is the fixed evaluation phrasing of ``build_busi_vqa`` (kept
@@ -78,6 +79,16 @@ _TEMPLATES = {
     ),
 }
 
+# Yes/no questions that end in 吗, the commonest spoken form, which ``train`` nearly lacks (3 of its
+# 116 lesion wordings; its templates ask 是否 / 有没有). ``train-v2`` adds them. A set of its own
+# rather than an edit, so the shipped model's recipe (``train``) still reproduces.
+_MA_TEMPLATES = {
+    "lesion": (
+        ("可见病灶吗", "有病灶吗", "存在病变吗", "能看到肿块吗", "有占位性病变吗", "发现局灶性病变了吗"),
+        ("？", "？请回答是或否。", "？只回答是或否。"),
+    ),
+}
+
 # Never used in training: other vocabulary and sentence shapes, including the traps seen in the
 # field (超声 inside a yes/no question, 是/否 requested without 是否, colloquial wording).
 HELDOUT_WORDINGS: dict[str, tuple[str, ...]] = {
@@ -118,16 +129,22 @@ def fold_wording(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch.isalnum())
 
 
-def _templated(kind: str) -> list[str]:
-    cores, closings = _TEMPLATES[kind]
+def _templated(templates: dict[str, tuple[tuple[str, ...], tuple[str, ...]]], kind: str) -> list[str]:
+    if kind not in templates:
+        return []
+    cores, closings = templates[kind]
     return [f"{opening}{core}{closing}" for opening, core, closing in product(_OPENINGS, cores, closings)]
 
 
-def _train_wordings(kind: str) -> tuple[str, ...]:
-    """Hand-written first, then the template combinations; duplicates (after folding) dropped."""
+def _train_wordings(kind: str, which: WordingSet) -> tuple[str, ...]:
+    """Hand-written first (so the fixed evaluation phrasing stays first), then the template
+    combinations; duplicates (after folding) dropped."""
+    templated = _templated(_TEMPLATES, kind)
+    if which == "train-v2":
+        templated += _templated(_MA_TEMPLATES, kind)
     seen: set[str] = set()
     wordings = []
-    for wording in (*_HAND_WRITTEN[kind], *_templated(kind)):
+    for wording in (*_HAND_WRITTEN[kind], *templated):
         key = fold_wording(wording)
         if key not in seen:
             seen.add(key)
@@ -139,8 +156,8 @@ def question_wordings(kind: str, which: WordingSet = "train") -> tuple[str, ...]
     """The wordings of one question kind (``site``, ``lesion``, ``malignancy``, ``impression``)."""
     if kind not in QUESTION_KINDS:
         raise ValueError(f"unknown question kind {kind!r}; known: {', '.join(QUESTION_KINDS)}")
-    if which == "train":
-        return _train_wordings(kind)
+    if which in TRAINING_SETS:
+        return _train_wordings(kind, which)
     if which == "heldout":
         return HELDOUT_WORDINGS[kind]
     raise ValueError(f"unknown wording set {which!r}; use one of {', '.join(WORDING_SETS)}")

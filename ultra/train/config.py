@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from data_zh.builders.wordings import WordingSet
 from fusion.config import check_decision_classes
 from ultra.config_io import load_config
 from ultra.model.lora import LoraSettings
@@ -77,8 +78,9 @@ class DataSource(_Strict):
         default=False,
         description="read media paths that leave the media root (../, absolute); refused otherwise",
     )
-    wordings: Literal["train", "heldout"] = Field(
-        default="train", description="BUSI question wordings: the training set or the held-out one"
+    wordings: WordingSet = Field(
+        default="train",
+        description="BUSI question wordings: a training set (train; train-v2 adds 吗 questions) or the held-out one",
     )
     phrasings: int = Field(
         default=1, ge=1, description="busi: distinct wordings of each question per image (drawn per image)"
@@ -236,6 +238,16 @@ class TrainConfig(_Strict):
     num_workers: int = Field(default=0, ge=0)
     threads: int | None = Field(default=None, gt=0, description="torch CPU threads (None: torch default)")
     export_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+    @field_validator("data")
+    @classmethod
+    def _never_train_on_heldout_wordings(cls, data: dict[str, DataSource]) -> dict[str, DataSource]:
+        """The held-out wordings measure whether question types generalise; training on them would
+        leave that number meaning nothing (validation may ask them, training may not)."""
+        heldout = sorted(name for name, source in data.items() if source.wordings == "heldout")
+        if heldout:
+            raise ValueError(f"training source(s) {heldout} use the held-out wordings; use train or train-v2")
+        return data
 
     @model_validator(mode="after")
     def _check_references(self) -> TrainConfig:
