@@ -211,11 +211,17 @@ def _final_model_scores(
     return scores
 
 
+def _trains_the_tower(objective: str) -> bool:
+    from ultra.train.objectives import OBJECTIVES
+
+    return objective in OBJECTIVES and OBJECTIVES[objective].trains_the_tower
+
+
 def tower_stage_count(config: TrainConfig) -> int:
-    """How many leading stages are classification stages: the tower (phantom pre-training, then the
-    BUSI classifier) that ``--classifier-only`` runs and whose last stage is the reference."""
+    """How many leading stages train the tower alone (phantom pre-training, then the BUSI
+    classifier): what ``--classifier-only`` runs, its last stage the reference."""
     count = 0
-    while count < len(config.stages) and config.stages[count].objective == "classification":
+    while count < len(config.stages) and _trains_the_tower(config.stages[count].objective):
         count += 1
     return count
 

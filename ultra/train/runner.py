@@ -186,7 +186,7 @@ class Trainer:
             json.dumps(config.model_dump(mode="json"), ensure_ascii=False, indent=1), encoding="utf-8"
         )
         model, processor = self.model_builder(config)
-        check_decision_head_order(model, config)
+        check_decision_head_order(model, config, self.objectives)
         if config.gradient_checkpointing:
             enable_gradient_checkpointing(model)
         state = ckpt.RunState()
@@ -368,15 +368,17 @@ class Trainer:
         return final_dir
 
 
-def check_decision_head_order(model: nn.Module, config: TrainConfig) -> None:
+def check_decision_head_order(
+    model: nn.Module, config: TrainConfig, objectives: ObjectiveRegistry = OBJECTIVES
+) -> None:
     """A model built fresh with a decision token feeds its head's class probabilities to the
-    LLM: a stage other than classification that comes before any stage trains that head would
-    learn from a random head's guesses, so the run is refused before it starts."""
+    LLM: a stage that reads it (any but a tower stage) and comes before any stage trains that head
+    would learn from a random head's guesses, so the run is refused before it starts."""
     if not config.model.decision_classes:
         return
     head_trained = False
     for stage in config.stages:
-        if stage.objective != "classification" and not head_trained:
+        if not objectives[stage.objective].trains_the_tower and not head_trained:
             raise ConfigError(
                 f"stage {stage.name!r} reads the decision token, but no stage before it trains "
                 "model.vision_tower.decision_head.* (model.decision_classes is set); train the head "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -101,6 +101,11 @@ class StageContext:
 
 class Objective(abc.ABC):
     """One training objective; instantiated per stage by the registry."""
+
+    trains_the_tower: ClassVar[bool] = False
+    """Its stages fit the vision tower to image labels, without the LLM: the leading run of them is
+    the plain classifier that cross-validation compares the VLM with, and they never read the
+    decision token (they train its head)."""
 
     @abc.abstractmethod
     def plan(self, context: StageContext) -> StagePlan:

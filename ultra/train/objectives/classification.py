@@ -69,6 +69,8 @@ class Classification(Objective):
     the model); otherwise a side module, one per label set, shared by consecutive classification
     stages (probe, then fine-tune) and checkpointed with the run."""
 
+    trains_the_tower = True
+
     @staticmethod
     def _decision_head(
         context: StageContext, prefix: str, fusion: nn.Module, classes: list[str]
