@@ -34,6 +34,10 @@ METRIC_NAMES_ZH = {
     "heldout_lesion_bacc": "未见问法：病灶有无",
     "lesion_minus_classifier": "回答 - 分类器：病灶有无",
     "malignancy_minus_classifier": "回答 - 分类器：良恶性",
+    "answer_type_consistency": "回答类型一致率",
+    "heldout_answer_type_consistency": "未见问法：回答类型一致率",
+    "blind_lesion_bacc": "空白图：病灶有无",
+    "blind_malignancy_bacc": "空白图：良恶性",
 }
 
 
