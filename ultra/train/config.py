@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from data_zh.builders.wordings import WordingSet
+from data_zh.builders.wordings import TRAINING_SETS, WordingSet
 from fusion.config import check_decision_classes
 from ultra.config_io import load_config
 from ultra.model.lora import LoraSettings
@@ -246,7 +246,9 @@ class TrainConfig(_Strict):
         leave that number meaning nothing (validation may ask them, training may not)."""
         heldout = sorted(name for name, source in data.items() if source.wordings == "heldout")
         if heldout:
-            raise ValueError(f"training source(s) {heldout} use the held-out wordings; use train or train-v2")
+            raise ValueError(
+                f"training source(s) {heldout} use the held-out wordings; use one of {', '.join(TRAINING_SETS)}"
+            )
         return data
 
     @model_validator(mode="after")
