@@ -31,6 +31,7 @@ def test_shared_errors_are_counted_against_independent_towers():
     # each tower errs on a quarter: independent towers would share 1/16 of 4 images out of 7/16
     assert fold["independent_every"] == pytest.approx(0.25)
     assert fold["independent_some"] == pytest.approx(1.75)
+    assert fold["shared_mistakes"] == {"normal -> benign": 1}
     other = FoldViews(CLASSES, list("abcd"), gold, one_hot([2, 1, 2, 2]))
     apart = compare_fold([same[0], other], "fold 0")
     assert (apart["wrong_in_some"], apart["wrong_in_every"]) == (2, 0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,10 @@ def compare_fold(towers: Sequence[FoldViews], source: str) -> dict[str, Any]:
     wrong = torch.stack([tower.probabilities[:, 0].argmax(dim=-1) != gold for tower in towers])
     some, every = int(wrong.any(dim=0).sum()), int(wrong.all(dim=0).sum())
     rates = wrong.float().mean(dim=1)  # each tower's error rate: what independent errors would share
+    shared = Counter(  # what the images every tower gets wrong are, and are taken for
+        f"{first.classes[first.gold[index]]} -> {first.classes[int(averaged[index].argmax())]}"
+        for index in wrong.all(dim=0).nonzero().flatten().tolist()
+    )
     return {
         "n_images": len(first.gold),
         "alone": alone,
@@ -108,6 +113,7 @@ def compare_fold(towers: Sequence[FoldViews], source: str) -> dict[str, Any]:
         "wrong_in_every": every,
         "independent_some": len(first.gold) * float(1 - (1 - rates).prod()),
         "independent_every": len(first.gold) * float(rates.prod()),
+        "shared_mistakes": dict(shared),
     }
 
 
@@ -156,7 +162,13 @@ def summarize(folds: dict[int, dict[str, Any]]) -> dict[str, Any]:
         "wrong_in_every": pooled("wrong_in_every"),
         "share": ratio(pooled("wrong_in_every"), pooled("wrong_in_some")),
         "share_if_independent": ratio(pooled("independent_every"), pooled("independent_some")),
+        "mistakes": {},
     }
+    for fold in folds.values():
+        for mistake, count in fold["shared_mistakes"].items():
+            summary["shared_errors"]["mistakes"][mistake] = (
+                summary["shared_errors"]["mistakes"].get(mistake, 0) + count
+            )
     return summary
 
 
@@ -188,6 +200,13 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"by every tower: {shared['wrong_in_every']} ({100 * shared['share']:.0f}%; "
         f"{100 * shared['share_if_independent']:.0f}% if the towers erred independently at their rates).",
     ]
+    if shared["mistakes"]:
+        mistakes = sorted(shared["mistakes"].items(), key=lambda item: -item[1])
+        lines.append(
+            "Those every tower gets wrong (gold -> the towers' average): "
+            + ", ".join(f"{m} {n}" for m, n in mistakes)
+            + "."
+        )
     return "\n".join(lines)
 
 
