@@ -29,6 +29,7 @@ from ultra.train.cv import classifier_scores, mean_interval, mean_interval_text
 from ultra.train.cv_compare import read_variant
 
 METRICS = (("classifier_malignancy_bacc", "良性/恶性/正常"), ("classifier_lesion_bacc", "病灶有无"))
+TARGETS = {"classifier_malignancy_bacc": 78.0, "classifier_lesion_bacc": 80.0}  # issue #15's answer targets
 WAYS = (
     ("alone", "单个塔 / one tower"),
     ("mirrored", "加镜像平均 / + mirror"),
@@ -245,15 +246,19 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
                         color=color,
                         label=way_label if index == 0 else None,
                     )
+            axis.axhline(TARGETS[metric], color="tab:green", linestyle="--", label="目标 / target")
             axis.set_xticks(range(len(folds)), [f"折 {fold}" for fold in folds])
             axis.set_title(title)
             axis.set_ylim(0, 100)
             axis.grid(axis="y", alpha=0.3)
         axes[0].set_ylabel("平衡准确率 / balanced accuracy, %")
         axes[-1].legend(loc="lower right", fontsize=7)
-        share = report["summary"]["shared_errors"]["share"]
+        shared = report["summary"]["shared_errors"]
+        share, independent = 100 * shared["share"], 100 * shared["share_if_independent"]
         figure.suptitle(
-            f"图像塔的错误：{100 * share:.0f}% 为所有塔共有 / errors shared by every tower", fontsize=10
+            f"图像塔的错误：{share:.0f}% 为所有塔共有（若彼此独立：{independent:.0f}%）"
+            f" / errors shared by every tower: {share:.0f}% ({independent:.0f}% if independent)",
+            fontsize=10,
         )
         figure.tight_layout()
         figure.savefig(path)
