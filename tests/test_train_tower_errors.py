@@ -12,7 +12,15 @@ import torch
 from ultra.train import DataSource, TrainConfig
 from ultra.train.config import ModelSource
 from ultra.train.cv import run_cv
-from ultra.train.tower_errors import FoldViews, compare_fold, compare_runs, fold_views, main, scores
+from ultra.train.tower_errors import (
+    FoldViews,
+    compare_fold,
+    compare_runs,
+    fold_views,
+    main,
+    summarize,
+    tower_scores,
+)
 
 CLASSES = ["benign", "malignant", "normal"]
 
@@ -26,17 +34,47 @@ def one_hot(predicted: list[int]) -> torch.Tensor:
 def test_shared_errors_are_counted_against_independent_towers():
     gold = [0, 1, 2, 2]
     same = [FoldViews(CLASSES, list("abcd"), gold, one_hot([0, 1, 2, 0])) for _ in range(2)]
-    fold = compare_fold(same, "fold 0")
+    fold = compare_fold(same, ["run-a", "run-b"])
     assert (fold["wrong_in_some"], fold["wrong_in_every"]) == (1, 1)
-    # each tower errs on a quarter: independent towers would share 1/16 of 4 images out of 7/16
-    assert fold["independent_every"] == pytest.approx(0.25)
-    assert fold["independent_some"] == pytest.approx(1.75)
-    assert fold["shared_mistakes"] == {"normal -> benign": 1}
+    # each tower misses half of the normal images: independent towers would both miss a quarter of
+    # the two (0.5 images) and at least one of them three quarters (1.5)
+    assert fold["independent_every"] == pytest.approx(0.5)
+    assert fold["independent_some"] == pytest.approx(1.5)
+    assert fold["mistakes"] == {"normal -> benign": 1}
     other = FoldViews(CLASSES, list("abcd"), gold, one_hot([2, 1, 2, 2]))
-    apart = compare_fold([same[0], other], "fold 0")
+    apart = compare_fold([same[0], other], ["run-a", "run-c"])
     assert (apart["wrong_in_some"], apart["wrong_in_every"]) == (2, 0)
-    with pytest.raises(ValueError, match="fold 0: the runs' towers were not validated on the same images"):
-        compare_fold([same[0], FoldViews(CLASSES, list("abce"), gold, one_hot([0, 1, 2, 0]))], "fold 0")
+    moved = FoldViews(CLASSES, list("abce"), gold, one_hot([0, 1, 2, 0]))
+    with pytest.raises(
+        ValueError, match="run-d: its tower was not validated on the images and classes of run-a"
+    ):
+        compare_fold([same[0], moved], ["run-a", "run-d"])
+
+
+def test_summary_averages_seeds_per_fold_and_pairs_the_gains():
+    gold = [0, 1, 2, 2]
+    right = torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9], [0.05, 0.05, 0.9]])
+    wrong = right.clone()
+    wrong[3] = torch.tensor([0.6, 0.05, 0.35])  # a normal image taken for benign, less surely
+
+    def tower(stored: torch.Tensor, mirrored: torch.Tensor, images: str) -> FoldViews:
+        return FoldViews(CLASSES, list(images), gold, torch.stack([stored, mirrored], dim=1))
+
+    folds = {  # fold 0: a right and a wrong tower; fold 1: two wrong ones, one mirrored right
+        0: compare_fold([tower(right, right, "abcd"), tower(wrong, wrong, "abcd")], ["a", "b"]),
+        1: compare_fold([tower(wrong, wrong, "efgh"), tower(wrong, right, "efgh")], ["a", "b"]),
+    }
+    summary = summarize(folds)
+    one_wrong = 100 * (1 + 1 + 0.5) / 3  # normal recall 1/2
+    malignancy = summary["classifier_malignancy_bacc"]
+    assert malignancy["alone"]["per_fold"] == pytest.approx([(100 + one_wrong) / 2, one_wrong])
+    assert malignancy["mirrored"]["per_fold"] == pytest.approx([(100 + one_wrong) / 2] * 2)
+    assert malignancy["towers"]["per_fold"] == pytest.approx([100.0, one_wrong])
+    assert malignancy["towers"]["gain"]["mean"] == pytest.approx((100 - (100 + one_wrong) / 2) / 2)
+    assert malignancy["mirrored"]["gain"]["mean"] == pytest.approx(((100 + one_wrong) / 2 - one_wrong) / 2)
+    shared = summary["shared_errors"]
+    assert (shared["wrong_in_some"], shared["wrong_in_every"]) == (2, 1) and shared["share"] == 0.5
+    assert shared["mistakes"] == {"normal -> benign": 1}
 
 
 def tower_config(shared_data, output_dir, seed: int) -> TrainConfig:
@@ -73,7 +111,7 @@ def tower_runs(shared_data, tmp_path_factory):
     return runs
 
 
-def test_each_tower_alone_reproduces_its_cv_row_and_the_towers_average(tower_runs, tmp_path):
+def test_each_tower_alone_reproduces_its_cv_row_and_the_towers_average(tower_runs):
     report = compare_runs(tower_runs)
     fold = report["folds"][0]
     for run, alone in zip(tower_runs, fold["alone"], strict=True):
@@ -83,8 +121,8 @@ def test_each_tower_alone_reproduces_its_cv_row_and_the_towers_average(tower_run
     views = [fold_views(run / "fold0" / "recipe") for run in tower_runs]
     assert views[0].images == views[1].images and len(views[0].images) == fold["n_images"]
     averaged = (views[0].probabilities[:, 0] + views[1].probabilities[:, 0]) / 2
-    assert fold["towers"] == scores(CLASSES, views[0].gold, averaged)
-    assert fold["mirrored"][0] == scores(CLASSES, views[0].gold, views[0].probabilities.mean(dim=1))
+    assert fold["towers"] == tower_scores(CLASSES, views[0].gold, averaged)
+    assert fold["mirrored"][0] == tower_scores(CLASSES, views[0].gold, views[0].probabilities.mean(dim=1))
     assert 0 <= fold["wrong_in_every"] <= fold["wrong_in_some"] <= fold["n_images"]
 
 
@@ -102,3 +140,11 @@ def test_cli_writes_table_numbers_and_figure_and_refuses_other_folds(tower_runs,
         main([str(tower_runs[0]), str(moved)])
     assert refused.value.code == 2
     assert "other-folds/cv.json" in capsys.readouterr().err
+    for run in tower_runs:  # smoke runs validate on a sample of the fold: refused
+        smoke = tmp_path / f"smoke-{run.name}"
+        shutil.copytree(run, smoke)
+        report = json.loads((smoke / "cv.json").read_text(encoding="utf-8"))
+        (smoke / "cv.json").write_text(json.dumps({**report, "smoke": True}), encoding="utf-8")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / f"smoke-{run.name}") for run in tower_runs])
+    assert "a --max-steps smoke run" in capsys.readouterr().err

@@ -1,22 +1,27 @@
 """Are a recipe's tower errors noise or what the towers learn? Its CV runs, several training seeds.
 
-    python -m ultra.train.tower_errors RUN_DIR RUN_DIR ... [--figure OUT.png]
+    python -m ultra.train.tower_errors RUN_DIR RUN_DIR ... [--figure OUT.png] [--json OUT.json]
 
 Each ``RUN_DIR`` is an ``ultra.train.cv`` output (its ``cv.json`` and fold folders) of one recipe
 whose tower has a decision head (``model.decision_classes``), with another training seed on the
 same folds. Every fold's final tower classifies the fold's held-out images three ways: alone,
 averaged with the mirrored image (the training augmentation's flip), and averaged over the seeds'
 towers. Averaging removes what varies between views and between training runs; if it does not
-raise the balanced accuracy, and most misclassified images are misclassified by every tower, the
-errors are systematic: only other features or other data move them, not more seeds or views.
-Scores are the CV's own (:func:`ultra.train.cv.classifier_scores`), so a tower alone reproduces
-its ``cv.json`` row (up to near-ties when the run exported its weights in float16).
+raise the balanced accuracy, and the towers misclassify the same images far more often than
+towers erring independently would (at each tower's error rate on each class), the errors are
+systematic: only other features or other data move them, not more seeds or views.
+
+Scores are the CV's own (:func:`ultra.train.cv.classifier_scores`, images in the validation's
+batches), so a tower alone reproduces its ``cv.json`` row — when the run exported float32
+weights (in float16 a near-tie may flip), did not use ``--reference`` (the row is then another
+classifier's) and trained no tower stage after its classifier.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ultra.train.cv import classifier_scores, mean_interval, mean_interval_text
 from ultra.train.cv_compare import read_variant
+from ultra.train.validation import confusion_counts
 
 METRICS = (("classifier_malignancy_bacc", "良性/恶性/正常"), ("classifier_lesion_bacc", "病灶有无"))
 TARGETS = {"classifier_malignancy_bacc": 78.0, "classifier_lesion_bacc": 80.0}  # issue #15's answer targets
@@ -35,6 +42,7 @@ WAYS = (
     ("mirrored", "加镜像平均 / + mirror"),
     ("towers", "多塔平均 / towers"),
 )
+VALIDATION_BATCH = 16  # validate_classifier's chunk: a convolution's result may depend on its batch
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,15 @@ class FoldViews:
     probabilities: torch.Tensor
 
 
+def class_probabilities(classifier: nn.Module, tower: nn.Module, images: list) -> torch.Tensor:
+    """Softmax of the tower's decision head, in the batches the CV validated in."""
+    logits = [
+        classifier(tower.preprocess(images[start : start + VALIDATION_BATCH]))
+        for start in range(0, len(images), VALIDATION_BATCH)
+    ]
+    return torch.softmax(torch.cat(logits).float(), dim=-1)
+
+
 def fold_views(recipe_dir: Path) -> FoldViews:
     """The fold's final tower on the held-out images its CV run validated on."""
     from PIL import ImageOps
@@ -56,7 +73,7 @@ def fold_views(recipe_dir: Path) -> FoldViews:
     from ultra.model import load_model
     from ultra.train.config import TrainConfig
     from ultra.train.runner import Trainer
-    from ultra.train.supervision import find_vision_fusion, labelled_images
+    from ultra.train.supervision import ImageClassifier, find_vision_fusion, labelled_images
 
     config = TrainConfig.model_validate_json((recipe_dir / "config.json").read_text(encoding="utf-8"))
     model, _ = load_model(recipe_dir / "final")
@@ -65,124 +82,133 @@ def fold_views(recipe_dir: Path) -> FoldViews:
         raise ValueError(
             f"{recipe_dir}: the tower has no decision head (a recipe with model.decision_classes)"
         )
-    items, classes = labelled_images(
-        Trainer(config, show_progress=False).validation_records(), tower.decision_classes
-    )
-    tower.eval()
-    probabilities = []
+    records = Trainer(config, show_progress=False).validation_records()
+    items, classes = labelled_images(records, tower.decision_classes)
+    images = [read_record_images(item.record, allow_outside_root=True)[0] for item in items]
+    classifier = ImageClassifier(tower, tower.decision_head).eval()
     with torch.no_grad():
-        for item in items:
-            image = read_record_images(item.record, allow_outside_root=True)[0]
-            fused = tower(tower.preprocess([image, ImageOps.mirror(image)]), decision=False)
-            probabilities.append(torch.softmax(tower.decision_logits(fused).float(), dim=-1))
-    images = [str(item.record.media.images[0]) for item in items]
-    return FoldViews(classes, images, [item.label for item in items], torch.stack(probabilities))
+        views = [images, [ImageOps.mirror(image) for image in images]]
+        probabilities = torch.stack([class_probabilities(classifier, tower, view) for view in views], dim=1)
+    names = [str(item.record.media.all_paths()[0]) for item in items]
+    return FoldViews(classes, names, [item.label for item in items], probabilities)
 
 
-def scores(classes: Sequence[str], gold: Sequence[int], probabilities: torch.Tensor) -> dict[str, float]:
+def tower_scores(classes: list[str], gold: list[int], probabilities: torch.Tensor) -> dict[str, float]:
     """Lesion and 3-class balanced accuracy (percent) of the argmax, as the CV scores a tower."""
-    confusion: dict[str, dict[str, int]] = {}
-    for truth, guess in zip(gold, probabilities.argmax(dim=-1).tolist(), strict=True):
-        row = confusion.setdefault(classes[truth], {})
-        row[classes[guess]] = row.get(classes[guess], 0) + 1
-    return classifier_scores(confusion)
+    return classifier_scores(confusion_counts(gold, probabilities.argmax(dim=-1).tolist(), classes))
 
 
-def compare_fold(towers: Sequence[FoldViews], source: str) -> dict[str, Any]:
-    """One fold: each tower alone and mirrored, the towers averaged, and the share of the
-    misclassified images that every tower misclassifies (3 classes, views as stored)."""
+def shared_errors(towers: Sequence[FoldViews], averaged: torch.Tensor) -> dict[str, Any]:
+    """How many images some / every tower misclassifies (3 classes, views as stored), the same
+    counts expected of towers erring independently at their own error rate on each class (a
+    class that is hard for every tower is not taken for shared errors), and what the images that
+    every tower misses are taken for by the towers' average."""
     first = towers[0]
-    if any(tower.images != first.images or tower.classes != first.classes for tower in towers):
-        raise ValueError(f"{source}: the runs' towers were not validated on the same images and classes")
-    alone = [scores(first.classes, first.gold, tower.probabilities[:, 0]) for tower in towers]
-    mirrored = [scores(first.classes, first.gold, tower.probabilities.mean(dim=1)) for tower in towers]
-    averaged = torch.stack([tower.probabilities[:, 0] for tower in towers]).mean(dim=0)
     gold = torch.tensor(first.gold)
     wrong = torch.stack([tower.probabilities[:, 0].argmax(dim=-1) != gold for tower in towers])
-    some, every = int(wrong.any(dim=0).sum()), int(wrong.all(dim=0).sum())
-    rates = wrong.float().mean(dim=1)  # each tower's error rate: what independent errors would share
-    shared = Counter(  # what the images every tower gets wrong are, and are taken for
+    independent_some = independent_every = 0.0
+    for label in gold.unique().tolist():
+        in_class = gold == label
+        rates = wrong[:, in_class].float().mean(dim=1)
+        independent_every += int(in_class.sum()) * float(rates.prod())
+        independent_some += int(in_class.sum()) * float(1 - (1 - rates).prod())
+    mistakes = Counter(
         f"{first.classes[first.gold[index]]} -> {first.classes[int(averaged[index].argmax())]}"
         for index in wrong.all(dim=0).nonzero().flatten().tolist()
     )
     return {
+        "wrong_in_some": int(wrong.any(dim=0).sum()),
+        "wrong_in_every": int(wrong.all(dim=0).sum()),
+        "independent_some": independent_some,
+        "independent_every": independent_every,
+        "mistakes": dict(mistakes),
+    }
+
+
+def compare_fold(towers: Sequence[FoldViews], runs: Sequence[str]) -> dict[str, Any]:
+    """One fold: each tower alone and mirrored, the towers averaged, and their shared errors."""
+    first = towers[0]
+    for tower, run in zip(towers[1:], runs[1:], strict=True):
+        if tower.images != first.images or tower.classes != first.classes:
+            raise ValueError(f"{run}: its tower was not validated on the images and classes of {runs[0]}'s")
+    averaged = torch.stack([tower.probabilities[:, 0] for tower in towers]).mean(dim=0)
+    return {
         "n_images": len(first.gold),
-        "alone": alone,
-        "mirrored": mirrored,
-        "towers": scores(first.classes, first.gold, averaged),
-        "wrong_in_some": some,
-        "wrong_in_every": every,
-        "independent_some": len(first.gold) * float(1 - (1 - rates).prod()),
-        "independent_every": len(first.gold) * float(rates.prod()),
-        "shared_mistakes": dict(shared),
+        "alone": [tower_scores(first.classes, first.gold, tower.probabilities[:, 0]) for tower in towers],
+        "mirrored": [
+            tower_scores(first.classes, first.gold, tower.probabilities.mean(dim=1)) for tower in towers
+        ],
+        "towers": tower_scores(first.classes, first.gold, averaged),
+        **shared_errors(towers, averaged),
     }
 
 
 def compare_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
-    """Every fold that all runs scored; the runs must share their folds (as ``cv_compare``)."""
+    """Every fold that all runs scored; the runs must share their folds (as ``cv_compare``) and
+    be whole runs (a ``--max-steps`` smoke run validates on a sample of its fold)."""
     files = [Path(run) / "cv.json" for run in run_dirs]
-    variant, _ = read_variant("towers", files)
+    variant, (_, _, _, smoke) = read_variant("towers", files)
+    if smoke:
+        raise ValueError(f"{files[0]}: a --max-steps smoke run; its towers were validated on a sample")
     folds = set.intersection(*(set(run) for run in variant.runs))
     report: dict[str, Any] = {"runs": [str(run) for run in run_dirs], "folds": {}}
     for fold in sorted(folds):
         towers = [fold_views(Path(run) / f"fold{fold}" / "recipe") for run in run_dirs]
-        report["folds"][fold] = compare_fold(towers, f"fold {fold}")
+        report["folds"][fold] = compare_fold(towers, [f"{run}/fold{fold}" for run in run_dirs])
     report["summary"] = summarize(report["folds"])
     return report
 
 
 def summarize(folds: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Per metric and way: mean [t-interval over folds] of the fold scores (a fold's single towers
-    averaged over the seeds first), the gain over one tower paired by fold, and the pooled share
-    of misclassified images that every tower misclassifies, beside the share that towers erring
-    independently at the same rates would give."""
+    averaged over the seeds first) and the gain over one tower paired by fold; the errors pooled
+    over folds: the share of misclassified images that every tower misclassifies, beside the
+    share expected of independent towers."""
     summary: dict[str, Any] = {}
     for metric, _ in METRICS:
-        alone = [statistics.fmean(row[metric] for row in fold["alone"]) for fold in folds.values()]
         ways = {
-            "alone": alone,
-            "mirrored": [
-                statistics.fmean(row[metric] for row in fold["mirrored"]) for fold in folds.values()
-            ],
-            "towers": [fold["towers"][metric] for fold in folds.values()],
+            way: [seed_mean(fold[way], metric) for fold in folds.values()] for way in ("alone", "mirrored")
         }
+        ways["towers"] = [fold["towers"][metric] for fold in folds.values()]
         summary[metric] = {
             way: {
                 **mean_interval(values),
                 "per_fold": values,
-                "gain": mean_interval([value - base for value, base in zip(values, alone, strict=True)]),
+                "gain": mean_interval(
+                    [value - alone for value, alone in zip(values, ways["alone"], strict=True)]
+                ),
             }
             for way, values in ways.items()
         }
-
-    def pooled(key: str) -> float:
-        return sum(fold[key] for fold in folds.values())
-
-    summary["shared_errors"] = {
-        "wrong_in_some": pooled("wrong_in_some"),
-        "wrong_in_every": pooled("wrong_in_every"),
-        "share": ratio(pooled("wrong_in_every"), pooled("wrong_in_some")),
-        "share_if_independent": ratio(pooled("independent_every"), pooled("independent_some")),
-        "mistakes": {},
+    pooled = {
+        key: sum(fold[key] for fold in folds.values())
+        for key in ("wrong_in_some", "wrong_in_every", "independent_some", "independent_every")
     }
-    for fold in folds.values():
-        for mistake, count in fold["shared_mistakes"].items():
-            summary["shared_errors"]["mistakes"][mistake] = (
-                summary["shared_errors"]["mistakes"].get(mistake, 0) + count
-            )
+    summary["shared_errors"] = {
+        **pooled,
+        "share": share_of(pooled["wrong_in_every"], pooled["wrong_in_some"]),
+        "share_if_independent": share_of(pooled["independent_every"], pooled["independent_some"]),
+        "mistakes": dict(sum((Counter(fold["mistakes"]) for fold in folds.values()), Counter())),
+    }
     return summary
 
 
-def ratio(part: float, whole: float) -> float:
-    """``part / whole``; NaN when nothing was misclassified."""
+def seed_mean(rows: list[dict[str, float]], metric: str) -> float:
+    """One fold's score averaged over the seeds' towers."""
+    return statistics.fmean(row[metric] for row in rows)
+
+
+def share_of(part: float, whole: float) -> float:
+    """``part / whole``; NaN when no image was misclassified."""
     return part / whole if whole else float("nan")
 
 
 def report_markdown(report: dict[str, Any]) -> str:
-    """The summary table, then what share of the errors every tower makes."""
+    """The summary table, then how many of the errors every tower makes, and which."""
     summary = report["summary"]
+    folds = len(report["folds"])
     lines = [
-        f"{len(report['runs'])} runs (training seeds), {len(report['folds'])} folds",
+        f"{len(report['runs'])} runs (training seeds), {folds} fold{'s' if folds != 1 else ''}",
         "",
         "| tower | 3 classes | gain | lesion vs normal | gain |",
         "| --- | --- | --- | --- | --- |",
@@ -191,23 +217,21 @@ def report_markdown(report: dict[str, Any]) -> str:
         cells = []
         for metric, _ in METRICS:
             row = summary[metric][way]
-            gain = "" if way == "alone" else mean_interval_text(row["gain"])
-            cells += [mean_interval_text(row), gain]
+            cells += [mean_interval_text(row), "" if way == "alone" else mean_interval_text(row["gain"])]
         lines.append(f"| {label} | {' | '.join(cells)} |")
     shared = summary["shared_errors"]
-    lines += [
-        "",
-        f"Misclassified (3 classes) by at least one tower: {shared['wrong_in_some']} images; "
-        f"by every tower: {shared['wrong_in_every']} ({100 * shared['share']:.0f}%; "
-        f"{100 * shared['share_if_independent']:.0f}% if the towers erred independently at their rates).",
+    paragraphs = [
+        f"Misclassified (3 classes) by at least one tower: {shared['wrong_in_some']} images; by every "
+        f"tower: {shared['wrong_in_every']} ({100 * shared['share']:.0f}%; towers erring independently "
+        f"at their rates on each class would share {100 * shared['share_if_independent']:.0f}%)."
     ]
     if shared["mistakes"]:
-        mistakes = sorted(shared["mistakes"].items(), key=lambda item: -item[1])
-        lines.append(
-            "Those every tower gets wrong (gold -> the towers' average): "
-            + ", ".join(f"{m} {n}" for m, n in mistakes)
-            + "."
+        listed = ", ".join(
+            f"{mistake} {count}" for mistake, count in Counter(shared["mistakes"]).most_common()
         )
+        paragraphs.append(f"Those every tower gets wrong (gold -> the towers' average): {listed}.")
+    for paragraph in paragraphs:
+        lines += ["", textwrap.fill(paragraph, width=80)]
     return "\n".join(lines)
 
 
@@ -220,32 +244,19 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
 
     from data_zh.fonts import cjk_rc_params
 
-    folds = report["folds"]
+    folds, summary = report["folds"], report["summary"]
+    bars = ((0.05, "mirrored", "tab:blue"), (0.3, "towers", "tab:orange"))
     with plt.rc_context(cjk_rc_params()):
-        figure, axes = plt.subplots(
-            1, len(METRICS), figsize=(3.2 + 1.1 * len(folds) * len(METRICS), 3.8), dpi=110
-        )
+        figure, axes = plt.subplots(1, len(METRICS), figsize=(3.2 + 2.2 * len(folds), 3.8), dpi=110)
         for axis, (metric, title) in zip(axes, METRICS, strict=True):
             for index, fold in enumerate(folds.values()):
                 singles = [row[metric] for row in fold["alone"]]
-                label = WAYS[0][1] if index == 0 else None
-                axis.scatter([index - 0.2] * len(singles), singles, color="tab:gray", label=label, zorder=3)
-                for offset, (way, way_label), color in (
-                    (0.05, WAYS[1], "tab:blue"),
-                    (0.3, WAYS[2], "tab:orange"),
-                ):
-                    value = (
-                        statistics.fmean(row[metric] for row in fold[way])
-                        if way == "mirrored"
-                        else fold[way][metric]
-                    )
-                    axis.bar(
-                        index + offset,
-                        value,
-                        width=0.22,
-                        color=color,
-                        label=way_label if index == 0 else None,
-                    )
+                axis.scatter([index - 0.2] * len(singles), singles, color="tab:gray", zorder=3,
+                             label=WAYS[0][1] if index == 0 else None)  # fmt: skip
+            for offset, way, color in bars:
+                label = dict(WAYS)[way]
+                axis.bar([i + offset for i in range(len(folds))], summary[metric][way]["per_fold"],
+                         width=0.22, color=color, label=label)  # fmt: skip
             axis.axhline(TARGETS[metric], color="tab:green", linestyle="--", label="目标 / target")
             axis.set_xticks(range(len(folds)), [f"折 {fold}" for fold in folds])
             axis.set_title(title)
@@ -253,8 +264,8 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
             axis.grid(axis="y", alpha=0.3)
         axes[0].set_ylabel("平衡准确率 / balanced accuracy, %")
         axes[-1].legend(loc="lower right", fontsize=7)
-        shared = report["summary"]["shared_errors"]
-        share, independent = 100 * shared["share"], 100 * shared["share_if_independent"]
+        share = 100 * summary["shared_errors"]["share"]
+        independent = 100 * summary["shared_errors"]["share_if_independent"]
         figure.suptitle(
             f"图像塔的错误：{share:.0f}% 为所有塔共有（若彼此独立：{independent:.0f}%）"
             f" / errors shared by every tower: {share:.0f}% ({independent:.0f}% if independent)",

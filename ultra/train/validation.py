@@ -90,13 +90,18 @@ def validate_classifier(
         classifier.train(was_training)
     correct = sum(int(a == b) for a, b in zip(labels, predictions, strict=True))
     names = classes or [str(index) for index in range(max([*labels, *predictions], default=-1) + 1)]
-    confusion: dict[str, dict[str, int]] = {}
-    for gold, predicted in zip(labels, predictions, strict=True):
-        row = confusion.setdefault(names[gold], {})
-        row[names[predicted]] = row.get(names[predicted], 0) + 1
     return {
         "n": len(labels),
         "accuracy": correct / max(len(labels), 1),
         "balanced_accuracy": balanced_accuracy(labels, predictions),
-        "confusion": confusion,
+        "confusion": confusion_counts(labels, predictions, names),
     }
+
+
+def confusion_counts(gold: list[int], predicted: list[int], names: list[str]) -> dict[str, dict[str, int]]:
+    """``confusion[gold][predicted]`` counts by class name (only the pairs that occur)."""
+    confusion: dict[str, dict[str, int]] = {}
+    for truth, guess in zip(gold, predicted, strict=True):
+        row = confusion.setdefault(names[truth], {})
+        row[names[guess]] = row.get(names[guess], 0) + 1
+    return confusion
