@@ -33,7 +33,7 @@ from torch import nn
 
 from ultra.train.cv import classifier_scores, mean_interval, mean_interval_text
 from ultra.train.cv_compare import read_variant
-from ultra.train.validation import confusion_counts
+from ultra.train.validation import CLASSIFIER_BATCH, confusion_counts
 
 METRICS = (("classifier_malignancy_bacc", "良性/恶性/正常"), ("classifier_lesion_bacc", "病灶有无"))
 TARGETS = {"classifier_malignancy_bacc": 78.0, "classifier_lesion_bacc": 80.0}  # issue #15's answer targets
@@ -42,7 +42,6 @@ WAYS = (
     ("mirrored", "加镜像平均 / + mirror"),
     ("towers", "多塔平均 / towers"),
 )
-VALIDATION_BATCH = 16  # validate_classifier's chunk: a convolution's result may depend on its batch
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,8 @@ class FoldViews:
 def class_probabilities(classifier: nn.Module, tower: nn.Module, images: list) -> torch.Tensor:
     """Softmax of the tower's decision head, in the batches the CV validated in."""
     logits = [
-        classifier(tower.preprocess(images[start : start + VALIDATION_BATCH]))
-        for start in range(0, len(images), VALIDATION_BATCH)
+        classifier(tower.preprocess(images[start : start + CLASSIFIER_BATCH]))
+        for start in range(0, len(images), CLASSIFIER_BATCH)
     ]
     return torch.softmax(torch.cat(logits).float(), dim=-1)
 

@@ -14,6 +14,8 @@ from ultra.eval.score import QUESTION_TYPE, score_answers
 from ultra.media import read_record_images, read_record_media
 from ultra.train.supervision import LabelledImage
 
+CLASSIFIER_BATCH = 16  # images per forward pass; a convolution's result may depend on its batch
+
 logger = logging.getLogger(__name__)
 
 
@@ -80,8 +82,8 @@ def validate_classifier(
     classifier.eval()
     labels, predictions = [], []
     try:
-        for start in range(0, len(items), 16):
-            chunk = items[start : start + 16]
+        for start in range(0, len(items), CLASSIFIER_BATCH):
+            chunk = items[start : start + CLASSIFIER_BATCH]
             images = [read_record_images(item.record, allow_outside_root=True)[0] for item in chunk]
             logits = classifier(fusion.preprocess(images))
             predictions += logits.argmax(dim=-1).tolist()
