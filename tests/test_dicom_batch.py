@@ -12,6 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
+from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGLSLossless
 from typer.testing import CliRunner
 
@@ -27,11 +28,19 @@ DUPLICATES = {
     "us/examples_palette.dcm": "us/OBXXXX1A_2frame.dcm",
     "us/color-px.dcm": "us/color-pl.dcm",
 }
-BAD = ["bad/truncated.dcm", "bad/random.dcm", "bad/empty.dcm", "bad/picture.dcm", "bad/nopixels.dcm"]
+BAD = [
+    "bad/truncated.dcm",
+    "bad/random.dcm",
+    "bad/empty.dcm",
+    "bad/picture.dcm",
+    "bad/nopixels.dcm",
+    "bad/mpeg2.dcm",
+]
 
 
 def make_bad_inputs(us_file: Path, folder: Path) -> None:
-    """The five broken inputs of the issue: truncated, random bytes, empty, PNG renamed, no pixels."""
+    """The five broken inputs of the issue (truncated, random bytes, empty, PNG renamed, no pixels)
+    and an MPEG-2 video object, whose transfer syntax no pixel decoder reads."""
     folder.mkdir(parents=True, exist_ok=True)
     ds = pydicom.dcmread(us_file)
     ds.SOPInstanceUID = pydicom.uid.generate_uid()  # a different instance, not a duplicate
@@ -46,6 +55,11 @@ def make_bad_inputs(us_file: Path, folder: Path) -> None:
     ds.SOPInstanceUID = pydicom.uid.generate_uid()
     del ds.PixelData
     ds.save_as(folder / "nopixels.dcm")
+    video = pydicom.dcmread(us_file)
+    video.SOPInstanceUID = pydicom.uid.generate_uid()
+    video.file_meta.TransferSyntaxUID = pydicom.uid.MPEG2MPML
+    video.PixelData = encapsulate([video.PixelData])
+    video.save_as(folder / "mpeg2.dcm")
 
 
 def _tree(root: Path, skip: tuple[str, ...] = ("run.log", "summary.json")) -> dict[str, str]:
@@ -102,7 +116,7 @@ def full_run(full_source: Path, tmp_path_factory, pool, key_file: Path) -> tuple
 def test_every_input_is_accounted_for(full_run) -> None:
     out, summary = full_run
     assert summary.inputs == 16 + 1 + len(BAD)
-    assert (summary.processed, summary.skipped, summary.failed) == (11, 6, 5)
+    assert (summary.processed, summary.skipped, summary.failed) == (11, 6, len(BAD))
     assert summary.skip_reasons == {"not ultrasound": 3, "duplicate": 3}
     assert json.loads((out / "summary.json").read_text())["processed"] == 11
     errors = {e["id"]: e for e in _jsonl(out / "errors.jsonl")}
@@ -116,6 +130,7 @@ def test_every_input_is_accounted_for(full_run) -> None:
     assert "not a DICOM file" in errors[_id("bad/picture.dcm")]["reason"]
     assert "no pixel data" in errors[_id("bad/nopixels.dcm")]["reason"]
     assert errors[_id("bad/truncated.dcm")]["reason"].startswith("truncated")
+    assert "unsupported transfer syntax MPEG2" in errors[_id("bad/mpeg2.dcm")]["reason"]
 
 
 def test_results_group_studies_with_uniform_weights(full_run) -> None:

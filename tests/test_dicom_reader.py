@@ -10,7 +10,8 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.uid import JPEGLSLossless
+from pydicom.encaps import encapsulate
+from pydicom.uid import MPEG2MPML, JPEGLSLossless
 
 from ultra.media import DicomReadError, frame_count, load_dicom_image, read_dataset
 
@@ -114,10 +115,19 @@ def _bad_inputs(us_file: Path, folder: Path) -> dict[str, tuple[Path, str]]:
     del ds.PixelData
     ds.save_as(folder / "nopixels.dcm")
     made["nopixels"] = (folder / "nopixels.dcm", "no pixel data")
+    ds = pydicom.dcmread(us_file)  # an MPEG-2 video object: pydicom has no pixel decoder for it
+    ds.file_meta.TransferSyntaxUID = MPEG2MPML
+    ds.PixelData = encapsulate([ds.PixelData])
+    ds.save_as(folder / "mpeg2.dcm")
+    made["mpeg2"] = (folder / "mpeg2.dcm", "unsupported transfer syntax MPEG2 Main Profile")
+    ds = pydicom.dcmread(us_file)
+    del ds.file_meta.TransferSyntaxUID
+    ds.save_as(folder / "nosyntax.dcm")
+    made["nosyntax"] = (folder / "nosyntax.dcm", "no transfer syntax")
     return made
 
 
-@pytest.mark.parametrize("kind", ["truncated", "random", "empty", "png", "nopixels"])
+@pytest.mark.parametrize("kind", ["truncated", "random", "empty", "png", "nopixels", "mpeg2", "nosyntax"])
 def test_bad_inputs_raise_a_clear_error(shared_data: Path, tmp_path: Path, kind: str) -> None:
     path, reason = _bad_inputs(shared_data / "dicom" / "us" / "US1_UNCR.dcm", tmp_path)[kind]
     with pytest.raises(DicomReadError) as info:
