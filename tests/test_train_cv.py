@@ -8,7 +8,9 @@ import math
 import pytest
 import torch
 
+from data_zh.builders.busi import SITE_ANSWER, build_busi_vqa, lesion_answer, malignancy_answer
 from data_zh.splitting import cv_folds
+from ultra.eval.score import QUESTION_TYPE, score_answers
 from ultra.train import DataSource, TrainConfig
 from ultra.train.cv import (
     answer_minus_classifier,
@@ -73,9 +75,35 @@ def test_classifier_scores_group_the_confusion_like_the_questions():
     assert scores["classifier_lesion_bacc"] == pytest.approx(100 * (7 / 8 + 1) / 2)
     # 良性还是恶性 is asked about every image (normal: 未见明确病灶): the 3-class balanced accuracy
     assert scores["classifier_malignancy_bacc"] == pytest.approx(100 * (3 / 4 + 2 / 4 + 2 / 2) / 3)
+    # one benign image of ten taken for normal: its 良恶性 answer (未见明确病灶) is of the wrong kind
+    assert scores["classifier_consistency"] == pytest.approx(100 * (10 + 10 + 9) / 30)
     interval = mean_interval([60.0, 70.0, 80.0])
     assert interval["mean"] == pytest.approx(70.0) and interval["ci95"][0] < 60 < 80 < interval["ci95"][1]
     assert math.isnan(mean_interval([50.0])["ci95"][0])
+
+
+def test_classifier_consistency_is_what_the_scorer_gives_answers_that_follow_the_tower(shared_data):
+    """The bound is the real scorer's answer-type consistency on the real held-out questions when
+    every answer takes its question's form and the tower's decision."""
+    records = build_busi_vqa(shared_data / "busi", split="train", wordings="heldout")
+    labels = {record.media.images[0]: record.extra["busi_label"] for record in records}
+    swap = {"benign": "normal", "malignant": "benign", "normal": "malignant"}
+    tower = {
+        image: swap[label] if index % 4 == 0 else label for index, (image, label) in enumerate(labels.items())
+    }
+    answers = []
+    for record in records:
+        decided, kind = tower[record.media.images[0]], record.extra["question_type"]
+        answer = {"site": SITE_ANSWER, "lesion": lesion_answer(decided)}.get(kind, malignancy_answer(decided))
+        answers.append({"id": record.id, "answer": answer})
+    metrics = score_answers(answers, records, n_resamples=0, breakdowns=(QUESTION_TYPE,))
+    confusion: dict[str, dict[str, int]] = {}
+    for image, label in labels.items():
+        confusion.setdefault(label, {}).setdefault(tower[image], 0)
+        confusion[label][tower[image]] += 1
+    scores = classifier_scores(confusion)
+    assert metrics["overall"]["answer_type_consistency"] == pytest.approx(scores["classifier_consistency"])
+    assert scores["classifier_consistency"] < 100
 
 
 def test_answer_minus_classifier_needs_both_scores():
@@ -113,7 +141,7 @@ def test_cv_smoke_runs_two_folds(shared_data, tmp_path):
         classifier_only=True,
     )
     # the classifier alone: its scores, none of the VLM's (no LLM stage ran)
-    assert set(stage0["folds"][0]["scores"]) <= {"classifier_lesion_bacc", "classifier_malignancy_bacc"}
+    assert set(stage0["folds"][0]["scores"]) <= set(classifier_scores({"normal": {"normal": 1}}))
     assert "classifier_lesion_bacc" in stage0["folds"][0]["scores"] and stage0["classifier_only"]
 
 
@@ -135,7 +163,7 @@ def test_classifier_only_runs_phantom_pretraining_then_scores_the_busi_classifie
         classifier_only=True,
     )
     scores = tower["folds"][0]["scores"]
-    assert set(scores) == {"classifier_lesion_bacc", "classifier_malignancy_bacc"}
+    assert set(scores) == {"classifier_lesion_bacc", "classifier_malignancy_bacc", "classifier_consistency"}
     summary = json.loads((tmp_path / "cv" / "fold0" / "recipe" / "summary.json").read_text(encoding="utf-8"))
     assert [row["stage"] for row in summary["stages"]] == ["phantoms", "encoders"]
     # the phantom stage has its own classes, so only the BUSI classifier is scored on the held-out fold

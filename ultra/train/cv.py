@@ -38,6 +38,7 @@ REPORTED = (
     ("answer_type_consistency", "answer-type consistency"),
     ("classifier_lesion_bacc", "plain classifier: lesion vs normal balanced accuracy"),
     ("classifier_malignancy_bacc", "plain classifier: benign / malignant / normal balanced accuracy"),
+    ("classifier_consistency", "plain classifier: answer-type consistency of answers that follow it"),
     ("lesion_minus_classifier", "answers minus plain classifier, same fold: lesion"),
     ("malignancy_minus_classifier", "answers minus plain classifier, same fold: malignancy"),
     ("blind_lesion_bacc", "same model, blank images: lesion balanced accuracy"),
@@ -118,7 +119,13 @@ def fold_config(
 def classifier_scores(confusion: dict[str, dict[str, int]], normal: str = "normal") -> dict[str, float]:
     """Lesion-vs-normal and malignancy balanced accuracy (percent) from a 3-class confusion, grouped
     the way the VLM's questions are: 是否可见病灶 is lesion vs normal; 良性还是恶性 is asked about every
-    image (a normal one expects 未见明确病灶), so its reference is the 3-class balanced accuracy."""
+    image (a normal one expects 未见明确病灶), so its reference is the 3-class balanced accuracy.
+
+    ``classifier_consistency`` is the answer-type consistency of answers that follow this
+    classifier and always take their question's form: each image is asked one site, one lesion
+    and one 良恶性 question; the first two are of their kind whatever the image shows, but a
+    良恶性 answer is of the gold's kind (未见明确病灶 or a class) only when the lesion decision is
+    right. A consistency target above it asks the tower, not the LLM, for more."""
     from ultra.eval.metrics import balanced_accuracy
 
     gold, predicted = [], []
@@ -126,10 +133,12 @@ def classifier_scores(confusion: dict[str, dict[str, int]], normal: str = "norma
         for guess, count in row.items():
             gold += [truth] * count
             predicted += [guess] * count
-    lesion = balanced_accuracy([g != normal for g in gold], [p != normal for p in predicted])
+    lesion_gold, lesion_predicted = [g != normal for g in gold], [p != normal for p in predicted]
+    lesion_right = statistics.fmean(g == p for g, p in zip(lesion_gold, lesion_predicted, strict=True))
     return {
-        "classifier_lesion_bacc": 100 * lesion,
+        "classifier_lesion_bacc": 100 * balanced_accuracy(lesion_gold, lesion_predicted),
         "classifier_malignancy_bacc": 100 * balanced_accuracy(gold, predicted),
+        "classifier_consistency": 100 * (2 + lesion_right) / 3,
     }
 
 

@@ -29,6 +29,7 @@ DEFAULT_METRICS = ("classifier_lesion_bacc", "classifier_malignancy_bacc")
 METRIC_NAMES_ZH = {
     "classifier_lesion_bacc": "分类器：病灶有无",
     "classifier_malignancy_bacc": "分类器：良性/恶性/正常",
+    "classifier_consistency": "分类器：随其回答的类型一致率",
     "lesion_bacc": "回答：病灶有无",
     "malignancy_bacc": "回答：良恶性",
     "heldout_lesion_bacc": "未见问法：病灶有无",

@@ -11,6 +11,11 @@ raise the balanced accuracy, and the towers misclassify the same images far more
 towers erring independently would (at each tower's error rate on each class), the errors are
 systematic: only other features or other data move them, not more seeds or views.
 
+The towers also bound the answers' answer-type consistency: a 良恶性 answer is of its gold's kind
+only when the lesion decision is right (``classifier_consistency``). For runs that trained the
+LLM too, the answers' consistency (training and held-out wordings, from ``cv.json``) is shown
+beside the bound of the same runs' towers.
+
 Scores are the CV's own (:func:`ultra.train.cv.classifier_scores`, images in the validation's
 batches), so a tower alone reproduces its ``cv.json`` row — when the run exported float32
 weights (in float16 a near-tie may flip), did not use ``--reference`` (the row is then another
@@ -35,8 +40,22 @@ from ultra.train.cv import classifier_scores, mean_interval, mean_interval_text
 from ultra.train.cv_compare import read_variant
 from ultra.train.validation import CLASSIFIER_BATCH, confusion_counts
 
-METRICS = (("classifier_malignancy_bacc", "良性/恶性/正常"), ("classifier_lesion_bacc", "病灶有无"))
-TARGETS = {"classifier_malignancy_bacc": 78.0, "classifier_lesion_bacc": 80.0}  # issue #15's answer targets
+METRICS = (
+    ("classifier_malignancy_bacc", "良性/恶性/正常"),
+    ("classifier_lesion_bacc", "病灶有无"),
+    ("classifier_consistency", "随塔回答的类型一致率"),
+)
+# issue #15's answer targets (consistency: the held-out wordings' answer-type consistency)
+TARGETS = {"classifier_malignancy_bacc": 78.0, "classifier_lesion_bacc": 80.0, "classifier_consistency": 95.0}
+FOLLOWING = (
+    ("alone", "answers following one tower"),
+    ("mirrored", "… its view and the mirrored one"),
+    ("towers", "… the towers averaged"),
+)
+ANSWERS = (
+    ("answer_type_consistency", "answers, training wordings"),
+    ("heldout_answer_type_consistency", "answers, held-out wordings"),
+)
 WAYS = (
     ("alone", "单个塔 / one tower"),
     ("mirrored", "加镜像平均 / + mirror"),
@@ -124,8 +143,11 @@ def shared_errors(towers: Sequence[FoldViews], averaged: torch.Tensor) -> dict[s
     }
 
 
-def compare_fold(towers: Sequence[FoldViews], runs: Sequence[str]) -> dict[str, Any]:
-    """One fold: each tower alone and mirrored, the towers averaged, and their shared errors."""
+def compare_fold(
+    towers: Sequence[FoldViews], runs: Sequence[str], answers: Sequence[dict[str, float]] | None = None
+) -> dict[str, Any]:
+    """One fold: each tower alone and mirrored, the towers averaged, and their shared errors;
+    ``answers``: each run's ``cv.json`` scores of the fold (their answers' consistency)."""
     first = towers[0]
     for tower, run in zip(towers[1:], runs[1:], strict=True):
         if tower.images != first.images or tower.classes != first.classes:
@@ -138,6 +160,9 @@ def compare_fold(towers: Sequence[FoldViews], runs: Sequence[str]) -> dict[str, 
             tower_scores(first.classes, first.gold, tower.probabilities.mean(dim=1)) for tower in towers
         ],
         "towers": tower_scores(first.classes, first.gold, averaged),
+        "answers": [
+            {key: run[key] for key, _ in ANSWERS if key in run} for run in (answers or [{}] * len(towers))
+        ],
         **shared_errors(towers, averaged),
     }
 
@@ -153,7 +178,8 @@ def compare_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
     report: dict[str, Any] = {"runs": [str(run) for run in run_dirs], "folds": {}}
     for fold in sorted(folds):
         towers = [fold_views(Path(run) / f"fold{fold}" / "recipe") for run in run_dirs]
-        report["folds"][fold] = compare_fold(towers, [f"{run}/fold{fold}" for run in run_dirs])
+        answers = [run[fold] for run in variant.runs]
+        report["folds"][fold] = compare_fold(towers, [f"{run}/fold{fold}" for run in run_dirs], answers)
     report["summary"] = summarize(report["folds"])
     return report
 
@@ -189,7 +215,33 @@ def summarize(folds: dict[int, dict[str, Any]]) -> dict[str, Any]:
         "share_if_independent": share_of(pooled["independent_every"], pooled["independent_some"]),
         "mistakes": dict(sum((Counter(fold["mistakes"]) for fold in folds.values()), Counter())),
     }
+    summary["answers"] = answer_consistency(folds)
     return summary
+
+
+def answer_consistency(folds: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Runs that answered (an LLM stage ran): per fold, over those runs, the bound their towers set
+    and their answers' consistency in both wordings; mean [t-interval over folds]. Empty when no
+    run answered."""
+    rows: dict[str, list[float]] = {"classifier_consistency": [], **{key: [] for key, _ in ANSWERS}}
+    runs_with_answers = 0
+    for fold in folds.values():
+        answered = [
+            (tower, answers)
+            for tower, answers in zip(fold["alone"], fold["answers"], strict=True)
+            if all(key in answers for key, _ in ANSWERS)
+        ]
+        if not answered:
+            continue
+        runs_with_answers = max(runs_with_answers, len(answered))
+        rows["classifier_consistency"].append(
+            statistics.fmean(t["classifier_consistency"] for t, _ in answered)
+        )
+        for key, _ in ANSWERS:
+            rows[key].append(statistics.fmean(a[key] for _, a in answered))
+    if not rows["classifier_consistency"]:
+        return {}
+    return {"runs": runs_with_answers, **{key: mean_interval(values) for key, values in rows.items()}}
 
 
 def seed_mean(rows: list[dict[str, float]], metric: str) -> float:
@@ -214,10 +266,22 @@ def report_markdown(report: dict[str, Any]) -> str:
     ]
     for way, label in WAYS:
         cells = []
-        for metric, _ in METRICS:
+        for metric, _ in METRICS[:2]:
             row = summary[metric][way]
             cells += [mean_interval_text(row), "" if way == "alone" else mean_interval_text(row["gain"])]
         lines.append(f"| {label} | {' | '.join(cells)} |")
+    lines += ["", "| answer-type consistency | mean over folds | gain |", "| --- | --- | --- |"]
+    for way, label in FOLLOWING:
+        row = summary["classifier_consistency"][way]
+        gain = "" if way == "alone" else mean_interval_text(row["gain"])
+        lines.append(f"| {label} | {mean_interval_text(row)} | {gain} |")
+    answers = summary.get("answers") or {}
+    if answers:
+        runs = f"{answers['runs']} run{'s' if answers['runs'] != 1 else ''}"
+        lines.append(f"| … their towers, runs that answered ({runs}) | "
+                     f"{mean_interval_text(answers['classifier_consistency'])} | |")  # fmt: skip
+        for key, label in ANSWERS:
+            lines.append(f"| {label} | {mean_interval_text(answers[key])} | |")
     shared = summary["shared_errors"]
     paragraphs = [
         f"Misclassified (3 classes) by at least one tower: {shared['wrong_in_some']} images; by every "
@@ -235,7 +299,8 @@ def report_markdown(report: dict[str, Any]) -> str:
 
 
 def plot_report(report: dict[str, Any], path: Path) -> Path:
-    """Per fold and metric: the seeds' towers alone (dots), mirrored and averaged (bars)."""
+    """Per fold and metric: the seeds' towers alone (dots), mirrored and averaged (bars); on the
+    consistency panel also the held-out wordings' consistency of the runs that answered (crosses)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -246,7 +311,8 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     folds, summary = report["folds"], report["summary"]
     bars = ((0.05, "mirrored", "tab:blue"), (0.3, "towers", "tab:orange"))
     with plt.rc_context(cjk_rc_params()):
-        figure, axes = plt.subplots(1, len(METRICS), figsize=(3.2 + 2.2 * len(folds), 3.8), dpi=110)
+        width = 1.0 + len(METRICS) * (0.6 + 0.9 * len(folds))
+        figure, axes = plt.subplots(1, len(METRICS), figsize=(width, 4.1), dpi=110)
         for axis, (metric, title) in zip(axes, METRICS, strict=True):
             for index, fold in enumerate(folds.values()):
                 singles = [row[metric] for row in fold["alone"]]
@@ -260,9 +326,17 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
             axis.set_xticks(range(len(folds)), [f"折 {fold}" for fold in folds])
             axis.set_title(title)
             axis.set_ylim(0, 100)
+            if metric == "classifier_consistency":
+                for index, fold in enumerate(folds.values()):
+                    heldout = [row[ANSWERS[1][0]] for row in fold["answers"] if ANSWERS[1][0] in row]
+                    axis.scatter([index + 0.3] * len(heldout), heldout, marker="x", color="black", zorder=4,
+                                 label="回答（未见问法）/ answers, held-out wordings" if index == 0 else None)  # fmt: skip
+                axis.set_ylim(60, 100)
             axis.grid(axis="y", alpha=0.3)
         axes[0].set_ylabel("平衡准确率 / balanced accuracy, %")
-        axes[-1].legend(loc="lower right", fontsize=7)
+        axes[-1].set_ylabel("一致率 / consistency, %")
+        handles, labels = axes[-1].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
         share = 100 * summary["shared_errors"]["share"]
         independent = 100 * summary["shared_errors"]["share_if_independent"]
         figure.suptitle(
@@ -270,7 +344,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
             f" / errors shared by every tower: {share:.0f}% ({independent:.0f}% if independent)",
             fontsize=10,
         )
-        figure.tight_layout()
+        figure.tight_layout(rect=(0, 0.07, 1, 1))
         figure.savefig(path)
         plt.close(figure)
     return path
@@ -280,11 +354,14 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import sys
 
+    from ultra.logs import configure_logging
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="ultra.train.cv outputs")
     parser.add_argument("--figure", type=Path, default=None, help="also draw the folds (.png)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers")
     args = parser.parse_args(argv)
+    configure_logging()
     try:
         report = compare_runs(args.runs)
     except (OSError, ValueError) as error:
