@@ -47,11 +47,11 @@ METRICS = (
 )
 # issue #15's answer targets (consistency: the held-out wordings' answer-type consistency)
 TARGETS = {"classifier_malignancy_bacc": 78.0, "classifier_lesion_bacc": 80.0, "classifier_consistency": 95.0}
-FOLLOWING = (
-    ("alone", "answers following one tower"),
-    ("mirrored", "… its view and the mirrored one"),
-    ("towers", "… the towers averaged"),
-)
+HEADINGS = {
+    "classifier_malignancy_bacc": "3 classes, balanced accuracy",
+    "classifier_lesion_bacc": "lesion vs normal, balanced accuracy",
+    "classifier_consistency": "answer-type consistency following",
+}
 ANSWERS = (
     ("answer_type_consistency", "answers, training wordings"),
     ("heldout_answer_type_consistency", "answers, held-out wordings"),
@@ -255,30 +255,21 @@ def share_of(part: float, whole: float) -> float:
 
 
 def report_markdown(report: dict[str, Any]) -> str:
-    """The summary table, then how many of the errors every tower makes, and which."""
+    """One table per metric (80 columns), the answering runs' consistency under the last; then how
+    many of the errors every tower makes, and which."""
     summary = report["summary"]
     folds = len(report["folds"])
-    lines = [
-        f"{len(report['runs'])} runs (training seeds), {folds} fold{'s' if folds != 1 else ''}",
-        "",
-        "| tower | 3 classes | gain | lesion vs normal | gain |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for way, label in WAYS:
-        cells = []
-        for metric, _ in METRICS[:2]:
+    lines = [f"{len(report['runs'])} runs (training seeds), {folds} fold{'s' if folds != 1 else ''}"]
+    for metric, _ in METRICS:
+        lines += ["", f"| {HEADINGS[metric]} | mean over folds | gain |", "| --- | --- | --- |"]
+        for way, label in WAYS:
             row = summary[metric][way]
-            cells += [mean_interval_text(row), "" if way == "alone" else mean_interval_text(row["gain"])]
-        lines.append(f"| {label} | {' | '.join(cells)} |")
-    lines += ["", "| answer-type consistency | mean over folds | gain |", "| --- | --- | --- |"]
-    for way, label in FOLLOWING:
-        row = summary["classifier_consistency"][way]
-        gain = "" if way == "alone" else mean_interval_text(row["gain"])
-        lines.append(f"| {label} | {mean_interval_text(row)} | {gain} |")
+            gain = "" if way == "alone" else mean_interval_text(row["gain"])
+            lines.append(f"| {label} | {mean_interval_text(row)} | {gain} |")
     answers = summary.get("answers") or {}
     if answers:
         runs = f"{answers['runs']} run{'s' if answers['runs'] != 1 else ''}"
-        lines.append(f"| … their towers, runs that answered ({runs}) | "
+        lines.append(f"| towers of the runs that answered ({runs}) | "
                      f"{mean_interval_text(answers['classifier_consistency'])} | |")  # fmt: skip
         for key, label in ANSWERS:
             lines.append(f"| {label} | {mean_interval_text(answers[key])} | |")
