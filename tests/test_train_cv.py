@@ -83,8 +83,8 @@ def test_classifier_scores_group_the_confusion_like_the_questions():
 
 
 def test_classifier_consistency_is_what_the_scorer_gives_answers_that_follow_the_tower(shared_data):
-    """The bound is the real scorer's answer-type consistency on the real held-out questions when
-    every answer takes its question's form and the tower's decision."""
+    """classifier_consistency is the real scorer's answer-type consistency on the real held-out
+    questions when every answer takes its question's form and the tower's decision."""
     records = build_busi_vqa(shared_data / "busi", split="train", wordings="heldout")
     labels = {record.media.images[0]: record.extra["busi_label"] for record in records}
     swap = {"benign": "normal", "malignant": "benign", "normal": "malignant"}

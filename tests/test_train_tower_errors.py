@@ -79,10 +79,10 @@ def test_summary_averages_seeds_per_fold_and_pairs_the_gains():
     assert shared["mistakes"] == {"normal -> benign": 1}
 
 
-def test_answers_consistency_is_set_beside_the_bound_of_the_same_runs_towers():
+def test_answers_consistency_is_set_beside_that_of_answers_following_the_same_runs_towers():
     gold = [0, 1, 2, 2]
     views = [
-        FoldViews(CLASSES, list("abcd"), gold, one_hot([0, 1, 2, 2])),  # right: bound 100
+        FoldViews(CLASSES, list("abcd"), gold, one_hot([0, 1, 2, 2])),  # right: 100
         FoldViews(CLASSES, list("abcd"), gold, one_hot([2, 1, 2, 0])),  # two lesion decisions wrong
     ]
     answered = {"answer_type_consistency": 90.0, "heldout_answer_type_consistency": 80.0}
@@ -90,13 +90,13 @@ def test_answers_consistency_is_set_beside_the_bound_of_the_same_runs_towers():
         0: compare_fold(views, ["a", "b"], [{"classifier_lesion_bacc": 75.0}, answered]),
         1: compare_fold(views, ["a", "b"], [{}, {**answered, "heldout_answer_type_consistency": 70.0}]),
     }
-    bound = 100 * (4 + 4 + 2) / 12
-    assert folds[0]["alone"][1]["classifier_consistency"] == pytest.approx(bound)
+    following = 100 * (4 + 4 + 2) / 12  # two 良恶性 answers of the wrong kind
+    assert folds[0]["alone"][1]["classifier_consistency"] == pytest.approx(following)
     summary = summarize(folds)
     answers = summary["answers"]
-    assert answers["runs"] == 1 and answers["classifier_consistency"]["mean"] == pytest.approx(bound)
+    assert answers["runs"] == [1, 1] and answers["classifier_consistency"]["mean"] == pytest.approx(following)
     assert answers["heldout_answer_type_consistency"]["mean"] == pytest.approx(75.0)
-    assert summary["classifier_consistency"]["alone"]["mean"] == pytest.approx((100 + bound) / 2)
+    assert summary["classifier_consistency"]["alone"]["mean"] == pytest.approx((100 + following) / 2)
     table = report_markdown({"runs": ["a", "b"], "folds": folds, "summary": summary})
     assert "| answers, held-out wordings | 75.0 [" in table
     assert max(cell_len(line) for line in table.splitlines()) <= 80, table
@@ -158,7 +158,7 @@ def test_cli_writes_table_numbers_and_figure_and_refuses_other_folds(tower_runs,
     main([*map(str, tower_runs), "--figure", str(figure), "--json", str(numbers)])
     printed = capsys.readouterr().out
     assert "| 多塔平均 / towers |" in printed and "by every tower" in printed
-    assert "| answer-type consistency following |" in printed and "held-out wordings" not in printed
+    assert "| consistency of answers following the tower |" in printed and "held-out wordings" not in printed
     assert figure.stat().st_size > 10_000 and json.loads(numbers.read_text(encoding="utf-8"))["folds"]["0"]
     moved = tmp_path / "other-folds"
     shutil.copytree(tower_runs[1], moved)

@@ -125,8 +125,10 @@ def classifier_scores(confusion: dict[str, dict[str, int]], normal: str = "norma
     classifier and always take their question's form: each image is asked one site, one lesion
     and one 良恶性 question; the first two are of their kind whatever the image shows, but a
     良恶性 answer is of the gold's kind (未见明确病灶 or a class) only when the lesion decision is
-    right. A consistency target above it asks the tower, not the LLM, for more."""
-    from ultra.eval.metrics import balanced_accuracy
+    right. Answers can depart from their tower, so it is no strict bound; but for answers that
+    follow it, a consistency target above it asks more of the tower than of the LLM. (With
+    ``--reference`` it is the reference classifier's, not the tower the answers used.)"""
+    from ultra.eval.metrics import accuracy, balanced_accuracy
 
     gold, predicted = [], []
     for truth, row in confusion.items():
@@ -134,7 +136,7 @@ def classifier_scores(confusion: dict[str, dict[str, int]], normal: str = "norma
             gold += [truth] * count
             predicted += [guess] * count
     lesion_gold, lesion_predicted = [g != normal for g in gold], [p != normal for p in predicted]
-    lesion_right = statistics.fmean(g == p for g, p in zip(lesion_gold, lesion_predicted, strict=True))
+    lesion_right = accuracy([g == p for g, p in zip(lesion_gold, lesion_predicted, strict=True)])
     return {
         "classifier_lesion_bacc": 100 * balanced_accuracy(lesion_gold, lesion_predicted),
         "classifier_malignancy_bacc": 100 * balanced_accuracy(gold, predicted),

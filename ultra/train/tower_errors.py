@@ -11,10 +11,10 @@ raise the balanced accuracy, and the towers misclassify the same images far more
 towers erring independently would (at each tower's error rate on each class), the errors are
 systematic: only other features or other data move them, not more seeds or views.
 
-The towers also bound the answers' answer-type consistency: a 良恶性 answer is of its gold's kind
-only when the lesion decision is right (``classifier_consistency``). For runs that trained the
-LLM too, the answers' consistency (training and held-out wordings, from ``cv.json``) is shown
-beside the bound of the same runs' towers.
+The towers also set the answer-type consistency of answers that follow them: a 良恶性 answer is
+of its gold's kind only when the lesion decision is right (``classifier_consistency``). For runs
+that trained the LLM too, the answers' consistency (training and held-out wordings, from
+``cv.json``) is shown beside that of the same runs' towers.
 
 Scores are the CV's own (:func:`ultra.train.cv.classifier_scores`, images in the validation's
 batches), so a tower alone reproduces its ``cv.json`` row — when the run exported float32
@@ -50,11 +50,12 @@ TARGETS = {"classifier_malignancy_bacc": 78.0, "classifier_lesion_bacc": 80.0, "
 HEADINGS = {
     "classifier_malignancy_bacc": "3 classes, balanced accuracy",
     "classifier_lesion_bacc": "lesion vs normal, balanced accuracy",
-    "classifier_consistency": "answer-type consistency following",
+    "classifier_consistency": "consistency of answers following the tower",
 }
+HELDOUT_CONSISTENCY = "heldout_answer_type_consistency"
 ANSWERS = (
     ("answer_type_consistency", "answers, training wordings"),
-    ("heldout_answer_type_consistency", "answers, held-out wordings"),
+    (HELDOUT_CONSISTENCY, "answers, held-out wordings"),
 )
 WAYS = (
     ("alone", "单个塔 / one tower"),
@@ -220,28 +221,34 @@ def summarize(folds: dict[int, dict[str, Any]]) -> dict[str, Any]:
 
 
 def answer_consistency(folds: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """Runs that answered (an LLM stage ran): per fold, over those runs, the bound their towers set
-    and their answers' consistency in both wordings; mean [t-interval over folds]. Empty when no
-    run answered."""
+    """Runs that answered (an LLM stage ran, validated in the training wordings, scored again in
+    the held-out ones): per fold, over those runs, the consistency of answers that follow their
+    towers and their answers' own in both wordings; mean [t-interval over folds]. ``runs``: how
+    many runs answered in each fold. Empty when no run answered."""
     rows: dict[str, list[float]] = {"classifier_consistency": [], **{key: [] for key, _ in ANSWERS}}
-    runs_with_answers = 0
+    runs = []
     for fold in folds.values():
         answered = [
             (tower, answers)
             for tower, answers in zip(fold["alone"], fold["answers"], strict=True)
-            if all(key in answers for key, _ in ANSWERS)
+            if answered_both(answers)
         ]
         if not answered:
             continue
-        runs_with_answers = max(runs_with_answers, len(answered))
+        runs.append(len(answered))
         rows["classifier_consistency"].append(
             statistics.fmean(t["classifier_consistency"] for t, _ in answered)
         )
         for key, _ in ANSWERS:
             rows[key].append(statistics.fmean(a[key] for _, a in answered))
-    if not rows["classifier_consistency"]:
+    if not runs:
         return {}
-    return {"runs": runs_with_answers, **{key: mean_interval(values) for key, values in rows.items()}}
+    return {"runs": runs, **{key: mean_interval(values) for key, values in rows.items()}}
+
+
+def answered_both(answers: dict[str, float]) -> bool:
+    """Whether a run's fold scores hold its answers' consistency in both wordings."""
+    return all(key in answers for key, _ in ANSWERS)
 
 
 def seed_mean(rows: list[dict[str, float]], metric: str) -> float:
@@ -268,7 +275,12 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {label} | {mean_interval_text(row)} | {gain} |")
     answers = summary.get("answers") or {}
     if answers:
-        runs = f"{answers['runs']} run{'s' if answers['runs'] != 1 else ''}"
+        counts = sorted(set(answers["runs"]))
+        runs = (
+            f"{counts[0]} run{'s' if counts[0] != 1 else ''}"
+            if len(counts) == 1
+            else f"{counts[0]}-{counts[-1]} runs"
+        )
         lines.append(f"| towers of the runs that answered ({runs}) | "
                      f"{mean_interval_text(answers['classifier_consistency'])} | |")  # fmt: skip
         for key, label in ANSWERS:
@@ -287,6 +299,22 @@ def report_markdown(report: dict[str, Any]) -> str:
     for paragraph in paragraphs:
         lines += ["", textwrap.fill(paragraph, width=80)]
     return "\n".join(lines)
+
+
+def draw_heldout_answers(axis: Any, folds: dict[int, dict[str, Any]], consistency: dict[str, Any]) -> None:
+    """The held-out wordings' consistency of the runs that answered, as crosses beside each fold
+    (none drawn, nor named in the legend, when no run answered); the axis starts low enough to
+    show every value."""
+    values = [*consistency["alone"]["per_fold"], *consistency["towers"]["per_fold"]]
+    label: str | None = "回答（未见问法）/ answers, held-out wordings"
+    for index, fold in enumerate(folds.values()):
+        crosses = [row[HELDOUT_CONSISTENCY] for row in fold["answers"] if answered_both(row)]
+        if crosses:
+            axis.scatter(
+                [index + 0.3] * len(crosses), crosses, marker="x", color="black", zorder=4, label=label
+            )
+            label, values = None, values + crosses
+    axis.set_ylim(min(60.0, min(values) - 5), 100)
 
 
 def plot_report(report: dict[str, Any], path: Path) -> Path:
@@ -318,11 +346,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
             axis.set_title(title)
             axis.set_ylim(0, 100)
             if metric == "classifier_consistency":
-                for index, fold in enumerate(folds.values()):
-                    heldout = [row[ANSWERS[1][0]] for row in fold["answers"] if ANSWERS[1][0] in row]
-                    axis.scatter([index + 0.3] * len(heldout), heldout, marker="x", color="black", zorder=4,
-                                 label="回答（未见问法）/ answers, held-out wordings" if index == 0 else None)  # fmt: skip
-                axis.set_ylim(60, 100)
+                draw_heldout_answers(axis, folds, summary[metric])
             axis.grid(axis="y", alpha=0.3)
         axes[0].set_ylabel("平衡准确率 / balanced accuracy, %")
         axes[-1].set_ylabel("一致率 / consistency, %")
