@@ -93,3 +93,34 @@ def test_run_evaluation_writes_blind_check_and_baselines(tiny_model, busi_record
     saved = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
     assert saved["overall"]["n"] == len(busi_records)
     assert "baseline: blind (blank images)" in (tmp_path / "metrics.md").read_text(encoding="utf-8")
+
+
+def test_a_late_shard_shares_out_the_same_records_as_an_early_one(tiny_model, busi_records, tmp_path):
+    """Shard 0 finishes writing before shard 1 has even looked: without the wait, shard 1 would
+    count shard 0's fresh answers as done, share out a shorter list and leave records out."""
+    import threading
+    import time
+
+    from ultra.eval.generate import Shard, join_parts
+
+    answerer = Answerer(*tiny_model, allow_untrained=True)
+    path = tmp_path / "answers.jsonl"
+    barrier = threading.Barrier(2, timeout=120)
+    shards = [Shard(index, 2, barrier.wait) for index in range(2)]
+    errors: list[BaseException] = []
+
+    def run(shard: Shard, delay: float) -> None:
+        try:
+            time.sleep(delay)
+            generate_answers_file(answerer, busi_records, path, batch_size=2, max_new_tokens=2, shard=shard)
+        except BaseException as error:  # surfaced below with the thread's own error
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(shards[0], 0.0)), threading.Thread(target=run, args=(shards[1], 1.0))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    assert join_parts(path) == len(busi_records)
+    assert sorted(_ids(path)) == sorted(record.id for record in busi_records)

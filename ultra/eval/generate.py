@@ -10,7 +10,7 @@ not matter and a neutral placeholder stands in for it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,18 +58,28 @@ def process_state() -> Any:
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+def _no_wait() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Shard:
-    """This process's share of the records: every ``count``-th one from ``index``."""
+    """This process's share of the records: every ``count``-th one from ``index``.
+
+    ``wait`` blocks until every process reached it. The processes must share out one and the same
+    list of unanswered records, so each reads what is already answered before any of them writes:
+    a process that looked later would see another's fresh answers, share out a shorter list and
+    leave records unanswered."""
 
     index: int = 0
     count: int = 1
+    wait: Callable[[], None] = field(default=_no_wait, compare=False, repr=False)
 
     @classmethod
     def from_accelerate(cls) -> Shard:
         """The shard of this process under ``accelerate launch``/``torchrun`` (one when not launched)."""
         state = process_state()
-        return cls(state.process_index, state.num_processes)
+        return cls(state.process_index, state.num_processes, state.wait_for_everyone)
 
     def part_path(self, answers_path: Path) -> Path:
         """Where this process appends its answers before the parts are joined."""
@@ -144,6 +154,7 @@ def generate_answers_file(
     if limit is not None:
         todo = todo[:limit]
     todo = todo[shard.index :: shard.count]
+    shard.wait()  # every process has read the answered ids: writing may start
     target = answers_path if shard.count == 1 else shard.part_path(answers_path)
     if report.already_answered:
         log.info("%s: %d answered already, %d to go", answers_path, report.already_answered, len(todo))
