@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from data_zh.text import normalize_zh, tokenize_zh
+from data_zh.text.cjk import CJK_RANGES
 
 MIN_SUPPORT = 0.6
 FUNCTION_WORDS = frozenset(
@@ -76,7 +77,7 @@ FUNCTION_WORDS = frozenset(
         "问",
     )
 )
-_CONTENT = re.compile(r"[0-9A-Za-z\u4e00-\u9fff]")
+_CONTENT = re.compile(f"[0-9A-Za-z{CJK_RANGES}]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 

@@ -7,7 +7,8 @@ import unicodedata
 from functools import cache
 from typing import Any
 
-CJK_RANGES = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+from data_zh.text.cjk import CJK_RANGES
+
 _CJK_PUNCT = "，。：；？！、（）"
 _HALF_TO_ZH = {",": "，", ":": "：", ";": "；", "?": "？", "!": "！"}
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")

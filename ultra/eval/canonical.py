@@ -27,6 +27,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from data_zh.text.cjk import has_cjk
+
 
 @dataclass(frozen=True)
 class CanonicalLabel:
@@ -150,11 +152,6 @@ def fold_key(text: str) -> str:
     """Fold an answer to its lookup key: NFKC, lower case, letters/digits/CJK only."""
     folded = unicodedata.normalize("NFKC", str(text)).lower()
     return "".join(ch for ch in folded if ch.isalnum())
-
-
-def has_cjk(text: str) -> bool:
-    """True when the text holds at least one CJK ideograph."""
-    return any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in text)
 
 
 @lru_cache(maxsize=1)

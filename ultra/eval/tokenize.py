@@ -16,10 +16,11 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Literal
 
+from data_zh.text.cjk import CJK_RANGES, has_cjk
+
 TokenMode = Literal["char", "jieba"]
 
-_CJK = r"\u3400-\u4dbf\u4e00-\u9fff"
-_CHAR_TOKEN = re.compile(rf"[{_CJK}]|[0-9a-z]+")
+_CHAR_TOKEN = re.compile(rf"[{CJK_RANGES}]|[0-9a-z]+")
 
 
 def fold_text(text: str) -> str:
@@ -27,11 +28,6 @@ def fold_text(text: str) -> str:
     folded = unicodedata.normalize("NFKC", str(text)).lower()
     kept = [ch if ch.isalnum() or ch.isspace() else " " for ch in folded]
     return " ".join("".join(kept).split())
-
-
-def is_chinese(text: str) -> bool:
-    """True when the text contains a CJK ideograph."""
-    return re.search(f"[{_CJK}]", text) is not None
 
 
 @lru_cache(maxsize=1)
@@ -50,7 +46,7 @@ def tokenize_answer(text: str, language: str | None = None, mode: TokenMode = "c
     if mode not in ("char", "jieba"):
         raise ValueError(f"unknown tokenisation mode {mode!r}; use 'char' or 'jieba'")
     folded = fold_text(text)
-    chinese = is_chinese(folded) if language is None else language == "zh" or is_chinese(folded)
+    chinese = has_cjk(folded) if language is None else language == "zh" or has_cjk(folded)
     if not chinese:
         return folded.split()
     if mode == "char":
