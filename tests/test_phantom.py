@@ -71,19 +71,3 @@ def test_phantom_source_gives_labelled_single_image_records(tmp_path):
         DataSource(kind="phantom", path=str(tmp_path / "ph"))
     with pytest.raises(ValueError, match="phantom settings"):
         DataSource(kind="busi", path=str(tmp_path), phantom={"count": 3})
-
-
-def test_phantom_figure_puts_busi_rows_under_the_phantom_rows(shared_data, tmp_path):
-    from PIL import Image
-
-    from ultra.train.phantom_figure import busi_examples, plot_phantom_examples
-
-    examples = busi_examples(shared_data / "busi", per_class=2, seed=0)
-    assert list(examples) == ["normal", "benign", "malignant"]
-    assert all(len(images) == 2 and images[0].shape == (256, 256) for images in examples.values())
-    assert busi_examples(shared_data / "busi", 2, 0)["benign"][1].tobytes() == examples["benign"][1].tobytes()
-    phantoms_only = Image.open(plot_phantom_examples(tmp_path / "p.png", per_row=2))
-    with_busi = Image.open(
-        plot_phantom_examples(tmp_path / "b.png", per_row=2, busi_root=shared_data / "busi")
-    )
-    assert phantoms_only.width == with_busi.width and with_busi.height == 2 * phantoms_only.height

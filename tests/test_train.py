@@ -27,7 +27,7 @@ from ultra.train import (
     stage_order,
 )
 from ultra.train.checkpoint import list_checkpoints
-from ultra.train.config import ModelSource, ValidationConfig
+from ultra.train.config import ModelSource
 
 ANSWERS = {"benign": "良性", "malignant": "恶性", "normal": "正常"}
 
@@ -529,22 +529,6 @@ def test_task_filter_keeps_only_the_named_tasks():
         DataSource(kind="busi_question_types", tasks=["nope"])
 
 
-def test_question_noise_of_a_source_edits_questions_only():
-    from ultra.train import DataSource, load_source
-
-    clean = load_source(DataSource(kind="busi_question_types"))
-    noisy = load_source(DataSource(kind="busi_question_types", question_noise={"rate": 0.2, "share": 1.0}))
-    assert [r.id for r in noisy] == [r.id for r in clean]
-    assert [r.answer for r in noisy] == [r.answer for r in clean]
-    changed = sum(
-        a.conversations[0].content != b.conversations[0].content for a, b in zip(clean, noisy, strict=True)
-    )
-    assert changed > 0.9 * len(clean), f"{changed} of {len(clean)} questions edited"
-    noisy_validation = {"kind": "busi_vqa", "path": "x", "question_noise": {"rate": 0.1}}
-    with pytest.raises(ValueError, match="validation asks the questions as written"):
-        ValidationConfig(source=noisy_validation)
-
-
 def test_overrides_change_a_recipe_for_one_run(tmp_path):
     from ultra.config_io import apply_overrides
 
@@ -554,13 +538,13 @@ def test_overrides_change_a_recipe_for_one_run(tmp_path):
         recipe,
         [
             "stages.0.epochs=40",
-            "data.busi.question_noise={rate: 0.1, share: 0.5}",
+            "data.busi.phrasings=2",
             "data.extra_qtypes={kind: busi_question_types, tasks: [closed_vqa]}",
             "stages.1.sources=[busi, extra_qtypes]",
         ],
     )
     assert base.stages[0].epochs == 80 and changed.stages[0].epochs == 40
-    assert changed.data["busi"].question_noise.rate == 0.1 and base.data["busi"].question_noise is None
+    assert changed.data["busi"].phrasings == 2 and base.data["busi"].phrasings == 3
     assert changed.data["extra_qtypes"].tasks == ["closed_vqa"] and changed.stages[1].sources == [
         "busi",
         "extra_qtypes",

@@ -22,14 +22,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class QuestionNoise(_Strict):
-    """Character edits on a share of the training questions (``data_zh.builders.question_noise``):
-    the answer stays, so the LLM learns to read the question rather than match a template."""
-
-    rate: float = Field(gt=0, le=1, description="per-character chance of a delete / replace / insert")
-    share: float = Field(default=0.5, gt=0, le=1, description="share of records whose question is edited")
-
-
 class PhantomSet(_Strict):
     """Synthetic breast-ultrasound phantoms (``data_zh.builders.phantom``) rendered into the source's folder:
     labelled images (no finding / oval mass / irregular mass) to pre-train encoders on."""
@@ -88,9 +80,6 @@ class DataSource(_Strict):
     images: list[str] | None = Field(
         default=None,
         description="keep only records whose images are all among these keys (cross-validation folds)",
-    )
-    question_noise: QuestionNoise | None = Field(
-        default=None, description="edit the characters of a share of the questions (training sources only)"
     )
     tasks: list[str] | None = Field(
         default=None,
@@ -187,14 +176,6 @@ class ValidationConfig(_Strict):
     max_records: int | None = Field(default=None, gt=0)
     batch_size: int = Field(default=16, gt=0)
     max_new_tokens: int = Field(default=8, gt=0)
-
-    @model_validator(mode="after")
-    def _questions_as_written(self) -> ValidationConfig:
-        if self.source is not None and self.source.question_noise is not None:
-            raise ValueError(
-                "validation asks the questions as written: remove question_noise from its source"
-            )
-        return self
 
 
 class ModelSource(_Strict):

@@ -87,11 +87,6 @@ def load_source(source: DataSource, seed: int = 0) -> list[Record]:
         refuse_outside_root(records, source)
     if source.max_records is not None and len(records) > source.max_records:
         records = random.Random(seed).sample(records, source.max_records)
-    if source.question_noise is not None:
-        from data_zh.builders.question_noise import with_question_noise
-
-        noise = source.question_noise
-        records = with_question_noise(records, noise.rate, noise.share, seed)
     if not records:
         raise DataSourceError(
             f"{source.path}: no records left after the filters of this {source.kind} source"
