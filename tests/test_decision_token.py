@@ -112,7 +112,7 @@ def test_tower_learns_its_decision_head_and_the_llm_reads_the_token(data_dir, tm
 
     reloaded, reloaded_processor = load_model(tmp_path / "run" / "final")
     assert reloaded.config.tokens_per_image == 5
-    assert reloaded.config.vision["decision_classes"] == CLASSES
+    assert reloaded.config.vision.decision_classes == CLASSES
     assert_close(
         reloaded.vision_tower.decision_head.weight,
         model.vision_tower.decision_head.weight,

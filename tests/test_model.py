@@ -93,6 +93,23 @@ def test_config_rejects_inconsistent_fields(tiny_model):
         UltraForConditionalGeneration(bad)
 
 
+def test_vision_is_a_typed_fusion_config_validated_with_the_config(tiny_model, tmp_path):
+    from fusion import FusionConfig
+
+    model, _ = tiny_model
+    assert isinstance(model.config.vision, FusionConfig)
+    data = model.config.to_dict()
+    assert data["vision"] == model.config.vision.model_dump(mode="json")
+    kwargs = {k: v for k, v in data.items() if k not in ("model_type", "transformers_version")}
+    assert UltraConfig(**kwargs).vision == model.config.vision
+    with pytest.raises(ValueError, match=r"UltraConfig.vision is not a valid fusion config: mode: Input should be"):
+        UltraConfig(**{**kwargs, "vision": {**data["vision"], "mode": "average"}})
+    with pytest.raises(ValueError, match="UltraConfig needs `vision`"):
+        UltraConfig(**{**kwargs, "vision": None})
+    model.config.save_pretrained(tmp_path)
+    assert UltraConfig.from_pretrained(tmp_path).vision == model.config.vision
+
+
 def test_labels_mask_prompt_and_image_positions(tiny_model):
     _, processor = tiny_model
     messages = [user_message("是否可见病灶？", 2), {"role": "assistant", "content": "可见低回声结节"}]

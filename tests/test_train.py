@@ -579,9 +579,9 @@ def test_image_size_builds_the_preset_at_another_input_size(tmp_path):
         output_dir=str(tmp_path),
     )
     model, _ = build_model(config)
-    assert [spec["input_size"] for spec in model.config.vision["encoders"]] == [48, 48]
+    assert [spec.input_size for spec in model.config.vision.resolved_encoders()] == [48, 48]
     default, _ = build_model(config.model_copy(update={"model": ModelSource(name_or_path="debug-tiny")}))
-    assert [spec["input_size"] for spec in default.config.vision["encoders"]] == [32, 32]
+    assert [spec.input_size for spec in default.config.vision.resolved_encoders()] == [32, 32]
     folder = config.model_copy(update={"model": ModelSource(name_or_path=str(tmp_path), image_size=48)})
     with pytest.raises(ConfigError, match="applies to a preset built fresh"):
         build_model(folder)

@@ -74,7 +74,7 @@ def build_config(preset: Preset, tokenizer: PreTrainedTokenizerBase) -> UltraCon
     per_image = tokens_per_image(fusion_config)
     return UltraConfig(
         text_config=text,
-        vision=fusion_config.model_dump(mode="json"),
+        vision=fusion_config,
         image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         video_token_id=tokenizer.convert_tokens_to_ids(VIDEO_TOKEN),
         tokens_per_image=per_image,
@@ -113,7 +113,7 @@ def _load_hub_llm(model: UltraForConditionalGeneration, preset: Preset) -> None:
 
 def _load_pretrained_encoders(model: UltraForConditionalGeneration, preset: Preset) -> None:
     try:
-        tower = VisionFusion(FusionConfig.model_validate(model.config.vision), load_pretrained=True)
+        tower = VisionFusion(model.config.vision, load_pretrained=True)
     except (RuntimeError, OSError) as error:
         raise WeightsNotFoundError(
             _download_message(preset, f"encoder weights not found ({error})")

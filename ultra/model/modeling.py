@@ -18,7 +18,7 @@ from torch import nn
 from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, CausalLMOutputWithPast
 
-from fusion import FusionConfig, VisionFusion
+from fusion import VisionFusion
 from fusion.video import pool_video_tokens, video_token_count
 from ultra.model.configuration import UltraConfig
 
@@ -50,7 +50,7 @@ class UltraModel(UltraPreTrainedModel):
         super().__init__(config)
         # A checkpoint holds the encoder weights, so the architecture is built without hub weights;
         # presets that start from pretrained encoders swap in a loaded tower (``loading.build_model``).
-        self.vision_tower = VisionFusion(FusionConfig.model_validate(config.vision), load_pretrained=False)
+        self.vision_tower = VisionFusion(config.vision, load_pretrained=False)
         if self.vision_tower.num_tokens != config.tokens_per_image:
             raise ValueError(
                 f"tokens_per_image ({config.tokens_per_image}) differs from the fusion's "
