@@ -11,8 +11,8 @@ import typer
 
 from tests.conftest import REPO_ROOT
 from ultra.cli.main import app
+from ultra.release import model_card
 from ultra.resources import embedded_model_dir
-from ultra.train import model_card
 
 
 def _card_texts() -> dict[str, str]:

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ultra.resources import embedded_model_dir, examples_dir
-from ultra.screen.loading import shipped_student_dir
-from ultra.train.release import (
+from ultra.release.release import (
     MAX_RELEASE_MB,
     ReleaseError,
     ReleasePaths,
@@ -20,7 +18,9 @@ from ultra.train.release import (
     screening_config,
     shipped_files,
 )
-from ultra.train.shippable import LicenceError
+from ultra.release.shippable import LicenceError
+from ultra.resources import embedded_model_dir, examples_dir
+from ultra.screen.loading import shipped_student_dir
 
 MODEL_DIR = embedded_model_dir()
 STUDENT_DIR = shipped_student_dir()
@@ -147,8 +147,8 @@ def test_a_release_over_the_size_budget_is_refused(tmp_path):
 
 
 def test_the_release_trains_without_looking_at_val():
+    from ultra.release.release import without_validation
     from ultra.train import load_train_config
-    from ultra.train.release import without_validation
 
     recipe = load_train_config(Path(__file__).resolve().parents[1] / "configs" / "tiny-zh.yaml")
     assert recipe.validation.source is not None and recipe.validation.source.split == "val"
@@ -169,7 +169,7 @@ def test_the_student_recipe_is_pointed_at_the_fresh_model_and_reports(tmp_path):
 
 
 def test_only_a_release_into_the_package_touches_the_bundled_examples_and_readme(tmp_path, capsys):
-    from ultra.train.release import SHIPPED_WEIGHTS, main, release_paths
+    from ultra.release.release import SHIPPED_WEIGHTS, main, release_paths
 
     scratch = release_paths(tmp_path, Path("busi"), Path("dicom"))
     assert scratch.examples_out == tmp_path / "examples" / "busi" and scratch.project_readme is None

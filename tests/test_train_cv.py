@@ -10,13 +10,13 @@ import torch
 
 from data_zh.builders.busi import SITE_ANSWER, build_busi_vqa, lesion_answer, malignancy_answer
 from data_zh.splitting import cv_folds
+from ultra.eval.intervals import mean_interval
 from ultra.eval.score import QUESTION_TYPE, score_answers
 from ultra.train import DataSource, TrainConfig
 from ultra.train.cv import (
     answer_minus_classifier,
     classifier_scores,
     fold_config,
-    mean_interval,
     run_cv,
     tower_stage_count,
 )
@@ -194,10 +194,10 @@ def test_validation_with_other_classes_is_skipped_but_a_partial_overlap_is_an_er
 
 
 def test_model_card_carries_the_cv_table_targets_and_the_fusion_weights():
-    from test_train_scorecard import _hand_card
+    from test_release_scorecard import _hand_card
 
-    from ultra.train.cv import cv_markdown
-    from ultra.train.model_card import CardFacts, render_model_card
+    from ultra.eval.intervals import cv_markdown
+    from ultra.release.model_card import CardFacts, render_model_card
 
     summary = {
         "lesion_bacc": mean_interval([80.0, 84.0]),

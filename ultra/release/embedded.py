@@ -1,7 +1,7 @@
 """The embedded ``ultra-tiny-zh`` from a finished run: copy the weights and tokenizer into the
 package (after the licence gate), score it on the BUSI validation split against the majority and
 blind baselines and in the held-out wordings, and record its answers on the bundled examples.
-``python -m ultra.train.release`` drives it; :mod:`ultra.train.model_card` writes the card.
+``python -m ultra.release.release`` drives it; :mod:`ultra.release.model_card` writes the card.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ultra.release.scorecard import scorecard
+from ultra.release.shippable import check_shippable, read_training_data
 from ultra.resources import examples_dir
-from ultra.train.scorecard import scorecard
-from ultra.train.shippable import check_shippable, read_training_data
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import pytest
 from data_zh.schema import Record, qa_turns
 from ultra.eval.run import score_with_baselines
 from ultra.eval.score import QUESTION_TYPE, score_answers
-from ultra.train.scorecard import scorecard_from_answers, scorecard_markdown
+from ultra.release.scorecard import scorecard_from_answers, scorecard_markdown
 from ultra.train.validation import answer_records, validate_vqa
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,12 +161,12 @@ def _imported_modules(path: Path) -> set[str]:
 
 def test_validation_does_not_import_the_scorecard():
     """The scorecard builds on validation's answers; validation must not reach back (an import loop)."""
-    assert "ultra.train.scorecard" not in _imported_modules(REPO / "ultra/train/validation.py")
-    assert "ultra.train.validation" in _imported_modules(REPO / "ultra/train/scorecard.py")
+    assert "ultra.release.scorecard" not in _imported_modules(REPO / "ultra/train/validation.py")
+    assert "ultra.train.validation" in _imported_modules(REPO / "ultra/release/scorecard.py")
 
 
 def test_model_card_prints_the_scorecards_numbers():
-    from ultra.train.model_card import CardFacts, render_model_card
+    from ultra.release.model_card import CardFacts, render_model_card
 
     summary = {"stages": [], "wall_s": 60.0}
     text = render_model_card(CardFacts(summary, _hand_card(), "ultra train configs/tiny-zh.yaml"))

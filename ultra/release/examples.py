@@ -1,7 +1,7 @@
 """The BUSI examples a newcomer meets, drawn at random from val (not hand-picked), and what the
 model answers on them, right or wrong.
 
-    python -m ultra.train.examples --seed 0 [--copy-images] [--model DIR] [--out DIR]
+    python -m ultra.release.examples --seed 0 [--copy-images] [--model DIR] [--out DIR]
 
 The draw is seeded and stratified (``per_class`` images of each label, in the committed val
 split's order shuffled by the seed), so anyone can check that the bundled images were not chosen
@@ -113,7 +113,7 @@ def refresh_readme_block(readme: Path, rows: list[dict], seed: int) -> None:
         raise ValueError(f"{readme}: needs exactly one {start} and one {end} line")
     right = sum(row["correct"] for row in rows)
     block = (
-        f"{start}\n`ultra-tiny-zh` on the six bundled BUSI val images (drawn by `python -m ultra.train.examples "
+        f"{start}\n`ultra-tiny-zh` on the six bundled BUSI val images (drawn by `python -m ultra.release.examples "
         f"--seed {seed}`, not picked), right or wrong ({right} of {len(rows)} right):\n\n"
         f"{answers_table(rows, 'ultra/examples/busi/')}\n{end}"
     )
@@ -128,7 +128,7 @@ def examples_markdown(seed: int, drawn: list[DrawnExample], rows: list[dict], mo
     right = sum(row["correct"] for row in rows)
     return f"""# BUSI examples
 
-Drawn by `python -m ultra.train.examples --seed {seed}`: {len(drawn) // len(LABELS)} images of each
+Drawn by `python -m ultra.release.examples --seed {seed}`: {len(drawn) // len(LABELS)} images of each
 label from the committed BUSI **val** split (never trained on), chosen by a seeded shuffle, not
 by hand. Answers are {model_name}'s greedy answers, right or wrong ({right} of {len(rows)} right).
 仅供研究，非临床诊断 (research use only, not a clinical diagnosis).

@@ -1,7 +1,7 @@
 """One command for the embedded release: train ``ultra-tiny-zh``, score it on val once, train the
 screening student from it, and ship both into the package with the card and the examples.
 
-    python -m ultra.train.release --cv runs/cv-tiny-zh/cv.json
+    python -m ultra.release.release --cv runs/cv-tiny-zh/cv.json
 
 Steps, in order (each reuses the library call behind its own command):
 
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ultra.release.model_card import CardFacts, ShippedFile, headline, render_model_card
+from ultra.release.shippable import check_shippable, read_training_data
 from ultra.resources import PACKAGE_ROOT, examples_dir
 from ultra.train.config import TrainConfig, load_train_config
-from ultra.train.model_card import CardFacts, ShippedFile, headline, render_model_card
-from ultra.train.shippable import check_shippable, read_training_data
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def _step(message: str, started: float) -> None:
 def score_previous(paths: ReleasePaths) -> dict[str, float]:
     """Headline numbers of the model about to be replaced (empty when there is none)."""
     from ultra.model import load_model
-    from ultra.train.embedded import evaluate, heldout_scores
+    from ultra.release.embedded import evaluate, heldout_scores
 
     if not (paths.model_dir / "model.safetensors").is_file():
         return {}
@@ -158,7 +158,7 @@ def release(
     *,
     cv_report: dict[str, Any] | None = None,
     selection: str = "",
-    command: str = f"python -m ultra.train.release --cv CV.json  # recipe {RECIPE}",
+    command: str = f"python -m ultra.release.release --cv CV.json  # recipe {RECIPE}",
     examples_seed: int = 0,
     max_steps: int | None = None,
     show_progress: bool = True,
@@ -167,10 +167,10 @@ def release(
     import torch
 
     from data_zh.builders import build_report_benchmark
+    from ultra.eval.intervals import cv_markdown
     from ultra.model import load_model
-    from ultra.train.cv import cv_markdown
-    from ultra.train.embedded import evaluate, example_answers, heldout_scores, install
-    from ultra.train.examples import write_examples
+    from ultra.release.embedded import evaluate, example_answers, heldout_scores, install
+    from ultra.release.examples import write_examples
     from ultra.train.runner import Trainer
     from ultra.train.screening_student import train_screening_student
 
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ultra.config_io import ConfigError
     from ultra.logs import configure_logging
-    from ultra.train.shippable import LicenceError
+    from ultra.release.shippable import LicenceError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path(RECIPE))
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
                 "a --max-steps smoke run would replace the shipped model: pass --weights-dir DIR"
             )
         command = " ".join(
-            ["python -m ultra.train.release"]
+            ["python -m ultra.release.release"]
             + ([f"--cv {args.cv}"] if args.cv else [])
             + ([f"--selection {args.selection}"] if args.selection else [])
         )

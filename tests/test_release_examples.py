@@ -9,7 +9,7 @@ import torch
 
 from data_zh.converters.busi import read_busi_labels
 from data_zh.splits import load_split
-from ultra.train.examples import LABELS, draw_examples, write_examples
+from ultra.release.examples import LABELS, draw_examples, write_examples
 
 
 def test_draw_is_seeded_stratified_and_from_val_only(shared_data):

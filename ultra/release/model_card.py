@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ultra.train.cv import mean_interval_text
-from ultra.train.scorecard import interval_text, scorecard_markdown
-from ultra.train.shippable import sources_markdown
+from ultra.eval.intervals import mean_interval_text
+from ultra.release.scorecard import interval_text, scorecard_markdown
+from ultra.release.shippable import sources_markdown
 
 # The targets, read the same way for CV means and the once-scored val split.
 TARGETS = (

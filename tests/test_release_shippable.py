@@ -9,11 +9,11 @@ import pytest
 from data_zh import convert, write_records
 from data_zh.builders import build_busi_instructions, build_question_type_instructions
 from data_zh.licences import is_non_commercial, source_licences
+from ultra.release.embedded import install
+from ultra.release.model_card import CardFacts, render_model_card
+from ultra.release.shippable import LicenceError, check_shippable, read_training_data, sources_markdown
 from ultra.train import DataSource, TrainConfig
-from ultra.train.embedded import install
-from ultra.train.model_card import CardFacts, render_model_card
 from ultra.train.runner import Trainer
-from ultra.train.shippable import LicenceError, check_shippable, read_training_data, sources_markdown
 
 
 def test_licence_texts_of_every_converter_are_classified(shared_data):
@@ -86,7 +86,7 @@ def test_install_refuses_before_copying_anything(tmp_path):
 
 
 def test_model_card_lists_every_source_used():
-    from test_train_scorecard import _hand_card
+    from test_release_scorecard import _hand_card
 
     rows = [
         {"data_source": "busi", "source": "busi", "licence": "CC BY 4.0", "records": 10},
