@@ -1,75 +1,63 @@
-"""fusion: multi-encoder vision backbone (LLaVA-Ultra style), ultrasound preprocessing and video pooling."""
+"""fusion: multi-encoder vision backbone (LLaVA-Ultra style), the pixel policy, ultrasound
+preprocessing and video pooling.
 
-from fusion.config import FusionConfig, FusionMode
-from fusion.crop_files import CropResult, crop_image_files
-from fusion.encoders import (
-    EncoderRegistry,
-    EncoderSpec,
-    EncoderTokens,
-    ImageTransform,
-    VisionEncoder,
-    build_encoder,
-    get_encoder_spec,
-    list_encoders,
-    register_encoder,
-    resolve_spec,
-)
-from fusion.io import load_fusion, save_fusion
-from fusion.model import VisionFusion, align_tokens
-from fusion.projectors import build_projector
-from fusion.ultrasound import (
-    ScanBox,
-    crop_scan_region,
-    denoise_speckle,
-    draw_scan_box,
-    find_scan_region,
-    prepare_ultrasound,
-    to_three_channels,
-)
-from fusion.video import (
-    count_video_frames,
-    encode_clip,
-    pool_video_tokens,
-    read_video_frames,
-    sample_frames,
-    scene_change_frame_indices,
-    uniform_frame_indices,
-    video_token_count,
-)
+The lowest floor: every package reads pixels through ``fusion.pixels`` and builds named tables
+with ``fusion.registry``, so names are imported on first use (PEP 562) and reading an image never
+pulls in torch, timm or OpenCV (``ultra/__init__.py`` does the same for its front door).
+"""
 
-__all__ = [
-    "CropResult",
-    "EncoderRegistry",
-    "EncoderSpec",
-    "EncoderTokens",
-    "FusionConfig",
-    "FusionMode",
-    "ImageTransform",
-    "ScanBox",
-    "VisionEncoder",
-    "VisionFusion",
-    "align_tokens",
-    "build_encoder",
-    "build_projector",
-    "count_video_frames",
-    "crop_image_files",
-    "crop_scan_region",
-    "denoise_speckle",
-    "draw_scan_box",
-    "encode_clip",
-    "find_scan_region",
-    "get_encoder_spec",
-    "list_encoders",
-    "load_fusion",
-    "pool_video_tokens",
-    "prepare_ultrasound",
-    "read_video_frames",
-    "register_encoder",
-    "resolve_spec",
-    "sample_frames",
-    "save_fusion",
-    "scene_change_frame_indices",
-    "to_three_channels",
-    "uniform_frame_indices",
-    "video_token_count",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "fusion.config": ("FusionConfig", "FusionMode"),
+    "fusion.crop_files": ("CropResult", "crop_image_files"),
+    "fusion.encoders": (
+        "ENCODERS",
+        "EncoderSpec",
+        "EncoderTokens",
+        "ImageTransform",
+        "VisionEncoder",
+        "build_encoder",
+        "resolve_spec",
+    ),
+    "fusion.io": ("load_fusion", "save_fusion"),
+    "fusion.model": ("VisionFusion", "align_tokens"),
+    "fusion.modes": ("FUSION_MODES", "FusionRule"),
+    "fusion.pixels": ("PixelError", "read_image_file", "rgb_array", "to_rgb", "video_frame_to_rgb"),
+    "fusion.projectors": ("build_projector",),
+    "fusion.ultrasound": (
+        "ScanBox",
+        "crop_scan_region",
+        "denoise_speckle",
+        "draw_scan_box",
+        "find_scan_region",
+        "prepare_ultrasound",
+        "to_three_channels",
+    ),
+    "fusion.video": (
+        "count_video_frames",
+        "encode_clip",
+        "pool_video_tokens",
+        "read_video_frames",
+        "sample_frames",
+        "scene_change_frame_indices",
+        "uniform_frame_indices",
+        "video_token_count",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fusion' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

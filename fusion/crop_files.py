@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from fusion.pixels import read_image_file
 from fusion.ultrasound import ScanBox, crop_scan_region, draw_scan_box
 
 logger = logging.getLogger(__name__)
@@ -28,25 +29,17 @@ class CropResult:
     error: str | None = None
 
 
-def open_image(path: Path) -> Image.Image:
-    """Default loader: any image Pillow reads, converted to RGB (``fusion`` stays free of ``ultra``;
-    ``ultra fusion crop`` passes ``ultra.media.read_image``). Like any loader, its errors name the file."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: {error}") from None
-
-
 def crop_image_files(
     paths: Iterable[str | Path],
     out_dir: str | Path,
-    loader: ImageLoader = open_image,
+    loader: ImageLoader = read_image_file,
     previews: bool = True,
     on_done: Callable[[CropResult], None] | None = None,
 ) -> list[CropResult]:
     """Write ``<stem>_scan.png`` (and ``<stem>_box.png`` with the box drawn) per input plus
-    ``crops.jsonl``; unreadable inputs are recorded with their error and skipped."""
+    ``crops.jsonl``; unreadable inputs are recorded with their error and skipped. The default
+    loader is ``fusion.pixels.read_image_file``; ``ultra fusion crop`` passes
+    ``ultra.media.read_image`` (DICOM, size limits)."""
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     results = []

@@ -18,11 +18,12 @@ from typing import Literal
 import cv2
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
 from fusion.model import VisionFusion
+from fusion.pixels import PixelError, read_image_file, video_frame_to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +81,9 @@ def _read_frame_folder(folder: Path) -> list[Image.Image]:
     frames = []
     for path in list_frame_files(folder):
         try:
-            with Image.open(path) as image:
-                frames.append(image.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as error:
-            logger.warning("skipping unreadable frame %s: %s", path, error)
+            frames.append(read_image_file(path))
+        except PixelError as error:
+            logger.warning("skipping unreadable frame %s", error)
     if not frames:
         raise ValueError(f"{folder}: no readable frames ({', '.join(sorted(FRAME_SUFFIXES))})")
     return frames
@@ -106,7 +106,7 @@ def _read_video_file(path: Path, indices: Sequence[int] | None, show_progress: b
             if wanted is None or index in wanted:
                 ok, bgr = capture.retrieve()
                 if ok:
-                    decoded[index] = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                    decoded[index] = video_frame_to_rgb(bgr, f"{path} frame {index}")
                 else:
                     logger.warning("%s: frame %d could not be decoded; skipped", path, index)
             index += 1
