@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ultra.media.errors import MediaError
 from ultra.media.limits import DEFAULT_LIMITS, MediaLimits
-from ultra.media.pixels import pil_to_rgb
+from ultra.media.pixels import to_rgb
 
 
 @contextmanager
@@ -55,4 +55,4 @@ def decode_image(
 ) -> Image.Image:
     """Frame ``frame`` of an encoded image as RGB; MediaError if unreadable or over ``limits``."""
     with open_checked(source, source_id, frame, limits) as image:
-        return pil_to_rgb(image, source_id)
+        return to_rgb(image, source_id)

@@ -15,7 +15,7 @@ from ultra.media.dicom import has_dicom_magic, is_dicom_file, load_dicom_image
 from ultra.media.errors import MediaError
 from ultra.media.images import decode_image
 from ultra.media.limits import DEFAULT_LIMITS, MediaLimits
-from ultra.media.pixels import array_to_rgb, pil_to_rgb
+from ultra.media.pixels import to_rgb
 
 ImageSource = str | Path | bytes | bytearray | memoryview | np.ndarray | Image.Image
 
@@ -74,9 +74,7 @@ def read_image(
         kind = "PIL image" if isinstance(source, Image.Image) else "array"
         if frame:
             raise MediaError(source_id or kind, f"frame {frame} asked of a {kind} (frames apply to files)")
-        if isinstance(source, Image.Image):
-            return pil_to_rgb(source, source_id or kind)
-        return array_to_rgb(source, source_id or kind)
+        return to_rgb(source, source_id or kind)
     if isinstance(source, bytes | bytearray | memoryview):
         return _read_bytes(bytes(source), source_id or "bytes", frame, limits)
     if isinstance(source, str):

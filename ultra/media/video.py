@@ -16,7 +16,7 @@ from PIL import Image
 from ultra.media.errors import MediaError
 from ultra.media.images import open_checked
 from ultra.media.limits import DEFAULT_LIMITS, MediaLimits
-from ultra.media.pixels import pil_to_rgb
+from ultra.media.pixels import to_rgb
 
 VideoSource = str | Path | Sequence[str | Path]
 
@@ -49,7 +49,7 @@ def _read_frame_paths(
                     source_id,
                     f"video frames exceed the limit of {limits.max_total_pixels:,} pixels at frame {index}",
                 )
-            frames.append(pil_to_rgb(image, frame_id))
+            frames.append(to_rgb(image, frame_id))
     return frames
 
 
