@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from data_zh.schema import Record
 from fusion import VisionFusion
+from fusion.pixels import read_image_file
 from screening.backbone import backbone_fingerprint, pooled_features
 from screening.images import ImageInput, as_rgb_image
 from screening.losses import relevance_loss
@@ -55,10 +55,7 @@ def reports_from_records(records: Iterable[Record], duplicates_relevant: bool = 
         relevant = set(record.extra["relevant"])
         if duplicates_relevant:
             relevant |= set(record.extra.get("duplicates", []))
-        images = []
-        for rel in record.media.images:
-            with Image.open(record.media.resolve(rel)) as image:
-                images.append(image.convert("RGB"))
+        images = [read_image_file(record.media.resolve(rel)) for rel in record.media.images]
         reports.append(LabelledReport(record.extra["report"], images, frozenset(relevant)))
     return reports
 

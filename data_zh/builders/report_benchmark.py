@@ -19,13 +19,14 @@ from PIL import Image, ImageFilter
 from pydantic import BaseModel, Field
 
 from data_zh.builders.busi import IMPRESSIONS
-from data_zh.converters.base import progress
 from data_zh.converters.busi import BUSI_LICENCE, read_busi_labels
 from data_zh.converters.dicom import DICOM_LICENCE, convert_dicom
 from data_zh.converters.laparoscopy import IMAGE_SUFFIXES, LAPAROSCOPY_LICENCE
 from data_zh.io import write_records
 from data_zh.schema import Labels, Media, Record, qa_turns
 from data_zh.splits import load_split
+from fusion.pixels import read_image_file
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -175,9 +176,10 @@ def build_report_benchmark(
     dicom_frames = _other_modality_frames(Path(dicom_root), split) if dicom_root else []
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     records = []
-    for number, path in enumerate(progress(chosen, "report benchmark", total=len(chosen))):
+    bar = progress_bar(chosen, description="report benchmark", total=len(chosen), leave=False)
+    for number, path in enumerate(bar):
         label = rows[path]["label"]
-        true_image = Image.open(busi_root / path).convert("RGB")
+        true_image = read_image_file(busi_root / path)
         items: list[tuple[str, Callable[[], tuple[Image.Image, str]], dict]] = [
             ("relevant", lambda img=true_image: (img, "png"), {"source_image": path})
         ]
@@ -195,7 +197,7 @@ def build_report_benchmark(
             items.append(
                 (
                     "other_class",
-                    lambda p=other: (Image.open(busi_root / p).convert("RGB"), "png"),
+                    lambda p=other: (read_image_file(busi_root / p), "png"),
                     {"source_image": other, "label": rows[other]["label"]},
                 )
             )
@@ -205,7 +207,7 @@ def build_report_benchmark(
             items.append(
                 (
                     "laparoscopy",
-                    lambda f=frame: (_shrink(Image.open(f), config.max_side), "jpg"),
+                    lambda f=frame: (_shrink(read_image_file(f), config.max_side), "jpg"),
                     {"source_image": frame.name},
                 )
             )

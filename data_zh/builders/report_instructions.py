@@ -16,6 +16,7 @@ from PIL import Image
 
 from data_zh.builders.busi import IMPRESSION_QUESTIONS
 from data_zh.schema import Labels, Media, Record, qa_turns
+from fusion.pixels import read_image_file
 
 # (report, images) -> per image (keep, weight); at least one image kept, weights sum to 1.
 ImageScreen = Callable[[str, Sequence[Image.Image]], list[tuple[bool, float]]]
@@ -23,11 +24,7 @@ ScreenMode = Literal["drop", "weight"]
 
 
 def _pictures(record: Record) -> list[Image.Image]:
-    pictures = []
-    for rel in record.media.images:
-        with Image.open(record.media.resolve(rel)) as image:
-            pictures.append(image.convert("RGB"))
-    return pictures
+    return [read_image_file(record.media.resolve(rel)) for rel in record.media.images]
 
 
 def build_report_instructions(
