@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 from fusion.encoders import EncoderSpec, resolve_spec
+from fusion.modes import FUSION_MODES
 from fusion.projectors import ProjectorKind
+from fusion.registry import UnknownEntryError
 
-FusionMode = Literal["weighted", "token_gate", "concat"]
+FusionMode = str
+"""The name of an entry in ``fusion.modes.FUSION_MODES``."""
 
 
 def check_decision_classes(value: list[str]) -> list[str]:
@@ -22,7 +23,9 @@ def check_decision_classes(value: list[str]) -> list[str]:
 class FusionConfig(BaseModel):
     """JSON-serialisable description of a ``VisionFusion`` (``model_dump()``/``model_validate()``).
 
-    ``encoders`` holds registry names or full specs; ``grid`` is the target token grid every
+    ``encoders`` holds registry names or full specs (names come from ``fusion.encoders.ENCODERS``,
+    or from the registry passed as ``model_validate(..., context={"encoders": registry})``, which
+    are then stored as full specs); ``mode`` names a ``FUSION_MODES`` entry; ``grid`` is the target token grid every
     encoder's map is pooled to, so the fused sequence always has ``grid[0] * grid[1]`` tokens.
     ``decision_classes`` adds one token after them that carries the tower's own class
     probabilities (a linear head on the mean fused token, as the classification stage trains it),
@@ -39,6 +42,26 @@ class FusionConfig(BaseModel):
     projector: ProjectorKind = "mlp2x_gelu"
     freeze_encoders: bool = False
     decision_classes: list[str] = []
+
+    @field_validator("encoders")
+    @classmethod
+    def _names_from_context(cls, value: list[EncoderSpec | str], info: ValidationInfo) -> list[EncoderSpec | str]:
+        encoders = (info.context or {}).get("encoders")
+        if encoders is None:
+            return value
+        try:
+            return [resolve_spec(spec, encoders) for spec in value]
+        except UnknownEntryError as error:
+            raise ValueError(str(error)) from None
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, value: str) -> str:
+        try:
+            FUSION_MODES[value]
+        except UnknownEntryError as error:
+            raise ValueError(str(error)) from None
+        return value
 
     @field_validator("hidden_size")
     @classmethod
@@ -65,8 +88,8 @@ class FusionConfig(BaseModel):
             raise ValueError("encoders: at least one encoder is needed")
         try:
             names = [spec.name for spec in self.resolved_encoders()]
-        except KeyError as error:
-            raise ValueError(f"encoders: {error.args[0]}") from None
+        except UnknownEntryError as error:
+            raise ValueError(f"encoders: {error}") from None
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"encoders: names must be unique, repeated: {', '.join(duplicates)}")

@@ -21,6 +21,8 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
+from fusion.registry import Registry
+
 logger = logging.getLogger(__name__)
 
 _PIL_INTERPOLATION = {
@@ -78,32 +80,6 @@ class EncoderSpec(BaseModel):
                 "input_size": self.tiny_input_size,
             }
         )
-
-
-class EncoderRegistry:
-    """Named encoder specs; an object so tests and callers can hold their own copy."""
-
-    def __init__(self, specs: list[EncoderSpec] | None = None) -> None:
-        self._specs: dict[str, EncoderSpec] = {}
-        for spec in specs or []:
-            self.register(spec)
-
-    def register(self, spec: EncoderSpec, overwrite: bool = False) -> EncoderSpec:
-        if spec.name in self._specs and not overwrite and self._specs[spec.name] != spec:
-            raise ValueError(f"encoder {spec.name!r} is already registered with a different spec")
-        self._specs[spec.name] = spec
-        return spec
-
-    def get(self, name: str) -> EncoderSpec:
-        try:
-            return self._specs[name]
-        except KeyError:
-            raise KeyError(
-                f"unknown encoder {name!r}; registered: {', '.join(sorted(self._specs))}"
-            ) from None
-
-    def names(self) -> list[str]:
-        return sorted(self._specs)
 
 
 def _builtin_specs() -> list[EncoderSpec]:
@@ -192,29 +168,14 @@ def _builtin_specs() -> list[EncoderSpec]:
     ]
 
 
-def default_registry() -> EncoderRegistry:
-    """The registry the package-level functions use (built once, extended by register_encoder)."""
-    return _DEFAULT
+ENCODERS: Registry[EncoderSpec] = Registry("encoder", {spec.name: spec for spec in _builtin_specs()})
+"""The built-in encoder specs by name; a caller with its own encoders passes
+``ENCODERS.extended({...})`` wherever an ``encoders`` registry is taken."""
 
 
-_DEFAULT = EncoderRegistry(_builtin_specs())
-
-
-def register_encoder(spec: EncoderSpec, overwrite: bool = False) -> EncoderSpec:
-    """Add a named spec so configs can refer to it by name."""
-    return _DEFAULT.register(spec, overwrite=overwrite)
-
-
-def get_encoder_spec(name: str) -> EncoderSpec:
-    return _DEFAULT.get(name)
-
-
-def list_encoders() -> list[str]:
-    return _DEFAULT.names()
-
-
-def resolve_spec(spec: EncoderSpec | str) -> EncoderSpec:
-    return get_encoder_spec(spec) if isinstance(spec, str) else spec
+def resolve_spec(spec: EncoderSpec | str, encoders: Registry[EncoderSpec] = ENCODERS) -> EncoderSpec:
+    """A full spec: a name is looked up in ``encoders``, a spec is returned as it is."""
+    return encoders[spec] if isinstance(spec, str) else spec
 
 
 @dataclass(frozen=True)
@@ -360,5 +321,6 @@ class VisionEncoder(nn.Module):
         return EncoderTokens(spatial)
 
 
-def build_encoder(spec: EncoderSpec | str) -> VisionEncoder:
-    return VisionEncoder(resolve_spec(spec))
+def build_encoder(spec: EncoderSpec | str, encoders: Registry[EncoderSpec] = ENCODERS) -> VisionEncoder:
+    """The encoder for a spec or for the name of one in ``encoders``."""
+    return VisionEncoder(resolve_spec(spec, encoders))

@@ -15,7 +15,7 @@ from torch import nn
 
 from fusion.config import FusionConfig
 from fusion.encoders import EncoderTokens, VisionEncoder
-from fusion.projectors import build_projector, first_linear
+from fusion.modes import FUSION_MODES
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,9 @@ def _is_frozen(module: nn.Module) -> bool:
 class VisionFusion(nn.Module):
     """Fuse several vision encoders into one token sequence ``[B, num_tokens, hidden_size]``.
 
-    Modes: ``weighted`` (one softmax weight per encoder), ``token_gate`` (the same global logits
-    plus a per-token gate computed from each encoder's projected features, zero-initialised so
-    training starts from ``weighted``), ``concat`` (aligned encoder channels concatenated, then
-    one projector). ``load_pretrained=False`` skips hub/checkpoint loading, for when the weights
+    ``config.mode`` names the rule in ``fusion.modes.FUSION_MODES`` that builds the projectors
+    and mixing parameters and fuses with them: ``weighted``, ``token_gate`` or ``concat``.
+    ``load_pretrained=False`` skips hub/checkpoint loading, for when the weights
     come from a saved fusion instead.
     """
 
@@ -60,24 +59,13 @@ class VisionFusion(nn.Module):
         self.encoders = nn.ModuleList(VisionEncoder(spec) for spec in specs)
         self.grid = tuple(self.config.grid)
         self.has_global_token = any(encoder.keeps_prefix_tokens for encoder in self.encoders)
-        hidden, kind = self.config.hidden_size, self.config.projector
-        count = len(self.encoders)
-        if self.config.mode == "concat":
-            self.projectors = nn.ModuleList(
-                [build_projector(kind, sum(e.num_channels for e in self.encoders), hidden)]
-            )
-        else:
-            self.projectors = nn.ModuleList(
-                build_projector(kind, e.num_channels, hidden) for e in self.encoders
-            )
-        self.fusion_logits = (
-            nn.Parameter(torch.zeros(count)) if self.config.mode != "concat" and count > 1 else None
+        hidden, count = self.config.hidden_size, len(self.encoders)
+        self.rule = FUSION_MODES[self.config.mode]
+        self.projectors = self.rule.projectors(
+            self.config.projector, [encoder.num_channels for encoder in self.encoders], hidden
         )
-        self.token_gates = None
-        if self.config.mode == "token_gate" and count > 1:
-            self.token_gates = nn.ModuleList(nn.Linear(hidden, 1, bias=False) for _ in range(count))
-            for gate in self.token_gates:
-                nn.init.zeros_(gate.weight)
+        self.fusion_logits = self.rule.fusion_logits(count)
+        self.token_gates = self.rule.token_gates(count, hidden)
         self.decision_classes = list(self.config.decision_classes)
         self.decision_head = None
         if self.decision_classes:
@@ -150,18 +138,7 @@ class VisionFusion(nn.Module):
 
     def project_each(self, pixel_values: list[torch.Tensor]) -> list[torch.Tensor]:
         """Each encoder's projected tokens ``H_i = P_i(F_i(X))``, ``[B, T, hidden]``."""
-        if self.config.mode == "concat":
-            raise ValueError("project_each: mode 'concat' has one joint projector, not one per encoder")
-        features = self.encode_each(pixel_values)
-        return [projector(f) for projector, f in zip(self.projectors, features, strict=True)]
-
-    def _mixing_weights(self, projected: list[torch.Tensor]) -> torch.Tensor:
-        """``[N]`` for weighted, ``[B, T, N]`` for token_gate."""
-        assert self.fusion_logits is not None
-        if self.token_gates is None:
-            return torch.softmax(self.fusion_logits, dim=0)
-        gates = torch.cat([gate(h) for gate, h in zip(self.token_gates, projected, strict=True)], dim=-1)
-        return torch.softmax(gates + self.fusion_logits, dim=-1)
+        return self.rule.project_each(self, self.encode_each(pixel_values))
 
     def token_weights(self, pixel_values: list[torch.Tensor]) -> torch.Tensor:
         """Per-token encoder weights ``[B, T, N]`` (constant over tokens unless mode is token_gate)."""
@@ -169,7 +146,7 @@ class VisionFusion(nn.Module):
         batch, length, _ = projected[0].shape
         if self.fusion_logits is None:
             return torch.ones(batch, length, 1, device=projected[0].device)
-        weights = self._mixing_weights(projected)
+        weights = self.rule.mixing_weights(self, projected)
         return weights.expand(batch, length, -1) if weights.dim() == 1 else weights
 
     def forward(self, pixel_values: list[torch.Tensor], decision: bool = True) -> torch.Tensor:
@@ -177,8 +154,13 @@ class VisionFusion(nn.Module):
         decision token if the tower has one and ``decision`` (classifiers and the screening
         student read the grid alone). Always through ``forward``, so wrappers such as FSDP see
         every use of the weights."""
-        fused = self._fuse_grid(pixel_values)
+        fused = self.fuse_features(self.encode_each(pixel_values))
         return self.with_decision(fused) if decision else fused
+
+    def fuse_features(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """The fused grid from tokens ``encode_each`` already produced (frozen encoders can then
+        run once per image)."""
+        return self.rule.fuse(self, features)
 
     def decision_logits(self, fused: torch.Tensor) -> torch.Tensor:
         """``[B, classes]`` from fused grid tokens ``[B, T, hidden]`` (their mean, through the head)."""
@@ -195,37 +177,8 @@ class VisionFusion(nn.Module):
         token = (probabilities @ self.decision_codes.float()).to(fused.dtype)
         return torch.cat([fused, token.unsqueeze(1)], dim=1)
 
-    def _fuse_grid(self, pixel_values: list[torch.Tensor]) -> torch.Tensor:
-        if self.config.mode == "concat":
-            features = self.encode_each(pixel_values)
-            return self.projectors[0](torch.cat(features, dim=-1))
-        projected = self.project_each(pixel_values)
-        if self.fusion_logits is None:
-            return projected[0]
-        weights = self._mixing_weights(projected)
-        fused = torch.zeros_like(projected[0])
-        for index, tokens in enumerate(projected):
-            weight = weights[index] if weights.dim() == 1 else weights[..., index : index + 1]
-            fused = fused + weight * tokens
-        return fused
-
     @torch.no_grad()
     def fusion_weights(self) -> dict[str, float]:
-        """Current per-encoder weights (sum to 1), for inspection and the demo.
-
-        ``weighted``: softmax of the logits (α for two encoders). ``token_gate``: the global part
-        of the gates (per-token gates shift it; see ``token_weights``). ``concat``: each encoder's
-        share of the joint projector's input weight norm.
-        """
-        if self.fusion_logits is not None:
-            values = torch.softmax(self.fusion_logits.float(), dim=0).tolist()
-        elif self.config.mode == "concat" and len(self.encoders) > 1:
-            weight = first_linear(self.projectors[0]).weight.float()
-            norms, start = [], 0
-            for encoder in self.encoders:
-                norms.append(weight[:, start : start + encoder.num_channels].norm().item())
-                start += encoder.num_channels
-            values = [n / sum(norms) for n in norms]
-        else:
-            values = [1.0]
-        return dict(zip(self.encoder_names, values, strict=True))
+        """Current per-encoder weights (sum to 1), for inspection and the demo: the mode's
+        ``encoder_shares`` (``weighted``: softmax of the logits, α for two encoders)."""
+        return dict(zip(self.encoder_names, self.rule.encoder_shares(self), strict=True))

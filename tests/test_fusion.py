@@ -12,8 +12,10 @@ from PIL import Image
 
 import fusion
 from fusion import EncoderSpec, FusionConfig, VisionFusion
+from fusion.modes import FUSION_MODES
+from fusion.registry import UnknownEntryError
 
-MODES = ["weighted", "token_gate", "concat"]
+MODES = FUSION_MODES.names()
 PARTNER = "tiny-cnn"
 
 
@@ -32,16 +34,16 @@ def _tiny_fusion(encoders: list[EncoderSpec | str], mode: str = "weighted", **kw
 
 
 def test_registry_holds_paper_encoders_and_small_cnns() -> None:
-    names = fusion.list_encoders()
+    names = fusion.ENCODERS.names()
     for required in ("clip-vit-l-336", "sam-vit-b", "resnet10t", "convnext-atto"):
         assert required in names
     for name in names:
-        spec = fusion.get_encoder_spec(name)
+        spec = fusion.ENCODERS[name]
         assert timm.is_model(spec.timm_name), spec.timm_name
-    assert fusion.get_encoder_spec("clip-vit-l-336").pretrained
-    assert fusion.get_encoder_spec("clip-vit-l-336").feature_layer == -2
-    with pytest.raises(KeyError, match="no-such-encoder"):
-        fusion.get_encoder_spec("no-such-encoder")
+    assert fusion.ENCODERS["clip-vit-l-336"].pretrained
+    assert fusion.ENCODERS["clip-vit-l-336"].feature_layer == -2
+    with pytest.raises(UnknownEntryError, match="unknown encoder 'no-such-encoder'; known: clip-vit-l-336"):
+        fusion.ENCODERS["no-such-encoder"]
 
 
 def test_spec_rejects_unknown_timm_model() -> None:
@@ -49,23 +51,34 @@ def test_spec_rejects_unknown_timm_model() -> None:
         EncoderSpec(name="bad", timm_name="not_a_timm_model_xyz")
 
 
-def test_register_encoder_refuses_silent_overwrite() -> None:
-    spec = fusion.get_encoder_spec("tiny-cnn")
-    with pytest.raises(ValueError, match="already registered"):
-        fusion.register_encoder(spec.model_copy(update={"input_size": 40}))
+def test_own_encoders_come_from_an_extended_registry_never_the_built_in_one() -> None:
+    spec = fusion.ENCODERS["tiny-cnn"]
+    with pytest.raises(ValueError, match="already registered: tiny-cnn"):
+        fusion.ENCODERS.extended({"tiny-cnn": spec.model_copy(update={"input_size": 40})})
+    mine = spec.model_copy(update={"name": "my-cnn", "input_size": 40})
+    encoders = fusion.ENCODERS.extended({"my-cnn": mine})
+    assert "my-cnn" not in fusion.ENCODERS
+    assert fusion.build_encoder("my-cnn", encoders).spec == mine
+    config = FusionConfig.model_validate(
+        {"encoders": ["my-cnn", "tiny-vit"], "hidden_size": 8}, context={"encoders": encoders}
+    )
+    # stored as full specs, so a saved config loads without the plug-in
+    assert config.encoders == [mine, fusion.ENCODERS["tiny-vit"]]
+    with pytest.raises(ValueError, match="unknown encoder 'my-cnn'"):
+        FusionConfig(encoders=["my-cnn"], hidden_size=8)
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("encoder_name", fusion.list_encoders())
+@pytest.mark.parametrize("encoder_name", fusion.ENCODERS.names())
 def test_every_encoder_every_mode(encoder_name: str, mode: str) -> None:
     """Shape, finite values, and a non-zero gradient on every trainable parameter."""
-    spec = fusion.get_encoder_spec(encoder_name).as_tiny()
+    spec = fusion.ENCODERS[encoder_name].as_tiny()
     model = _tiny_fusion([spec, PARTNER], mode=mode)
     model.train()
     pixel_values = model.preprocess(_noise_images(2))
     assert [tuple(p.shape) for p in pixel_values] == [
         (2, 3, spec.input_size, spec.input_size),
-        (2, 3, fusion.get_encoder_spec(PARTNER).input_size, fusion.get_encoder_spec(PARTNER).input_size),
+        (2, 3, fusion.ENCODERS[PARTNER].input_size, fusion.ENCODERS[PARTNER].input_size),
     ]
     out = model(pixel_values)
     assert out.shape == (2, model.num_tokens, 16)
@@ -81,13 +94,26 @@ def test_every_encoder_every_mode(encoder_name: str, mode: str) -> None:
     assert sum(weights.values()) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_fuses_cached_encoder_features_as_its_forward(mode: str) -> None:
+    """``fuse_features`` on ``encode_each``'s tokens is the forward, mixing weights moved off 0.5."""
+    model = _tiny_fusion(["tiny-vit", "tiny-convnext"], mode=mode).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+        pixel_values = model.preprocess(_noise_images(2, seed=5))
+        fused = model.fuse_features(model.encode_each(pixel_values))
+        torch.testing.assert_close(fused, model(pixel_values), rtol=0, atol=0)
+    assert model.rule is FUSION_MODES[mode]
+
+
 def test_cnn_and_vit_token_maps_follow_feature_layer() -> None:
-    cnn = fusion.build_encoder(fusion.get_encoder_spec("resnet10t").as_tiny())
+    cnn = fusion.build_encoder(fusion.ENCODERS["resnet10t"].as_tiny())
     tokens = cnn(torch.randn(1, 3, 64, 64))
     assert tokens.grid == (4, 4)  # penultimate stage of a ResNet = stride 16
     assert tokens.tokens().shape == (1, 16, 32) and cnn.num_channels == 32
     last = fusion.build_encoder(
-        fusion.get_encoder_spec("resnet10t").as_tiny().model_copy(update={"feature_layer": -1})
+        fusion.ENCODERS["resnet10t"].as_tiny().model_copy(update={"feature_layer": -1})
     )
     assert last(torch.randn(1, 3, 64, 64)).grid == (2, 2)
     vit = fusion.build_encoder("tiny-vit-cls")
@@ -95,12 +121,12 @@ def test_cnn_and_vit_token_maps_follow_feature_layer() -> None:
     assert vit_tokens.grid == (4, 4) and vit_tokens.prefix is not None
     assert vit_tokens.tokens().shape == (1, 17, 24)
     with pytest.raises(ValueError, match="feature_layer"):
-        fusion.build_encoder(fusion.get_encoder_spec("tiny-cnn").model_copy(update={"feature_layer": 9}))
+        fusion.build_encoder(fusion.ENCODERS["tiny-cnn"].model_copy(update={"feature_layer": 9}))
 
 
 def test_small_cnn_inputs_128_and_160_work() -> None:
     model = _tiny_fusion(
-        [fusion.get_encoder_spec("resnet10t"), fusion.get_encoder_spec("resnet10t-128")], mode="weighted"
+        [fusion.ENCODERS["resnet10t"], fusion.ENCODERS["resnet10t-128"]], mode="weighted"
     )
     pixel_values = model.preprocess(_noise_images(1))
     assert [p.shape[-1] for p in pixel_values] == [160, 128]
@@ -188,15 +214,15 @@ def test_wrong_number_of_inputs_names_both_counts() -> None:
 
 
 def test_config_is_json_round_trippable_and_validates() -> None:
-    config = FusionConfig(encoders=["tiny-vit", fusion.get_encoder_spec("tiny-cnn")], hidden_size=8)
+    config = FusionConfig(encoders=["tiny-vit", fusion.ENCODERS["tiny-cnn"]], hidden_size=8)
     restored = FusionConfig.model_validate(json.loads(json.dumps(config.model_dump(mode="json"))))
     assert restored.resolved_encoders() == [
-        fusion.get_encoder_spec("tiny-vit"),
-        fusion.get_encoder_spec("tiny-cnn"),
+        fusion.ENCODERS["tiny-vit"],
+        fusion.ENCODERS["tiny-cnn"],
     ]
     with pytest.raises(ValueError, match="unique"):
         FusionConfig(encoders=["tiny-vit", "tiny-vit"], hidden_size=8)
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ValueError, match="unknown fusion mode 'sum'; known: concat, token_gate, weighted"):
         FusionConfig(encoders=["tiny-vit"], hidden_size=8, mode="sum")
     with pytest.raises(ValueError, match="unknown encoder"):
         FusionConfig(encoders=["nope"], hidden_size=8)
@@ -227,7 +253,7 @@ def test_load_fusion_names_the_missing_file(tmp_path) -> None:
 def test_local_checkpoint_loads_exactly(tmp_path, suffix: str) -> None:
     from safetensors.torch import save_file
 
-    spec = fusion.get_encoder_spec("tiny-cnn")
+    spec = fusion.ENCODERS["tiny-cnn"]
     torch.manual_seed(1)
     source = timm.create_model(spec.timm_name, pretrained=False, **spec.model_kwargs)
     path = tmp_path / f"encoder{suffix}"
@@ -245,10 +271,10 @@ def test_local_checkpoint_loads_exactly(tmp_path, suffix: str) -> None:
 
 
 def test_mismatched_or_missing_checkpoint_names_the_file(tmp_path) -> None:
-    cnn = fusion.get_encoder_spec("tiny-cnn")
+    cnn = fusion.ENCODERS["tiny-cnn"]
     path = tmp_path / "cnn.pth"
     torch.save(timm.create_model(cnn.timm_name, pretrained=False, **cnn.model_kwargs).state_dict(), path)
-    vit = fusion.get_encoder_spec("tiny-vit")
+    vit = fusion.ENCODERS["tiny-vit"]
     with pytest.raises(ValueError, match=r"cnn\.pth does not match"):
         fusion.build_encoder(vit.model_copy(update={"name": "wrong", "checkpoint_path": str(path)}))
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):

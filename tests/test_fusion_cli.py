@@ -16,7 +16,7 @@ from ultra.cli.main import app
 
 
 def test_fusion_encoders_lists_every_registered_name_whole_at_80_columns() -> None:
-    from fusion import list_encoders
+    from fusion import ENCODERS
 
     result = subprocess.run(
         [sys.executable, "-m", "ultra", "fusion", "encoders"],
@@ -28,7 +28,7 @@ def test_fusion_encoders_lists_every_registered_name_whole_at_80_columns() -> No
     assert result.returncode == 0, result.stderr
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
     assert "…" not in result.stdout, result.stdout  # wrapped, never cut
-    for name in list_encoders():
+    for name in ENCODERS.names():
         assert f"│ {name} " in result.stdout, name
 
 

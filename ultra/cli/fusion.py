@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 console = Console()
@@ -16,14 +15,14 @@ fusion_app = typer.Typer(help="Vision encoders and ultrasound scan-region croppi
 @fusion_app.command("encoders")
 def encoders() -> None:
     """The registered encoder specs (timm model, feature layer, input size, how loaded)."""
-    from fusion import get_encoder_spec, list_encoders
+    from fusion import ENCODERS
 
     table = Table()  # narrow terminals fold the long columns; the names stay whole, nothing is cut
     table.add_column("name", no_wrap=True)
     for column in ("timm model", "layer", "input px", "loaded from"):
         table.add_column(column, overflow="fold")
-    for name in list_encoders():
-        spec = get_encoder_spec(name)
+    for name in ENCODERS.names():
+        spec = ENCODERS[name]
         source = spec.checkpoint_path or ("hub (pretrained)" if spec.pretrained else "random init")
         table.add_row(name, spec.timm_name, str(spec.feature_layer), str(spec.input_size), source)
     console.print(table)
@@ -39,13 +38,12 @@ def crop(
 ) -> None:
     """Crop each image to its ultrasound scan region (black margins and burned-in text removed)."""
     from fusion import crop_image_files
+    from fusion.progress import progress_bar
     from ultra.media import read_image
 
-    columns = [TextColumn("cropping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("crop", total=len(images))
+    with progress_bar(total=len(images), description="cropping", unit="image") as progress:
         results = crop_image_files(
-            images, outdir, loader=read_image, previews=previews, on_done=lambda _: progress.advance(task)
+            images, outdir, loader=read_image, previews=previews, on_done=lambda _: progress.update()
         )
     failed = [r for r in results if r.error]
     for result in failed:

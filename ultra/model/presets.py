@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fusion import EncoderSpec, FusionConfig, get_encoder_spec
+from fusion import ENCODERS, EncoderSpec, FusionConfig
+from fusion.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class Preset(BaseModel):
     description: str
     encoders: list[EncoderSpec]
     grid: tuple[int, int]
-    fusion_mode: Literal["weighted", "token_gate", "concat"] = "weighted"
+    fusion_mode: str = "weighted"  # a fusion.modes.FUSION_MODES name, checked by FusionConfig
     projector: Literal["linear", "mlp2x_gelu"] = "mlp2x_gelu"
     freeze_encoders: bool = True
     text_config: dict[str, Any]
@@ -66,7 +67,7 @@ class Preset(BaseModel):
 
 
 def _sized(name: str, input_size: int) -> EncoderSpec:
-    return get_encoder_spec(name).model_copy(update={"input_size": input_size})
+    return ENCODERS[name].model_copy(update={"input_size": input_size})
 
 
 def _qwen2_shape(hidden: int, layers: int, heads: int, kv_heads: int, intermediate: int, vocab: int) -> dict:
@@ -85,12 +86,12 @@ def _qwen2_shape(hidden: int, layers: int, heads: int, kv_heads: int, intermedia
     }
 
 
-def _builtin_presets() -> dict[str, Preset]:
+def _builtin_presets() -> list[Preset]:
     tiny_text = _qwen2_shape(hidden=256, layers=4, heads=4, kv_heads=2, intermediate=768, vocab=8000)
     tiny_text["max_position_embeddings"] = 1024
     debug_text = _qwen2_shape(hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64, vocab=8000)
     debug_text["max_position_embeddings"] = 512
-    clip_sam = [get_encoder_spec("clip-vit-l-336"), get_encoder_spec("sam-vit-b")]
+    clip_sam = [ENCODERS["clip-vit-l-336"], ENCODERS["sam-vit-b"]]
     presets = [
         Preset(
             name="tiny-zh",
@@ -107,7 +108,7 @@ def _builtin_presets() -> dict[str, Preset]:
         Preset(
             name="debug-tiny",
             description="random-init toy for tests (32 px encoders, 2x2 tokens, hidden 32)",
-            encoders=[get_encoder_spec("tiny-cnn"), get_encoder_spec("tiny-convnext")],
+            encoders=[ENCODERS["tiny-cnn"], ENCODERS["tiny-convnext"]],
             grid=(2, 2),
             freeze_encoders=False,
             text_config=debug_text,
@@ -139,15 +140,18 @@ def _builtin_presets() -> dict[str, Preset]:
             llm_hub_name="Qwen/Qwen2.5-7B-Instruct",
         ),
     ]
-    return {preset.name: preset for preset in presets}
+    return presets
+
+
+PRESETS: Registry[Preset] = Registry("model preset", {preset.name: preset for preset in _builtin_presets()})
+"""The model presets by name, built once."""
 
 
 def list_presets() -> list[str]:
-    return sorted(_builtin_presets())
+    """The preset names, sorted."""
+    return PRESETS.names()
 
 
 def get_preset(name: str) -> Preset:
-    presets = _builtin_presets()
-    if name not in presets:
-        raise KeyError(f"unknown model preset {name!r}; available: {', '.join(sorted(presets))}")
-    return presets[name]
+    """The preset ``name``; an unknown name is the registry's error (a ``KeyError``)."""
+    return PRESETS[name]

@@ -132,22 +132,10 @@ class PositionalView(Dataset):
 
 
 def fuse_encoded(fusion: nn.Module, features: list[torch.Tensor]) -> torch.Tensor:
-    """The fused grid (``VisionFusion.forward(..., decision=False)``) from tokens that ``fusion.encode_each`` already produced, so frozen
-    encoders can be run once per image ('weighted' and 'concat' modes; a test checks it against
-    the real forward)."""
-    mode = fusion.config.mode
-    if mode == "concat":
-        return fusion.projectors[0](torch.cat(features, dim=-1))
-    projected = [projector(f) for projector, f in zip(fusion.projectors, features, strict=True)]
-    if fusion.fusion_logits is None:
-        return projected[0]
-    if mode != "weighted":
-        raise ValueError(f"cached encoder features support 'weighted' and 'concat' fusion, not {mode!r}")
-    weights = torch.softmax(fusion.fusion_logits, dim=0)
-    fused = weights[0] * projected[0]
-    for weight, tokens in zip(weights[1:], projected[1:], strict=True):
-        fused = fused + weight * tokens
-    return fused
+    """The fused grid (``VisionFusion.forward(..., decision=False)``) from tokens that
+    ``fusion.encode_each`` already produced, so frozen encoders can be run once per image (a test
+    checks it against the real forward)."""
+    return fusion.fuse_features(features)
 
 
 class ImageClassifier(nn.Module):
