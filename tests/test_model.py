@@ -17,6 +17,7 @@ from ultra.model import (
     WeightsNotFoundError,
     build_model,
     bundled_tokenizer_dir,
+    chat_messages,
     get_preset,
     list_presets,
     load_model,
@@ -124,6 +125,49 @@ def test_labels_mask_prompt_and_image_positions(tiny_model):
     # the prompt (system prompt, question) is never a target
     first_target = int((labels != IGNORE_INDEX).nonzero()[0])
     assert processor.tokenizer.decode(ids[:first_target]).endswith("assistant\n")
+
+
+def test_the_chat_is_laid_out_by_the_tokenizers_own_template(tiny_model):
+    from ultra.model import UltraProcessor
+
+    model, processor = tiny_model
+    tokenizer = copy.deepcopy(processor.tokenizer)
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ '[' + m['role'] + ']\n' + m['content'] + '<|endoftext|>' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '[assistant]\n' }}{% endif %}"
+    )
+    other = UltraProcessor(tokenizer, processor.image_transforms, model.config)
+    assert other.eos_token_id == tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    messages = chat_messages("是否可见病灶？", 1, answer="可见")
+    ids, labels = other.tokenize_conversation(messages, add_generation_prompt=False)
+    text = (
+        f"[system]\n{model.config.system_prompt}<|endoftext|>"
+        "[user]\n<image>\n是否可见病灶？<|endoftext|>[assistant]\n可见<|endoftext|>"
+    )
+    block = [other.image_token_id] * other.tokens_per_image
+    before, after = text.split(IMAGE_TOKEN)
+    encode = lambda part: tokenizer.encode(part, add_special_tokens=False)  # noqa: E731
+    assert ids == encode(before) + block + encode(after)
+    assert tokenizer.decode([label for label in labels if label != IGNORE_INDEX]) == "可见<|endoftext|>"
+    prompt, _ = other.tokenize_conversation(messages[:-1], add_generation_prompt=True)
+    assert tokenizer.decode(prompt[-len(encode("[assistant]\n")) :]) == "[assistant]\n"
+    tokenizer.chat_template = None
+    with pytest.raises(ValueError, match="has no chat template"):
+        UltraProcessor(tokenizer, processor.image_transforms, model.config)
+
+
+def test_chat_messages_place_the_placeholders_and_refuse_them_in_text():
+    history = [("user", "是否可见病灶？", 2), ("assistant", "是", 0)]
+    messages = chat_messages("良性还是恶性？", 1, video=True, history=history)
+    assert messages == [
+        {"role": "user", "content": "<image>\n<image>\n是否可见病灶？"},
+        {"role": "assistant", "content": "是"},
+        {"role": "user", "content": "<video>\n<image>\n良性还是恶性？"},
+    ]
+    with pytest.raises(ValueError, match="reserved placeholder <image>"):
+        chat_messages("这是<image>吗？")
+    with pytest.raises(ValueError, match="reserved placeholder <video>"):
+        chat_messages("q", answer="<video>")
 
 
 def test_placeholder_and_image_count_mismatch_is_reported(tiny_model):

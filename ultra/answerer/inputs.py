@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from ultra.answerer.requests import Request
-from ultra.model.processor import IGNORE_INDEX, UltraProcessor, user_message
-from ultra.model.tokenizer import IMAGE_TOKEN, VIDEO_TOKEN
+from ultra.model.processor import IGNORE_INDEX, UltraProcessor, chat_messages
 
 
 def base_model(model: nn.Module) -> nn.Module:
@@ -24,24 +23,11 @@ def vision_tower(model: nn.Module) -> nn.Module:
 
 
 def conversation(request: Request, answer: str | None = None) -> list[dict[str, str]]:
-    """The chat as role/content messages with one placeholder per image (and the video)."""
-    texts = [turn.text for turn in request.history] + [request.question]
-    if answer is not None:
-        texts.append(answer)
-    for text in texts:
-        for token in (IMAGE_TOKEN, VIDEO_TOKEN):
-            if token in text:
-                raise ValueError(f"the text contains the reserved placeholder {token}: {text[:60]!r}")
-    messages = []
-    for turn in request.history:
-        if turn.role == "user":
-            messages.append(user_message(turn.text, len(turn.images)))
-        else:
-            messages.append({"role": turn.role, "content": turn.text})
-    messages.append(user_message(request.question, len(request.images), request.video_frames is not None))
-    if answer is not None:
-        messages.append({"role": "assistant", "content": answer})
-    return messages
+    """The request's chat (``ultra.model.processor.chat_messages``), with ``answer`` when scored."""
+    history = [(turn.role, turn.text, len(turn.images)) for turn in request.history]
+    return chat_messages(
+        request.question, len(request.images), request.video_frames is not None, history, answer
+    )
 
 
 def image_scales(request: Request) -> list[float] | None:

@@ -21,7 +21,7 @@ from ultra.model.lora import (
 )
 from ultra.model.modeling import UltraForConditionalGeneration, UltraModel
 from ultra.model.presets import Preset, get_preset, list_presets
-from ultra.model.processor import IGNORE_INDEX, UltraProcessor, user_message
+from ultra.model.processor import IGNORE_INDEX, UltraProcessor, chat_messages, user_message
 from ultra.model.tokenizer import build_tiny_tokenizer, bundled_tokenizer_dir, train_tokenizer
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "build_config",
     "build_model",
     "build_tiny_tokenizer",
+    "chat_messages",
     "bundled_tokenizer_dir",
     "get_preset",
     "has_lora",

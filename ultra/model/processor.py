@@ -3,6 +3,10 @@
 One object turns conversations plus images (or video frames) into model inputs, for generation
 (left padding, prompt ends with the assistant header) and for training (right padding, labels
 with every prompt and image position set to -100 so only the answers are learned).
+
+The chat is built in one place: :func:`chat_messages` writes the turns (the system prompt and a
+placeholder per image), and ``UltraProcessor.tokenize_conversation`` lays them out with the
+tokenizer's own chat template, so any causal LM with a template gets its own layout.
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ from PIL import Image
 from transformers import PreTrainedTokenizerBase
 
 from ultra.model.configuration import UltraConfig
-from ultra.model.tokenizer import IM_END, IM_START, IMAGE_TOKEN, VIDEO_TOKEN
+from ultra.model.tokenizer import IMAGE_TOKEN, VIDEO_TOKEN
 
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 ImageTransform = Callable[[list[Image.Image]], torch.Tensor]
+CHAT_ROLES = ("system", "user", "assistant")
+# Private-use code points stand in for each message's content when the template is rendered, so
+# the text the template puts around the contents is found without assuming any layout.
+CONTENT_MARK = "\ue000{}\ue001"
 
 
 def user_message(question: str, num_images: int = 0, video: bool = False) -> dict[str, str]:
@@ -30,6 +38,31 @@ def user_message(question: str, num_images: int = 0, video: bool = False) -> dic
     prefix = VIDEO_TOKEN + "\n" if video else ""
     prefix += (IMAGE_TOKEN + "\n") * num_images
     return {"role": "user", "content": prefix + question}
+
+
+def chat_messages(
+    question: str,
+    num_images: int = 0,
+    video: bool = False,
+    history: Sequence[tuple[str, str, int]] = (),
+    answer: str | None = None,
+) -> list[dict[str, str]]:
+    """The chat of one request: earlier turns as ``(role, text, image count)``, then the question
+    with its images (and video), then ``answer`` when it is to be scored. Texts written by a
+    caller may not hold the placeholders, which only this function places."""
+    texts = [text for _, text, _ in history] + [question] + ([answer] if answer is not None else [])
+    for text in texts:
+        for token in (IMAGE_TOKEN, VIDEO_TOKEN):
+            if token in text:
+                raise ValueError(f"the text contains the reserved placeholder {token}: {text[:60]!r}")
+    messages = [
+        user_message(text, images) if role == "user" else {"role": role, "content": text}
+        for role, text, images in history
+    ]
+    messages.append(user_message(question, num_images, video))
+    if answer is not None:
+        messages.append({"role": "assistant", "content": answer})
+    return messages
 
 
 class UltraProcessor:
@@ -64,7 +97,12 @@ class UltraProcessor:
         self.pad_token_id = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         )
-        self.eos_token_id = tokenizer.convert_tokens_to_ids(IM_END)
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(
+                f"the tokenizer {tokenizer.name_or_path!r} has no chat template; the processor lays "
+                "out every chat with it (save one with the tokenizer: chat_template.jinja)"
+            )
+        self.eos_token_id = self._end_of_turn_id()
 
     # ---- text -------------------------------------------------------------------------------
     def _text_ids(self, text: str) -> list[int]:
@@ -80,40 +118,74 @@ class UltraProcessor:
                     ids.extend(self.tokenizer.encode(part, add_special_tokens=False))
         return ids
 
-    def _turn(self, role: str, content: str) -> tuple[list[int], list[int]]:
-        """(header ids, body ids) of one ChatML turn; the body includes ``<|im_end|>\\n``."""
-        header = self.tokenizer.encode(f"{IM_START}{role}\n", add_special_tokens=False)
-        body = self._text_ids(content) + self.tokenizer.encode(f"{IM_END}\n", add_special_tokens=False)
-        return header, body
-
     def _with_system(self, messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
         messages = list(messages)
         if not messages or messages[0]["role"] != "system":
             messages.insert(0, {"role": "system", "content": self.system_prompt})
         return messages
 
+    def _layout(self, roles: Sequence[str], add_generation_prompt: bool) -> list[str]:
+        """The template's text before each message's content and after the last: ``len(roles) + 1``
+        pieces, so every content is tokenised on its own (placeholders expanded) between them."""
+        marks = [CONTENT_MARK.format(index) for index in range(len(roles))]
+        text = self.tokenizer.apply_chat_template(
+            [{"role": role, "content": mark} for role, mark in zip(roles, marks, strict=True)],
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+        )
+        pieces = []
+        for mark in marks:
+            before, found, text = text.partition(mark)
+            if not found or mark in text:
+                raise ValueError(
+                    f"the chat template of {self.tokenizer.name_or_path!r} does not write each message's "
+                    f"content exactly once (roles {list(roles)})"
+                )
+            pieces.append(before)
+        return [*pieces, text]
+
+    def _end_of_turn_id(self) -> int:
+        """The special token the template closes an assistant turn with (``<|im_end|>`` in ChatML):
+        what generation stops at and what training teaches the model to say last."""
+        after_answer = self._layout(["system", "user", "assistant"], add_generation_prompt=False)[-1]
+        special = set(self.tokenizer.all_special_ids)
+        for token in self.tokenizer.encode(after_answer, add_special_tokens=False):
+            if token in special:
+                return token
+        raise ValueError(
+            f"the chat template of {self.tokenizer.name_or_path!r} closes an assistant turn with "
+            f"{after_answer!r}, which holds no special token to stop at"
+        )
+
+    def _layout_labels(self, ids: list[int], after_answer: bool) -> list[int]:
+        """Labels of template text: after an answer, its end-of-turn token is learned (the rest of
+        the layout, such as the newline and the next header, is not something to predict)."""
+        if not after_answer:
+            return [IGNORE_INDEX] * len(ids)
+        end = ids.index(self.eos_token_id) + 1
+        return ids[:end] + [IGNORE_INDEX] * (len(ids) - end)
+
     def tokenize_conversation(
         self, messages: Sequence[dict[str, str]], add_generation_prompt: bool
     ) -> tuple[list[int], list[int]]:
-        """(input ids, labels): labels copy only the assistant bodies; everything else is -100."""
+        """(input ids, labels): labels copy only the assistant bodies and the token that ends
+        each of them; everything else is -100. The layout is the tokenizer's chat template."""
+        messages = self._with_system(messages)
+        roles = [message["role"] for message in messages]
+        for role in roles:
+            if role not in CHAT_ROLES:
+                raise ValueError(f"unknown chat role {role!r} (expected system, user or assistant)")
+        pieces = self._layout(roles, add_generation_prompt)
         input_ids: list[int] = []
         labels: list[int] = []
-        for message in self._with_system(messages):
-            role = message["role"]
-            if role not in ("system", "user", "assistant"):
-                raise ValueError(f"unknown chat role {role!r} (expected system, user or assistant)")
-            header, body = self._turn(role, message["content"])
-            input_ids += header + body
-            labels += [IGNORE_INDEX] * len(header)
-            if role == "assistant":
-                # the trailing newline after <|im_end|> is layout, not something to predict
-                labels += body[:-1] + [IGNORE_INDEX]
-            else:
-                labels += [IGNORE_INDEX] * len(body)
-        if add_generation_prompt:
-            header = self.tokenizer.encode(f"{IM_START}assistant\n", add_special_tokens=False)
-            input_ids += header
-            labels += [IGNORE_INDEX] * len(header)
+        for index, piece in enumerate(pieces):
+            layout = self.tokenizer.encode(piece, add_special_tokens=False)
+            input_ids += layout
+            labels += self._layout_labels(layout, index > 0 and roles[index - 1] == "assistant")
+            if index < len(messages):
+                body = self._text_ids(messages[index]["content"])
+                input_ids += body
+                labels += body if roles[index] == "assistant" else [IGNORE_INDEX] * len(body)
         return input_ids, labels
 
     # ---- images -----------------------------------------------------------------------------
@@ -212,7 +284,7 @@ class UltraProcessor:
     ) -> dict[str, Any]:
         """A generation prompt for one question; ``pixel_values`` overrides the image tensors
         (e.g. blank images) while keeping the placeholders of ``len(images)`` images."""
-        messages = [user_message(question, len(images), video_frames is not None)]
+        messages = chat_messages(question, len(images), video_frames is not None)
         input_ids, _ = self.tokenize_conversation(messages, add_generation_prompt=True)
         if pixel_values is None and images:
             pixel_values = self.preprocess_images(images)

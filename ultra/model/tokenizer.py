@@ -26,7 +26,7 @@ IMAGE_TOKEN = "<image>"
 VIDEO_TOKEN = "<video>"
 SPECIAL_TOKENS = (END_OF_TEXT, IM_START, IM_END, IMAGE_TOKEN, VIDEO_TOKEN)
 
-# ChatML, as used by Qwen2 chat models; the processor renders the same layout in Python.
+# ChatML, as used by Qwen2 chat models; the processor lays every chat out with the tokenizer's template.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
