@@ -321,12 +321,7 @@ def markdown(rows: dict, accuracy: dict, dup_f1: float, speed: dict) -> str:
 
 
 def accuracy_chart(table: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from data_zh.fonts import cjk_rc_params
+    from data_zh.figures import chinese_figure, save_figure
 
     names = {
         "all images": "全部图像",
@@ -335,8 +330,8 @@ def accuracy_chart(table: dict, path: Path) -> None:
         "oracle (described only)": "仅描述图像（上限）",
     }
     kinds = {"lesion": "是否可见病灶", "benign/malignant": "良性/恶性"}
-    with plt.rc_context(cjk_rc_params()):
-        figure, axis = plt.subplots(figsize=(7.5, 4))
+    with chinese_figure((7.5, 4)) as figure:
+        axis = figure.subplots()
         width = 0.8 / len(names)
         for k, (condition, label) in enumerate(names.items()):
             values = [table[condition][kind] for kind in kinds]
@@ -351,8 +346,7 @@ def accuracy_chart(table: dict, path: Path) -> None:
             fontsize=8, ncol=len(names), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False
         )
         figure.tight_layout()
-        figure.savefig(path, dpi=130)
-        plt.close(figure)
+        save_figure(figure, path, dpi=130)
 
 
 def main() -> None:

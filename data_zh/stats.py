@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from data_zh.fonts import cjk_rc_params
+from data_zh.figures import chinese_figure, save_figure
 from data_zh.schema import Record
 
 logger = logging.getLogger(__name__)
@@ -36,14 +36,8 @@ def record_stats(records: Iterable[Record]) -> dict[str, Counter[str]]:
 def plot_stats(stats: dict[str, Counter[str]], path: str | Path, title: str = "数据统计") -> Path:
     """One horizontal bar chart per dimension in a PNG; Chinese labels need a CJK font
     (WenQuanYi Zen Hei preferred), without one the chart is still written and a warning logged."""
-    from matplotlib import rc_context
-    from matplotlib.figure import Figure
-
     dims = [name for name, counts in stats.items() if counts]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rc_context(cjk_rc_params()):
-        figure = Figure(figsize=(12, 2.2 * ((len(dims) + 1) // 2) + 1), layout="constrained")
+    with chinese_figure((12, 2.2 * ((len(dims) + 1) // 2) + 1), layout="constrained") as figure:
         axes = figure.subplots(max(1, (len(dims) + 1) // 2), 2, squeeze=False).ravel()
         for axis, name in zip(axes, dims, strict=False):
             items = stats[name].most_common()
@@ -58,5 +52,4 @@ def plot_stats(stats: dict[str, Counter[str]], path: str | Path, title: str = "�
         for axis in axes[len(dims) :]:
             axis.set_visible(False)
         figure.suptitle(title)
-        figure.savefig(path, dpi=100)
-    return path
+        return save_figure(figure, path, dpi=100)

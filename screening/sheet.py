@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from data_zh.fonts import cjk_rc_params
+from data_zh.figures import chinese_figure, save_figure
 from screening.images import ImageInput, as_rgb_image
 from screening.screener import ScreeningResult
 
@@ -34,19 +34,12 @@ def write_contact_sheet(
     thumbnail: int = 256,
 ) -> Path:
     """Draw the sheet as a PNG; images are numbered from 1 as in the report's wording."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if len(images) != len(result.images):
         raise ValueError(f"{len(images)} images for a result of {len(result.images)}")
     columns = max(1, min(columns, len(images)))
     rows = math.ceil(len(images) / columns)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with plt.rc_context(cjk_rc_params()):
-        figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows + 0.6), squeeze=False)
+    with chinese_figure((3.2 * columns, 3.6 * rows + 0.6)) as figure:
+        axes = figure.subplots(rows, columns, squeeze=False)
         for axis in axes.flat:
             axis.axis("off")
         for verdict, image in zip(result.images, images, strict=True):
@@ -68,6 +61,4 @@ def write_contact_sheet(
             )
         figure.suptitle(f"报告：{result.report}", fontsize=12)
         figure.tight_layout()
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-    return path
+        return save_figure(figure, path, dpi=100)

@@ -6,17 +6,13 @@ import io
 import logging
 import warnings
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from fontTools.ttLib import TTFont
 from matplotlib import font_manager
 from PIL import Image
 
+from data_zh.figures import chinese_figure
 from data_zh.fonts import BUNDLED_FAMILY, BUNDLED_FONT, cjk_font_families, cjk_rc_params
 from data_zh.fonts.subset import characters_in, gb2312_characters, package_text_files
 from tests.conftest import REPO_ROOT
@@ -24,13 +20,11 @@ from tests.conftest import REPO_ROOT
 LABELS = ("良性结节", "恶性肿瘤", "甲状腺", "胆囊息肉")
 
 
-def _render(text: str, params: dict) -> np.ndarray:
-    with plt.rc_context(params):
-        figure = plt.figure(figsize=(2.0, 0.6), dpi=100)
+def _render(text: str) -> np.ndarray:
+    with chinese_figure((2.0, 0.6), system_fonts=False) as figure:
         figure.text(0.05, 0.3, text, fontsize=14)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
-        plt.close(figure)
     return np.asarray(Image.open(buffer).convert("L"))
 
 
@@ -40,17 +34,16 @@ def test_chart_without_system_fonts_draws_chinese_with_the_bundled_font(caplog):
     with (
         warnings.catch_warnings(record=True) as caught,
         caplog.at_level(logging.WARNING, logger="matplotlib"),
-        plt.rc_context(params),
+        chinese_figure((5, 3), system_fonts=False) as figure,
     ):
         warnings.simplefilter("always")
-        figure, axes = plt.subplots(figsize=(5, 3))
+        axes = figure.subplots()
         axes.bar(LABELS, [3, 1, 4, 2])
         axes.set_title("超声问答: 各类别数量 (n=10)")
         axes.set_ylabel("数量")
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
         used = {str(font_manager.findfont(label.get_fontproperties())) for label in axes.get_xticklabels()}
-        plt.close(figure)
     messages = [str(warning.message) for warning in caught] + [
         record.getMessage() for record in caplog.records
     ]
@@ -61,8 +54,7 @@ def test_chart_without_system_fonts_draws_chinese_with_the_bundled_font(caplog):
 
 
 def test_bundled_font_draws_distinct_glyphs_not_boxes():
-    params = cjk_rc_params(system_fonts=False)
-    rendered = [_render(label, params) for label in LABELS]
+    rendered = [_render(label) for label in LABELS]
     assert all((image < 128).sum() > 50 for image in rendered)
     # missing glyphs would all be the same .notdef box, so labels of equal length would look alike
     assert not np.array_equal(rendered[0], rendered[1])

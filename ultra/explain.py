@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data_zh.fonts import cjk_rc_params
+from data_zh.figures import chinese_figure, save_figure
 from ultra.answerer import Answerer, Request
 from ultra.answerer.blank import blank_colour
 from ultra.answerer.inputs import vision_tower
@@ -82,15 +82,8 @@ def save_heatmap(
     image: Image.Image, occlusion: OcclusionMap, path: str | Path, question: str = "", answer: str = ""
 ) -> Path:
     """The image with the occlusion map over it, as a PNG (title states the method)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with plt.rc_context(cjk_rc_params()):
-        figure, axis = plt.subplots(figsize=(6, 6.4))
+    with chinese_figure((6, 6.4)) as figure:
+        axis = figure.subplots()
         axis.imshow(image.convert("RGB"))
         heat = axis.imshow(
             occlusion.drops,
@@ -104,6 +97,4 @@ def save_heatmap(
         title = f"问：{question}\n答：{answer}\n" if question or answer else ""
         axis.set_title(f"{title}{occlusion.method}（仅供研究，非临床诊断）", fontsize=9)
         figure.tight_layout()
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
-    return path
+        return save_figure(figure, path, dpi=120)

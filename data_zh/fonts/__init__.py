@@ -4,8 +4,9 @@ An installed CJK font is used when present (WenQuanYi Zen Hei first, Debian's ``
 otherwise the bundled subset of Noto Sans CJK SC (``NotoSansCJKsc-ultra-subset.ttf``, SIL OFL, made
 by ``python -m data_zh.fonts.subset``), which is registered with matplotlib's font manager when a chart
 is drawn. DejaVu Sans, which ships with matplotlib, comes last for symbols the subset lacks, so
-matplotlib's per-glyph fallback never reaches a font without the glyph. Callers apply the settings
-with ``plt.rc_context(cjk_rc_params())``; matplotlib's global settings are never rewritten.
+matplotlib's per-glyph fallback never reaches a font without the glyph. Charts apply the settings
+through :mod:`data_zh.figures` (``rc_context`` around each figure); matplotlib's global settings are
+never rewritten.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _family_weight(family: str) -> int:
 
 
 def cjk_rc_params(system_fonts: bool = True) -> dict:
-    """matplotlib rc settings for charts with Chinese labels, for ``plt.rc_context``.
+    """matplotlib rc settings for charts with Chinese labels, for ``matplotlib.rc_context``.
 
     ``system_fonts=False`` ignores installed CJK fonts (what a machine without them sees)."""
     families = cjk_font_families(system_fonts)

@@ -2,7 +2,7 @@
 print it on a terminal.
 
 ``metrics.json`` keeps full precision (other tools compare and re-aggregate it); what is printed
-is rounded. The chart's Chinese category names render through :mod:`data_zh.fonts` (an installed
+is rounded. The chart's Chinese category names render through :mod:`data_zh.figures` (an installed
 CJK font, else the bundled Noto Sans CJK SC subset).
 """
 
@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from data_zh.fonts import cjk_rc_params
+from data_zh.figures import chinese_figure, save_figure
 from ultra.eval.llava_med import RULE_TITLES
 
 log = logging.getLogger(__name__)
@@ -136,17 +136,12 @@ def rounded(value: Any, digits: int = 2) -> Any:
 
 def accuracy_chart(metrics: dict[str, Any], path: str | Path, category: str = "content_type") -> Path:
     """Bar chart: closed accuracy and open recall per group of one breakdown (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     groups = metrics["by"].get(category, {})
     names = list(groups)
     closed = [groups[n].get("closed_accuracy", 0.0) for n in names]
     recall = [groups[n].get("open_recall", 0.0) for n in names]
-    with plt.rc_context(cjk_rc_params()):
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(names) + 2), 4))
+    with chinese_figure((max(6.0, 0.8 * len(names) + 2), 4)) as fig:
+        ax = fig.subplots()
         positions = range(len(names))
         ax.bar([p - 0.2 for p in positions], closed, width=0.4, label="closed accuracy / 封闭题准确率")
         ax.bar([p + 0.2 for p in positions], recall, width=0.4, label="open recall / 开放题召回率")
@@ -156,11 +151,7 @@ def accuracy_chart(metrics: dict[str, Any], path: str | Path, category: str = "c
         ax.set_title(f"按 {category} 分组 / by {category}")
         ax.legend(loc="upper right", fontsize=8)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-    return path
+        return save_figure(fig, path, dpi=110)
 
 
 def write_report(metrics: dict[str, Any], out_dir: str | Path, title: str = "") -> dict[str, Path]:

@@ -17,11 +17,11 @@ from typing import Any
 from data_zh.io import read_records, write_records
 from data_zh.schema import Record
 from ultra.selftrain.config import DPOSettings, SelftrainConfig
-from ultra.selftrain.curves import plot_dpo_curves
 from ultra.selftrain.generate import GenerateReport, generate_candidates, image_records, read_candidates
 from ultra.selftrain.judges import create_judge
 from ultra.selftrain.pairs import judge_candidates, split_held_out
 from ultra.train.config import DataSource, ModelSource, StageConfig, TrainConfig, ValidationConfig
+from ultra.train.curves import plot_loss_curve
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def run_dpo(
     result = trainer.run(resume=resume)
     last = latest_checkpoint(result.output_dir)
     history = read_state(last).history if last is not None else []
-    curves = plot_dpo_curves(history, result.validation, result.output_dir / "dpo_curves.png")
+    curves = plot_loss_curve(history, result.output_dir / "dpo_curves.png", result.validation)
     steps = sum(int(row["steps"]) for row in result.stages)
     return DPOResult(result.final_dir, curves, result.wall_s, steps, result.validation)
 
