@@ -59,13 +59,26 @@ def _imported(tree: ast.AST, module: str, is_package: bool, known: set[str]) -> 
                 yield name
 
 
+def _lazy_exports(tree: ast.Module, known: set[str]) -> set[str]:
+    """The modules a package ``__init__`` re-exports on first use (PEP 562: an ``_EXPORTS`` table
+    of module name -> names): importing from the package reaches them as an eager import would."""
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets) and node.value is not None:
+            return {module for module in ast.literal_eval(node.value) if module in known}
+    return set()
+
+
 def import_graph() -> dict[str, set[str]]:
     modules = _modules()
     known = set(modules)
     graph = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        graph[name] = set(_imported(tree, name, path.name == "__init__.py", known)) - {name}
+        imported = set(_imported(tree, name, path.name == "__init__.py", known))
+        if path.name == "__init__.py":
+            imported |= _lazy_exports(tree, known)
+        graph[name] = imported - {name}
     return graph
 
 
@@ -135,6 +148,12 @@ def _through_inits(graph: dict[str, set[str]]) -> dict[str, set[str]]:
         for name, targets in graph.items()
         if name not in inits
     }
+
+
+def test_lazy_package_exports_count_as_imports():
+    """``fusion`` loads its names on first use; the graph must still see what it re-exports."""
+    graph = import_graph()
+    assert "fusion.pixels" in graph["fusion"], sorted(graph["fusion"])
 
 
 def test_no_module_imports_itself_back():
