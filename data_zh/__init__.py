@@ -25,6 +25,7 @@ from data_zh.schema import (
     Turn,
     VideoRef,
 )
+from data_zh.sources import SOURCES, DataSourceSpec, load_records
 from data_zh.splits import load_split, split_lookup
 from data_zh.stats import plot_stats, record_stats
 from data_zh.text import normalize_zh, parse_report, tokenize_zh
@@ -35,8 +36,10 @@ __all__ = [
     "IMAGE_PLACEHOLDER",
     "MODALITIES",
     "SCHEMA_VERSION",
+    "SOURCES",
     "TASKS",
     "ConversionError",
+    "DataSourceSpec",
     "DicomFrameRef",
     "Labels",
     "Media",
@@ -55,6 +58,7 @@ __all__ = [
     "build_report_benchmark",
     "convert",
     "from_llava",
+    "load_records",
     "load_split",
     "normalize_zh",
     "parse_report",

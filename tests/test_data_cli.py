@@ -18,13 +18,19 @@ from ultra.cli.main import app
 runner = CliRunner()
 
 
+def busi_rows(shared_data) -> int:
+    """Images in the shared BUSI folder's labels.csv (the converter gives one record each)."""
+    return len((shared_data / "busi" / "labels.csv").read_text(encoding="utf-8").splitlines()) - 1
+
+
 def test_convert_validate_stats_on_busi(shared_data, tmp_path):
     out = tmp_path / "busi.jsonl"
     result = runner.invoke(app, ["data", "convert", "busi", str(shared_data / "busi"), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert len(read_records(out)) == 240
+    rows = busi_rows(shared_data)
+    assert len(read_records(out)) == rows
     result = runner.invoke(app, ["data", "validate", str(out)])
-    assert result.exit_code == 0 and "240 record(s), no problems" in result.output
+    assert result.exit_code == 0 and f"{rows} record(s), no problems" in result.output
     chart = tmp_path / "stats.png"
     result = runner.invoke(app, ["data", "stats", str(out), "--chart", str(chart)])
     assert result.exit_code == 0, result.output
@@ -43,7 +49,21 @@ def test_build_and_convert_to_llava(shared_data, tmp_path):
     # site and lesion on 60 images, 良恶性 on all 60 (45 lesions: a class; 15 normal: 未见明确病灶)
     assert len(records) == 60 + 60 + 60 and all(r.split == "val" for r in records)
     result = runner.invoke(app, ["data", "build", "nonsense", str(shared_data / "busi"), "-o", str(out)])
-    assert result.exit_code == 2 and "unknown builder 'nonsense'" in result.output
+    assert result.exit_code == 2 and "unknown data source 'nonsense'; known: busi_instructions" in result.output
+
+
+def test_sources_lists_every_source_and_converter_and_build_takes_any(shared_data, tmp_path):
+    from data_zh.converters import CONVERTERS
+    from data_zh.sources import SOURCES
+
+    result = runner.invoke(app, ["data", "sources"])
+    assert result.exit_code == 0, result.output
+    listed = {line.split("│")[1].strip() for line in result.output.splitlines() if line.count("│") >= 3}
+    assert set(SOURCES) | set(CONVERTERS) <= listed
+    out = tmp_path / "dicom.jsonl"
+    result = runner.invoke(app, ["data", "build", "dicom_instructions", str(shared_data / "dicom"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {r.split for r in read_records(out)} == {"train"}
 
 
 def test_convert_options_are_checked_per_source(tmp_path):
@@ -99,7 +119,7 @@ def test_validate_names_record_field_and_missing_media(shared_data, tmp_path):
     assert f"record '{broken['id']}': task" in result.output and "5 problem(s)" in result.output
     assert validate_records_file(path, check_media=False).problems[1].field == "id"
     elsewhere = validate_records_file(tmp_path / "b.jsonl", media_root=tmp_path)
-    assert len(elsewhere.problems) == 240
+    assert len(elsewhere.problems) == busi_rows(shared_data)
 
 
 def test_stats_counts_and_cjk_chart(shared_data, tmp_path):
@@ -109,8 +129,9 @@ def test_stats_counts_and_cjk_chart(shared_data, tmp_path):
         "promptcblue", shared_data / "promptcblue_toy_zh"
     )
     counts = record_stats(records)
-    assert counts["source"] == {"busi": 240, "promptcblue": 240}
-    assert counts["modality"] == {"US": 240, "text": 240}
+    rows = busi_rows(shared_data)
+    assert counts["source"] == {"busi": rows, "promptcblue": 240}
+    assert counts["modality"] == {"US": rows, "text": 240}
     assert counts["split"]["val"] == 60 + 80
     path = plot_stats(counts, tmp_path / "chart.png")
     image = Image.open(path)
@@ -121,7 +142,8 @@ def test_stats_counts_and_cjk_chart(shared_data, tmp_path):
 def test_stats_accepts_a_source_folder_and_names_the_command_for_an_unknown_one(shared_data, tmp_path):
     result = runner.invoke(app, ["data", "stats", str(shared_data / "busi")])
     assert result.exit_code == 0, result.output
-    assert "busi layout, converted on the fly" in result.output and "240 record(s)" in result.output
+    assert "busi layout, converted on the fly" in result.output
+    assert f"{busi_rows(shared_data)} record(s)" in result.output
     (tmp_path / "notes.txt").write_text("not a dataset", encoding="utf-8")
     result = runner.invoke(app, ["data", "stats", str(tmp_path)])
     assert result.exit_code == 2

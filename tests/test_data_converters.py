@@ -9,7 +9,8 @@ from collections import Counter
 
 import pytest
 
-from data_zh import ConversionError, convert, read_llava, write_llava
+from data_zh import ConversionError, convert, load_split, read_llava, write_llava
+from fusion.registry import UnknownEntryError
 
 
 def test_slake_counts_and_fields(shared_data):
@@ -46,10 +47,14 @@ def test_vqa_rad_counts_and_messy_answer_types(shared_data):
 
 def test_busi_counts_labels_and_split_tags(shared_data):
     records = convert("busi", shared_data / "busi")
-    assert Counter(r.labels.classes[0] for r in records) == {"benign": 100, "malignant": 80, "normal": 60}
-    assert Counter(r.split for r in records) == {"train": 132, "selftrain_pool": 48, "val": 60}
     with (shared_data / "busi" / "labels.csv").open(encoding="utf-8") as handle:
         truth = {row["image_path"]: row["label"] for row in csv.DictReader(handle)}
+    assert len(records) == len(truth)
+    assert Counter(r.labels.classes[0] for r in records) == Counter(truth.values())
+    # the committed split tags its images; the images added to the folder after it carry none
+    committed = {name: len(keys) for name, keys in load_split("busi").items()}
+    assert committed == {"train": 132, "selftrain_pool": 48, "val": 60}
+    assert Counter(r.split for r in records) == {**committed, None: len(truth) - sum(committed.values())}
     zh = {"benign": "良性", "malignant": "恶性", "normal": "正常"}
     for record in records:
         assert record.answer == zh[truth[record.media.images[0]]]
@@ -88,7 +93,7 @@ def test_round_trip_through_llava_jsonl(shared_data, tmp_path, source):
 
 
 def test_unknown_source_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="unknown source 'imagenet'"):
+    with pytest.raises(UnknownEntryError, match="unknown converter 'imagenet'; known: busi, dicom"):
         convert("imagenet", tmp_path)
 
 

@@ -1,10 +1,14 @@
-"""Converters from every source into Records: ``convert(source_name, root)``."""
+"""Converters from every source's own files into Records: ``convert(name, root)``.
+
+A converter reads one dataset's published layout as it is; ``data_zh.sources`` names what is
+built on top of them (instruction sets, evaluation sets) for training and evaluation.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 from data_zh.converters.base import ConversionError
 from data_zh.converters.busi import convert_busi
@@ -17,31 +21,62 @@ from data_zh.converters.promptcblue import convert_promptcblue
 from data_zh.converters.slake import convert_slake
 from data_zh.converters.vqa_rad import convert_vqa_rad
 from data_zh.schema import Record
+from fusion.registry import Registry
 
-CONVERTERS: MappingProxyType[str, Callable[..., list[Record]]] = MappingProxyType(
+
+@dataclass(frozen=True)
+class Converter:
+    """One dataset's reader: ``read(root, **options)``, the layout it expects at ``root`` and the
+    options it takes (checked before it runs, so a wrong option names the converters that take it)."""
+
+    read: Callable[..., list[Record]]
+    layout: str
+    options: tuple[str, ...] = ()
+
+
+SPLIT_MAP = ("split_map",)  # image key -> split, in place of the committed split
+LLAVA_DEFAULTS = ("source", "licence", "specialty", "modality", "language", "task")  # fields LLaVA lacks
+
+CONVERTERS: Registry[Converter] = Registry(
+    "converter",
     {
-        "slake": convert_slake,
-        "vqa_rad": convert_vqa_rad,
-        "pathvqa": convert_pathvqa,
-        "busi": convert_busi,
-        "laparoscopy": convert_laparoscopy,
-        "promptcblue": convert_promptcblue,
-        "llava": convert_llava,
-        "dicom": convert_dicom,
-    }
+        "slake": Converter(convert_slake, "SLAKE json files (train.json, validate.json, test.json)"),
+        "vqa_rad": Converter(convert_vqa_rad, "VQA-RAD trainset.json / testset.json"),
+        "pathvqa": Converter(
+            convert_pathvqa, "PathVQA qas/<split>/<split>_qa.pkl|json or data/*.parquet", ("image_dir",)
+        ),
+        "busi": Converter(convert_busi, "a BUSI-layout folder (labels.csv, images/)", SPLIT_MAP),
+        "laparoscopy": Converter(
+            convert_laparoscopy, "YOLO frames (classes.txt, <subset>/images, <subset>/labels)", SPLIT_MAP
+        ),
+        "promptcblue": Converter(convert_promptcblue, "PromptCBLUE train/dev/test .jsonl files"),
+        "llava": Converter(
+            convert_llava, "a LLaVA .json/.jsonl file or a folder of them", ("image_root", *LLAVA_DEFAULTS)
+        ),
+        "dicom": Converter(convert_dicom, "a folder of .dcm files", SPLIT_MAP),
+    },
 )
 
 
-def convert(source_name: str, root: str | Path, **options) -> list[Record]:
-    """Records of one source read from its files under ``root`` (options go to its converter)."""
-    if source_name not in CONVERTERS:
-        raise ValueError(f"unknown source {source_name!r}; known: {', '.join(CONVERTERS)}")
-    return CONVERTERS[source_name](root, **options)
+def convert(name: str, root: str | Path, **options) -> list[Record]:
+    """Records of one dataset read from its files under ``root`` (options go to its converter)."""
+    converter = CONVERTERS[name]
+    unknown = sorted(set(options) - set(converter.options))
+    if unknown:
+        takes = ", ".join(converter.options) or "none"
+        raise ValueError(f"{name} converter: unknown option(s) {', '.join(unknown)} (it takes: {takes})")
+    return converter.read(root, **options)
+
+
+def converters_taking(option: str) -> list[str]:
+    """The converters that take ``option`` (for a command's "applies to ... only" message)."""
+    return [name for name, converter in CONVERTERS.items() if option in converter.options]
 
 
 __all__ = [
     "CONVERTERS",
     "ConversionError",
+    "Converter",
     "convert",
     "convert_busi",
     "convert_dicom",
@@ -51,5 +86,6 @@ __all__ = [
     "convert_promptcblue",
     "convert_slake",
     "convert_vqa_rad",
+    "converters_taking",
     "detect_sources",
 ]

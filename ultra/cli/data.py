@@ -15,16 +15,6 @@ data_app = typer.Typer(
 )
 console = Console()
 
-BUILDERS = (
-    "busi_instructions",
-    "busi_vqa",
-    "laparoscopy_instructions",
-    "laparoscopy_video",
-    "dicom_instructions",
-    "report_benchmark",
-)
-
-
 def _fail(error: Exception) -> None:
     console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
@@ -37,11 +27,31 @@ def _write(records, out: Path, llava: bool) -> None:
     console.print(f"wrote {count} record(s) to {out} ({'LLaVA JSONL' if llava else 'unified JSONL'})")
 
 
+@data_app.command("sources")
+def sources() -> None:
+    """List the data sources (``build``, training configs' ``kind``, ``eval -d``) and the converters."""
+    from data_zh.converters import CONVERTERS
+    from data_zh.sources import SOURCES
+
+    table = Table(title=f"{len(SOURCES)} data source(s): ultra data build NAME ROOT")
+    table.add_column("name", no_wrap=True)
+    for column in ("root", "records"):
+        table.add_column(column, overflow="fold")
+    for name in SOURCES.names():
+        spec = SOURCES[name]
+        table.add_row(name, spec.root or "(none)", spec.description)
+    console.print(table)
+    table = Table(title=f"{len(CONVERTERS)} converter(s): ultra data convert NAME ROOT")
+    table.add_column("name", no_wrap=True)
+    table.add_column("layout", overflow="fold")
+    for name in CONVERTERS.names():
+        table.add_row(name, CONVERTERS[name].layout)
+    console.print(table)
+
+
 @data_app.command("convert")
 def convert(
-    source: str = typer.Argument(
-        ..., help="slake, vqa_rad, pathvqa, busi, laparoscopy, promptcblue, llava, dicom"
-    ),
+    source: str = typer.Argument(..., help="a converter (ultra data sources lists them: slake, busi, dicom, ...)"),
     root: Path = typer.Argument(..., help="the source's folder (or file, for llava)"),
     out: Path = typer.Option(..., "--out", "-o", help="output .jsonl"),
     llava: bool = typer.Option(False, "--llava", help="write LLaVA JSONL instead of unified records"),
@@ -51,18 +61,18 @@ def convert(
     ),
 ) -> None:
     """Convert one source into unified records (or LLaVA JSONL)."""
-    from data_zh import ConversionError
-    from data_zh import convert as convert_source
+    from data_zh.converters import CONVERTERS, ConversionError, converters_taking
+    from data_zh.converters import convert as convert_source
+    from fusion.registry import UnknownEntryError
 
-    options = {}
-    if image_dir is not None:
-        if source != "pathvqa":
-            _fail(ValueError("--image-dir applies to pathvqa only"))
-        options["image_dir"] = image_dir
-    if image_root is not None:
-        if source != "llava":
-            _fail(ValueError("--image-root applies to llava only"))
-        options["image_root"] = image_root
+    given = {"image_dir": image_dir, "image_root": image_root}
+    options = {name: value for name, value in given.items() if value is not None}
+    try:
+        takes = CONVERTERS[source].options
+    except UnknownEntryError as error:
+        _fail(error)
+    for name in sorted(set(options) - set(takes)):
+        _fail(ValueError(f"--{name.replace('_', '-')} applies to {', '.join(converters_taking(name))} only"))
     try:
         records = convert_source(source, root, **options)
     except (ConversionError, ValueError) as error:
@@ -72,10 +82,10 @@ def convert(
 
 @data_app.command("build")
 def build(
-    builder: str = typer.Argument(..., help=", ".join(BUILDERS)),
+    source: str = typer.Argument(..., help="a data source (ultra data sources lists them: busi_vqa, ...)"),
     root: Path = typer.Argument(..., help="dataset folder (BUSI layout; laparoscopy frames; DICOM folder)"),
     out: Path = typer.Option(..., "--out", "-o", help="output .jsonl (report_benchmark: output folder)"),
-    split: str = typer.Option("train", "--split", help="committed split to build from"),
+    split: str = typer.Option("train", "--split", help="committed split to build from (all: every split)"),
     llava: bool = typer.Option(False, "--llava", help="write LLaVA JSONL instead of unified records"),
     laparoscopy_root: Path | None = typer.Option(
         None, "--laparoscopy-root", help="report_benchmark distractors"
@@ -83,21 +93,21 @@ def build(
     dicom_root: Path | None = typer.Option(None, "--dicom-root", help="report_benchmark distractors"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Build Chinese instruction / evaluation data from a committed split."""
-    from data_zh import ConversionError, builders
+    """Build records of one data source (Chinese instruction / evaluation data from a committed split)."""
+    from data_zh import ConversionError
+    from data_zh.sources import SOURCES, load_records
+    from fusion.registry import UnknownEntryError
 
     try:
-        if builder == "report_benchmark":
-            records = builders.build_report_benchmark(
-                root, out, split=split, laparoscopy_root=laparoscopy_root, dicom_root=dicom_root, seed=seed
-            )
-            console.print(f"wrote {len(records)} report(s) and their images to {out}")
-            return
-        if builder not in BUILDERS:
-            raise ValueError(f"unknown builder {builder!r}; known: {', '.join(BUILDERS)}")
-        records = getattr(builders, f"build_{builder}")(root, split=split)
-    except (ConversionError, ValueError, FileNotFoundError) as error:
+        spec = SOURCES[source]
+        offered = {"out": out, "laparoscopy_root": laparoscopy_root, "dicom_root": dicom_root, "seed": seed}
+        options = {name: value for name, value in offered.items() if name in spec.options and value is not None}
+        records = load_records(source, root, split=split, **options)
+    except (ConversionError, ValueError, FileNotFoundError, UnknownEntryError) as error:
         _fail(error)
+    if spec.writes_folder:
+        console.print(f"wrote {len(records)} record(s) and their media to {out}")
+        return
     _write(records, out, llava)
 
 

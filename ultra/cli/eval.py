@@ -18,7 +18,7 @@ eval_app = typer.Typer(
 console = Console()
 
 DATASET_HELP = (
-    "slake, vqa_rad, busi, busi_heldout (held-out wordings), another data_zh source, "
+    "slake, vqa_rad, busi, busi_heldout (held-out wordings), any source `ultra data sources` lists, "
     "or a .jsonl of records (unified or LLaVA)"
 )
 

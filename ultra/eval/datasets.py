@@ -1,9 +1,10 @@
-"""Evaluation sets as gold records, read through ``data_zh`` (converters, builders, readers).
+"""Evaluation sets as gold records, read through ``data_zh.sources`` (one registry of sources).
 
-A dataset is named ("slake", "vqa_rad", "busi", "busi_heldout" — BUSI's questions in the
-held-out wordings training never uses —, "laparoscopy_video" (clips, test = val), or any other
-``data_zh`` converter) with the folder holding its files, or given as a unified-schema /
-LLaVA-format JSONL file.
+A dataset is a ``data_zh.sources`` entry with the folder holding its files ("slake", "vqa_rad",
+"busi_vqa", "laparoscopy_video", ...; ``ultra data sources`` lists them), one of the names the
+eval command has long accepted ("busi", "busi_heldout" — BUSI's questions in the held-out
+wordings training never uses —, "dicom", "laparoscopy"), or a unified-schema / LLaVA-format
+JSONL file. ``test`` means the source's own test split (``val`` where it has none).
 """
 
 from __future__ import annotations
@@ -12,45 +13,43 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_zh import CONVERTERS, RecordError, convert, read_llava, read_records
+from data_zh import RecordError, read_llava, read_records
 from data_zh.schema import Record
 
 log = logging.getLogger(__name__)
 
-NAMED_DATASETS = ("slake", "vqa_rad", "busi", "busi_heldout", "laparoscopy_video")
-BUSI_WORDINGS = {"busi": "train", "busi_heldout": "heldout"}
+
+def dataset_names() -> list[str]:
+    """Every name ``load_eval_records`` takes besides a .jsonl file."""
+    from data_zh.sources import EVALUATION_NAMES, SOURCES
+
+    return sorted({*SOURCES, *EVALUATION_NAMES})
 
 
 def load_eval_records(dataset: str, root: str | Path | None = None, split: str = "test") -> list[Record]:
     """Gold records of one split of a dataset (``split="all"`` keeps every split)."""
     path = Path(dataset)
     if path.suffix in (".jsonl", ".json") and path.is_file():
-        records = _read_record_file(path)
-    elif dataset in BUSI_WORDINGS:
-        from data_zh.builders import build_busi_vqa
+        return _records_of_split(dataset, _read_record_file(path), split)
+    from data_zh.sources import EVALUATION_NAMES, SOURCES, load_records, resolve_source
+    from fusion.registry import UnknownEntryError
 
-        if root is None:
-            raise ValueError(f"{dataset}: pass the BUSI folder (labels.csv, images/) as root")
-        return build_busi_vqa(root, "val" if split == "test" else split, wordings=BUSI_WORDINGS[dataset])
-    elif dataset == "laparoscopy_video":
-        from data_zh.builders import build_laparoscopy_video
-
-        if root is None:
-            raise ValueError(
-                "laparoscopy_video: pass the laparoscopy frames folder (classes.txt, test/) as root"
-            )
-        if split == "all":
-            return [r for name in ("train", "val") for r in build_laparoscopy_video(root, name)]
-        return build_laparoscopy_video(root, "val" if split == "test" else split)
-    elif dataset in CONVERTERS:
-        if root is None:
-            raise ValueError(f"{dataset}: pass the folder holding its files as root")
-        records = convert(dataset, root)
-    else:
+    try:
+        ref = resolve_source(dataset, SOURCES, EVALUATION_NAMES)
+    except UnknownEntryError:
         raise ValueError(
-            f"unknown dataset {dataset!r}: use one of {', '.join(sorted({*NAMED_DATASETS, *CONVERTERS}))} "
-            "or a .jsonl file of records"
-        )
+            f"unknown dataset {dataset!r}: use one of {', '.join(dataset_names())} or a .jsonl file of records"
+        ) from None
+    spec = SOURCES[ref.source]
+    wanted = spec.test_split if split == "test" else split
+    records = load_records(ref.source, root, split=wanted, **ref.options)
+    if not records:
+        raise ValueError(f"{dataset}: no records in split {wanted!r}")
+    return records
+
+
+def _records_of_split(dataset: str, records: list[Record], split: str) -> list[Record]:
+    """A file's records of ``split`` (records without a split belong to every split)."""
     if split == "all":
         return records
     chosen = [r for r in records if r.split in (split, None)]

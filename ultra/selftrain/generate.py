@@ -16,9 +16,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from data_zh.builders.busi import (
     LESION_QUESTIONS,
     MALIGNANCY_QUESTIONS,
@@ -26,6 +23,9 @@ from data_zh.builders.busi import (
     SITE_QUESTIONS,
 )
 from data_zh.schema import DicomFrameRef, Media, Record, qa_turns
+from data_zh.sources import SOURCES, DataSourceSpec, SourceRef, load_records
+from fusion.progress import progress_bar
+from fusion.registry import Registry
 from ultra.answerer import Answerer, GenerationSettings, Request
 from ultra.media import MediaError, is_dicom_file, read_record_images
 from ultra.selftrain.config import GenerateSettings, ImageSource
@@ -127,6 +127,41 @@ def _folder_records(root: Path, dicom_only: bool) -> list[Record]:
     return records
 
 
+def _image_folder(root: Path, split: str) -> list[Record]:
+    return _folder_records(root, dicom_only=False)
+
+
+def _dicom_folder(root: Path, split: str) -> list[Record]:
+    return _folder_records(root, dicom_only=True)
+
+
+# The data sources plus unlabelled folders (their DICOM check is ultra.media's, above data_zh).
+IMAGE_SOURCES: Registry[DataSourceSpec] = SOURCES.extended(
+    {
+        "image_folder": DataSourceSpec(
+            "unlabelled PNG/JPEG/DICOM files under root, recursively (one record per file)",
+            _image_folder,
+            root="a folder of images",
+        ),
+        "dicom_folder": DataSourceSpec(
+            "unlabelled DICOM files under root, recursively (first frame)",
+            _dicom_folder,
+            root="a folder of DICOM files",
+        ),
+    }
+)
+# ImageSource.kind -> the source it reads; busi means the BUSI-zh evaluation set's images.
+SELFTRAIN_NAMES: Registry[SourceRef] = Registry(
+    "self-training image source",
+    {
+        "folder": SourceRef("image_folder"),
+        "dicom": SourceRef("dicom_folder"),
+        "records": SourceRef("records"),
+        "busi": SourceRef("busi_vqa", default_split="selftrain_pool"),
+    },
+)
+
+
 def _one_per_image(records: Sequence[Record]) -> list[Record]:
     """The first record of each distinct image set (a builder gives several questions per image)."""
     seen: set[tuple] = set()
@@ -141,17 +176,12 @@ def _one_per_image(records: Sequence[Record]) -> list[Record]:
 
 def image_records(source: ImageSource) -> list[Record]:
     """One record per image of the source (labels kept where the source has them)."""
-    from data_zh.builders import build_busi_vqa
-    from data_zh.io import read_records
-
     root = Path(source.path)
-    if source.kind in ("folder", "dicom"):
-        records = _folder_records(root, dicom_only=source.kind == "dicom")
-    elif source.kind == "records":
-        records = [r for r in read_records(root) if source.split is None or r.split == source.split]
-    else:
-        records = build_busi_vqa(root, source.split or "selftrain_pool")
-    records = _one_per_image(records)
+    ref = SELFTRAIN_NAMES[source.kind]
+    split = source.split or ref.default_split
+    records = _one_per_image(
+        load_records(ref.source, root, split=split, sources=IMAGE_SOURCES, **ref.options)
+    )
     if source.max_images is not None:
         records = records[: source.max_images]
     if not records:
@@ -265,12 +295,14 @@ def generate_candidates(
         top_p=settings.top_p,
         seed=seed + 1,
     )
-    columns = (TextColumn("selftrain generate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with (
-        Progress(*columns, console=Console(stderr=True), disable=not show_progress) as bar,
-        out_path.open("a", encoding="utf-8") as sink,
-    ):
-        task = bar.add_task("images", total=len(images), completed=report.resumed_images)
+    bar = progress_bar(
+        total=len(images),
+        initial=report.resumed_images,
+        description="selftrain generate",
+        unit="image",
+        enabled=show_progress,
+    )
+    with bar, out_path.open("a", encoding="utf-8") as sink:
         for chunk in _chunks(todo, IMAGES_PER_CHUNK):
             readable = []
             for image in chunk:
@@ -298,5 +330,5 @@ def generate_candidates(
                 sink.write(Candidates(record, texts, source).to_json() + "\n")
                 report.items += 1
             sink.flush()
-            bar.advance(task, len(chunk))
+            bar.update(len(chunk))
     return report

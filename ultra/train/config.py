@@ -36,27 +36,18 @@ class PhantomSet(_Strict):
 class DataSource(_Strict):
     """One input file or dataset folder turned into unified records.
 
-    ``kind``: ``records`` (unified-schema JSONL), ``llava`` (LLaVA JSONL, paths relative to
-    ``image_root``), or a builder: ``busi`` (BUSI instruction tasks of one split), ``busi_vqa`` (the BUSI-zh closed
-    questions with gold answers, for validation), ``busi_question_types`` (text-only exchanges that
-    teach the BUSI question types; ``path`` is unused), ``dicom``
-    (modality questions on DICOM files), ``slake`` (SLAKE QA via the converter),
+    ``kind`` names a ``data_zh.sources`` entry (``ultra data sources`` lists them): e.g. ``records``
+    (unified-schema JSONL), ``llava`` (LLaVA JSONL, paths relative to ``image_root``),
+    ``busi_instructions`` (BUSI instruction tasks of one split; ``busi`` says the same),
+    ``busi_vqa`` (the BUSI-zh closed questions with gold answers, for validation),
+    ``busi_question_types`` (text-only exchanges that teach the BUSI question types; no ``path``),
+    ``dicom_instructions`` (modality questions on DICOM files; ``dicom`` says the same), ``slake``,
     ``laparoscopy_video`` (video QA on laparoscopy clips of one split), ``phantom`` (synthetic
     ultrasound phantoms rendered into ``path``, see ``phantom``).
     """
 
-    kind: Literal[
-        "records",
-        "llava",
-        "busi",
-        "busi_vqa",
-        "busi_question_types",
-        "dicom",
-        "slake",
-        "laparoscopy_video",
-        "phantom",
-    ]
-    path: str = Field(default="", description="file or folder (every kind but busi_question_types)")
+    kind: str = Field(description="a data_zh.sources entry (or busi, dicom: the names configs have long used)")
+    path: str = Field(default="", description="file or folder (every kind that reads a root)")
     image_root: str | None = None
     split: str | None = Field(default=None, description="keep only records of this split (None: all)")
     language: str | None = Field(default=None, description="keep only this language, e.g. zh")
@@ -97,11 +88,24 @@ class DataSource(_Strict):
             raise ValueError(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
         return tasks
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        from data_zh.sources import SOURCES, TRAINING_NAMES
+
+        if kind not in SOURCES and kind not in TRAINING_NAMES:
+            known = ", ".join(sorted({*SOURCES, *TRAINING_NAMES}))
+            raise ValueError(f"unknown data source kind {kind!r}; known: {known}")
+        return kind
+
     @model_validator(mode="after")
     def _path_given(self) -> DataSource:
-        if not self.path and self.kind != "busi_question_types":
-            raise ValueError(f"a {self.kind} data source needs a path")
-        if (self.kind == "phantom") != (self.phantom is not None):
+        from data_zh.sources import SOURCES, TRAINING_NAMES, resolve_source
+
+        spec = SOURCES[resolve_source(self.kind, SOURCES, TRAINING_NAMES).source]
+        if not self.path and spec.root is not None:
+            raise ValueError(f"a {self.kind} data source needs a path ({spec.root})")
+        if ("count" in spec.options) != (self.phantom is not None):
             raise ValueError("phantom settings (count, size, seed) go with a phantom source, and only there")
         return self
 

@@ -28,43 +28,33 @@ class DataSourceError(ValueError):
     """A data source that cannot be turned into records (the message names the path)."""
 
 
-def _builder_records(source: DataSource) -> list[Record]:
-    from data_zh import builders, converters
+def _source_options(source: DataSource, takes: tuple[str, ...]) -> dict[str, Any]:
+    """The settings of ``source`` that its registry entry takes (BUSI wordings, phantom sizes, ...)."""
+    offered: dict[str, Any] = {
+        "phrasings": source.phrasings,
+        "wordings": source.wordings,
+        "image_root": source.image_root,
+        **(source.phantom.model_dump() if source.phantom is not None else {}),
+    }
+    return {name: value for name, value in offered.items() if name in takes and value is not None}
 
-    if source.kind == "busi_question_types":
-        return builders.build_question_type_instructions(source.wordings)
-    if source.kind == "phantom":
-        settings = source.phantom
-        logger.info("phantoms: %d images of %d px in %s", settings.count, settings.size, source.path)
-        return builders.build_phantom_records(source.path, settings.count, settings.size, settings.seed)
-    root = Path(source.path)
-    if not root.exists():
-        raise DataSourceError(f"{root}: data source ({source.kind}) not found")
-    if source.kind == "busi":
-        return builders.build_busi_instructions(
-            root, source.split or "train", phrasings=source.phrasings, wordings=source.wordings
-        )
-    if source.kind == "busi_vqa":
-        return builders.build_busi_vqa(root, source.split or "val", wordings=source.wordings)
-    if source.kind == "dicom":
-        return builders.build_dicom_instructions(root, split=source.split or "train")
-    if source.kind == "laparoscopy_video":
-        return builders.build_laparoscopy_video(root, source.split or "train")
-    return converters.convert(source.kind, root)
+
+def _registry_records(source: DataSource) -> list[Record]:
+    """The records of the registry entry ``source.kind`` names (``data_zh.sources``)."""
+    from data_zh.converters import ConversionError
+    from data_zh.sources import SOURCES, TRAINING_NAMES, load_records, resolve_source
+
+    ref = resolve_source(source.kind, SOURCES, TRAINING_NAMES)
+    options = {**_source_options(source, SOURCES[ref.source].options), **ref.options}
+    try:
+        return load_records(ref.source, source.path or None, split=source.split, **options)
+    except ConversionError as error:
+        raise DataSourceError(f"{error} (data source {source.kind})") from None
 
 
 def load_source(source: DataSource, seed: int = 0) -> list[Record]:
     """Records of one source after its split/language filters, text-only stripping and subsampling."""
-    from data_zh.io import read_llava, read_records
-
-    if source.kind == "records":
-        records = read_records(source.path)
-    elif source.kind == "llava":
-        records = read_llava(source.path, root=source.image_root)
-    else:
-        records = _builder_records(source)
-    if source.split is not None and source.kind in ("records", "llava", "slake"):
-        records = [record for record in records if record.split == source.split]
+    records = _registry_records(source)
     if source.language is not None:
         records = [record for record in records if record.language == source.language]
     if source.classes is not None:
