@@ -64,3 +64,26 @@ def test_write_examples_records_every_answer(shared_data, tmp_path):
         write_examples(tmp_path / "model", shared_data / "busi", 3, out, per_class=1, project_readme=project)
     for example in payload["drawn"]:
         assert (out / example["file"]).read_bytes() == (shared_data / "busi" / example["source"]).read_bytes()
+
+
+def test_ultra_release_examples_prints_the_readme_and_refuses_a_readme_without_markers(shared_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from ultra.cli.main import app
+    from ultra.model import build_model
+
+    torch.manual_seed(0)
+    model, processor = build_model("debug-tiny", pretrained=False)
+    model.config.projectors_trained = True
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    command = ["release", "examples", "--seed", "3", "--per-class", "1", "--model", str(tmp_path / "model")]
+    command += ["--busi", str(shared_data / "busi"), "--out", str(tmp_path / "busi")]
+    runner = CliRunner()
+    done = runner.invoke(app, command)
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith("# BUSI examples") and "Drawn by `ultra release examples --seed 3`" in done.stdout
+    assert (tmp_path / "busi" / "examples.json").is_file()
+    (tmp_path / "README.md").write_text("no markers\n", encoding="utf-8")
+    refused = runner.invoke(app, [*command, "--project-readme", str(tmp_path / "README.md")])
+    assert refused.exit_code == 2 and refused.stderr.startswith("error: ") and "needs exactly one" in refused.stderr

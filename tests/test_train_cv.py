@@ -267,3 +267,28 @@ def test_train_fraction_keeps_the_label_mix_and_the_held_out_fold_whole(shared_d
     reference = config.model_copy(update={"seed": 7})
     paired = fold_config(reference, folds, 0, tmp_path / "reference", train_fraction=0.5)
     assert paired.data["busi"].images == fold.data["busi"].images
+
+
+def test_ultra_cv_prints_the_table_and_refuses_bad_folds_in_one_line(shared_data, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from ultra.cli.main import app
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(_config(shared_data, tmp_path).model_dump(mode="json")), encoding="utf-8")
+    runner = CliRunner()
+    done = runner.invoke(
+        app,
+        ["cv", str(recipe), "--only", "0", "--max-steps", "1", "--classifier-only", "--output-dir", str(tmp_path / "cv")],
+    )
+    assert done.exit_code == 0, done.output
+    assert "| plain classifier: lesion vs normal balanced accuracy |" in done.stdout
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text(encoding="utf-8"))["classifier_only"]
+    for options, message in (
+        (["--only", "7"], "error: fold indices [7] are outside 0..4"),
+        (["--only", "a,b"], "comma-separated fold indices"),
+        (["--set", "nope=1"], "nope"),
+    ):
+        refused = runner.invoke(app, ["cv", str(recipe), *options])
+        assert refused.exit_code == 2 and message in refused.stderr, refused.output

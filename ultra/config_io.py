@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,18 +79,6 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
             else:
                 node = node[index]
     return data
-
-
-def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
-    """``--set PATH=VALUE`` (repeatable) on a command that reads a config: ``args.overrides``."""
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="change the config for this run, e.g. --set stages.0.epochs=40 (VALUE is YAML; repeatable)",
-    )
 
 
 def load_config(path: str | Path, model: type[ConfigT], overrides: Sequence[str] = ()) -> ConfigT:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from ultra.cli.ask import ask
+from ultra.cli.cv import cv
 from ultra.cli.data import data_app
 from ultra.cli.demo import demo
 from ultra.cli.dicom import dicom, dicom_locate
@@ -17,6 +18,7 @@ from ultra.cli.errors import GuardedGroup
 from ultra.cli.eval import eval_app
 from ultra.cli.fusion import fusion_app
 from ultra.cli.info import info
+from ultra.cli.release import release_app
 from ultra.cli.screen import screen_app
 from ultra.cli.selftrain import selftrain_app
 from ultra.cli.serve import serve
@@ -48,9 +50,11 @@ app.command("dicom")(dicom)
 app.command("dicom-locate")(dicom_locate)
 app.command("demo")(demo)
 app.command("train")(train)
+app.command("cv")(cv)
 app.command("serve")(serve)
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 app.add_typer(fusion_app, name="fusion")
+app.add_typer(release_app, name="release")
 app.add_typer(screen_app, name="screen")
 app.add_typer(selftrain_app, name="selftrain")

@@ -7,7 +7,6 @@ what may ship (licences, size), and write the model card and the bundled example
 from ultra.release.examples import draw_examples, write_examples
 from ultra.release.model_card import CardFacts, ShippedFile, render_model_card
 from ultra.release.release import (
-    MAX_RELEASE_MB,
     MODEL_NAME,
     STUDENT_NAME,
     ReleaseError,
@@ -15,7 +14,7 @@ from ultra.release.release import (
     release,
     release_paths,
 )
-from ultra.release.shippable import LicenceError, check_shippable, read_training_data
+from ultra.release.shippable import MAX_RELEASE_MB, LicenceError, check_shippable, read_training_data
 
 __all__ = [
     "MAX_RELEASE_MB",

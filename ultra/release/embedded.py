@@ -1,7 +1,7 @@
 """The embedded ``ultra-tiny-zh`` from a finished run: copy the weights and tokenizer into the
 package (after the licence gate), score it on the BUSI validation split against the majority and
 blind baselines and in the held-out wordings, and record its answers on the bundled examples.
-``python -m ultra.release.release`` drives it; :mod:`ultra.release.model_card` writes the card.
+``ultra release`` drives it; :mod:`ultra.release.model_card` writes the card.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The BUSI examples a newcomer meets, drawn at random from val (not hand-picked), and what the
 model answers on them, right or wrong.
 
-    python -m ultra.release.examples --seed 0 [--copy-images] [--model DIR] [--out DIR]
+    ultra release examples --seed 0 [--copy-images] [--model DIR] [--out DIR]
 
 The draw is seeded and stratified (``per_class`` images of each label, in the committed val
 split's order shuffled by the seed), so anyone can check that the bundled images were not chosen
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from data_zh.builders.busi import LESION_QUESTIONS, MALIGNANCY_QUESTIONS, lesion_answer, malignancy_answer
-from ultra.resources import examples_dir
 
 LABELS = ("benign", "malignant", "normal")
 QUESTIONS = (("lesion", LESION_QUESTIONS[0]), ("malignancy", MALIGNANCY_QUESTIONS[0]))
@@ -113,7 +112,7 @@ def refresh_readme_block(readme: Path, rows: list[dict], seed: int) -> None:
         raise ValueError(f"{readme}: needs exactly one {start} and one {end} line")
     right = sum(row["correct"] for row in rows)
     block = (
-        f"{start}\n`ultra-tiny-zh` on the six bundled BUSI val images (drawn by `python -m ultra.release.examples "
+        f"{start}\n`ultra-tiny-zh` on the six bundled BUSI val images (drawn by `ultra release examples "
         f"--seed {seed}`, not picked), right or wrong ({right} of {len(rows)} right):\n\n"
         f"{answers_table(rows, 'ultra/examples/busi/')}\n{end}"
     )
@@ -128,7 +127,7 @@ def examples_markdown(seed: int, drawn: list[DrawnExample], rows: list[dict], mo
     right = sum(row["correct"] for row in rows)
     return f"""# BUSI examples
 
-Drawn by `python -m ultra.release.examples --seed {seed}`: {len(drawn) // len(LABELS)} images of each
+Drawn by `ultra release examples --seed {seed}`: {len(drawn) // len(LABELS)} images of each
 label from the committed BUSI **val** split (never trained on), chosen by a seeded shuffle, not
 by hand. Answers are {model_name}'s greedy answers, right or wrong ({right} of {len(rows)} right).
 仅供研究，非临床诊断 (research use only, not a clinical diagnosis).
@@ -176,33 +175,3 @@ def write_examples(
         refresh_readme_block(project_readme, rows, seed)
         written["project_readme"] = project_readme
     return {"readme": readme, "examples": record, **written}
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-    import sys
-
-    from ultra.logs import configure_logging
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--busi", type=Path, default=Path("../shared/data/busi"))
-    parser.add_argument("--model", type=Path, default=None, help="model folder (default: the embedded one)")
-    parser.add_argument("--out", type=Path, default=examples_dir() / "busi")
-    parser.add_argument("--copy-images", action="store_true", help="replace the images in --out by the draw")
-    parser.add_argument("--per-class", type=int, default=2)
-    parser.add_argument("--project-readme", type=Path, default=None, help="also refresh this README's table")
-    args = parser.parse_args(argv)
-    configure_logging()
-    try:
-        paths = write_examples(
-            args.model, args.busi, args.seed, args.out, args.copy_images, args.per_class, args.project_readme
-        )
-    except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - a command-line entry point
-        raise SystemExit(2) from None
-    print(paths["readme"].read_text(encoding="utf-8"))  # noqa: T201
-
-
-if __name__ == "__main__":
-    main()

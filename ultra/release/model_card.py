@@ -15,7 +15,7 @@ from typing import Any
 
 from ultra.eval.intervals import mean_interval_text
 from ultra.release.scorecard import interval_text, scorecard_markdown
-from ultra.release.shippable import sources_markdown
+from ultra.release.shippable import MAX_RELEASE_MB, sources_markdown
 
 # The issue's targets, read the same way for CV means and the once-scored val split.
 TARGETS = (
@@ -151,7 +151,7 @@ def _cv_section(facts: CardFacts) -> str:
     )
     return (
         "\n## Recipe selection (cross-validation inside the train split)\n"
-        "The recipe was chosen on these folds only (`python -m ultra.train.cv`); the val split below was "
+        "The recipe was chosen on these folds only (`ultra cv`); the val split below was "
         f"scored once, at the end.\n\n{facts.selection}{facts.cv_table}\n\n{targets}\n"
     )
 
@@ -201,18 +201,10 @@ def _files_section(files: list[ShippedFile]) -> str:
     )
 
 
-def render_model_card(facts: CardFacts) -> str:
-    """MODEL_CARD.md from the release's facts."""
-    summary, card = facts.summary, facts.card
-    stages = "\n".join(
-        f"| {row['stage']} | {row['steps']} | {row['samples']} | {row['wall_s']} | {row['samples_per_s']} |"
-        for row in summary["stages"]
-    )
-    types = card["model"]["by_question_type"]
-    table = scorecard_markdown(card, [name for name in ("lesion", "malignancy", "site") if name in types])
-    sensitivity = card["image_sensitivity"]["image_sensitivity"]
-    weights = next((f for f in facts.files if f.name.endswith("model.safetensors")), None)
-    size = f"{weights.size_mb:.1f} MB" if weights else "under 20 MB"
+def _intro_section(files: list[ShippedFile]) -> str:
+    """What the model is, and what it is not."""
+    weights = next((f for f in files if f.name.endswith("model.safetensors")), None)
+    size = f"{weights.size_mb:.1f} MB" if weights else f"under {MAX_RELEASE_MB:.0f} MB"
     return f"""# ultra-tiny-zh — model card
 
 **A small demonstration model trained on a few hundred public images.** It shows that the
@@ -231,7 +223,12 @@ tuning; see the README's training section).
 - Weights: `model.safetensors`, float16, {size}; the tokenizer files sit beside them.
   `ultra ask`, `ultra eval run` and `ultra dicom --question` use this folder when no `--model` is given.
 - Everything was trained from scratch here; nothing was downloaded.
+"""
 
+
+def _data_section(summary: dict[str, Any]) -> str:
+    """Every source the model learned from, with its licence (the export's gate already ran)."""
+    return f"""
 ## Training data (only data that may ship)
 Every source of the run's training records, from its `summary.json` (the export refuses
 non-commercial licences): BUSI **train** split images with their labels as Chinese
@@ -243,7 +240,17 @@ the pydicom sample files' modality questions, and SLAKE's Chinese train question
 BUSI: Al-Dhabyani et al., *Data in Brief* 28 (2020) 104863 (CC BY 4.0). SLAKE 1.0: Liu et al.,
 ISBI 2021 (CC BY 4.0). Not used, on purpose: the laparoscopy frames (Cholec80, CC BY-NC-SA) and
 PromptCBLUE (non-commercial); the BUSI selftrain_pool and val splits (val is scored below).
+"""
 
+
+def _training_section(facts: CardFacts) -> str:
+    """The command, the recipe and each stage's steps and wall time."""
+    summary = facts.summary
+    stages = "\n".join(
+        f"| {row['stage']} | {row['steps']} | {row['samples']} | {row['wall_s']} | {row['samples_per_s']} |"
+        for row in summary["stages"]
+    )
+    return f"""
 ## How it was trained
 Command (from the repository root, `../shared/data` beside the checkout):
 
@@ -264,7 +271,15 @@ questions, SLAKE text) with the vision tower frozen (each image encoded once).
 
 Total wall time: {summary["wall_s"] / 60:.1f} min on 2 CPU cores (torch {facts.torch_version}, CPU
 only). Loss curve: `loss_curve.png` (this folder).
-{_fusion_line(facts.fusion_weights)}{_cv_section(facts)}
+"""
+
+
+def _validation_section(card: dict[str, Any]) -> str:
+    """The once-scored val split beside the majority and blind baselines."""
+    types = card["model"]["by_question_type"]
+    table = scorecard_markdown(card, [name for name in ("lesion", "malignancy", "site") if name in types])
+    sensitivity = card["image_sensitivity"]["image_sensitivity"]
+    return f"""
 ## Validation (BUSI val split, 60 images never seen in training, scored once)
 Closed questions of `build_busi_vqa` (fixed phrasings), answers by greedy decoding, scored with
 `ultra.eval`'s canonical labels. Balanced accuracy is the mean per-class recall (the classes are
@@ -279,7 +294,10 @@ Balanced accuracy above the blind run: 是否可见病灶 (lesion) {_blind_gap(c
 (malignancy) {_blind_gap(card, "malignancy")} points. Image sensitivity (share of answers that change with
 blank images): {sensitivity:.1f}%. With 60 validation images the intervals are wide; read the
 numbers as "the model uses the image", not as diagnostic performance.
-{_heldout_section(facts.heldout)}{_changes_section(facts)}{_student_section(facts.student)}{_files_section(facts.files)}
+"""
+
+
+CLOSING = """
 Reproduce: the command above trains the model and the screening student, scores the model on
 the val split once and writes this card, the bundled examples' answers
 (`ultra/examples/busi/README.md`) and `example_answers.json`.
@@ -290,3 +308,22 @@ the val split once and writes this card, the bundled examples' answers
 - Resolution is 128 px; the encoders are small and trained from scratch on very little data.
 - Not validated on any clinical population. Never use it for a diagnosis.
 """
+
+
+def render_model_card(facts: CardFacts) -> str:
+    """MODEL_CARD.md from the release's facts, one section after another (empty ones left out)."""
+    return "".join(
+        [
+            _intro_section(facts.files),
+            _data_section(facts.summary),
+            _training_section(facts),
+            _fusion_line(facts.fusion_weights),
+            _cv_section(facts),
+            _validation_section(facts.card),
+            _heldout_section(facts.heldout),
+            _changes_section(facts),
+            _student_section(facts.student),
+            _files_section(facts.files),
+            CLOSING,
+        ]
+    )

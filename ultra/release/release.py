@@ -1,7 +1,7 @@
 """One command for the embedded release: train ``ultra-tiny-zh``, score it on val once, train the
 screening student from it, and ship both into the package with the card and the examples.
 
-    python -m ultra.release.release --cv runs/cv-tiny-zh/cv.json
+    ultra release --cv runs/cv-tiny-zh/cv.json
 
 Steps, in order (each reuses the library call behind its own command):
 
@@ -29,18 +29,20 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ultra.release.model_card import CardFacts, ShippedFile, headline, render_model_card
-from ultra.release.shippable import check_shippable, read_training_data
+from ultra.release.shippable import MAX_RELEASE_MB, check_shippable, read_training_data
 from ultra.resources import PACKAGE_ROOT, examples_dir
-from ultra.train.config import TrainConfig, load_train_config
+from ultra.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from ultra.train.screening_student import StudentTrainingResult
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "ultra-tiny-zh"
 STUDENT_NAME = "ultra-tiny-zh-screener"
-MAX_RELEASE_MB = 20.0
 SHIPPED_WEIGHTS = PACKAGE_ROOT / "weights"
 RECIPE = "configs/tiny-zh.yaml"
 SCREENING_RECIPE = "configs/screening-tiny-zh.yaml"
@@ -151,37 +153,22 @@ def shipped_files(paths: ReleasePaths) -> list[ShippedFile]:
     return files
 
 
-def release(
-    config: TrainConfig,
-    screening: TrainConfig,
-    paths: ReleasePaths,
-    *,
-    cv_report: dict[str, Any] | None = None,
-    selection: str = "",
-    command: str = f"python -m ultra.release.release --cv CV.json  # recipe {RECIPE}",
-    examples_seed: int = 0,
-    max_steps: int | None = None,
-    show_progress: bool = True,
-) -> CardFacts:
-    """Run every step of the module docstring; return what the card says."""
-    import torch
+@dataclass(frozen=True)
+class ValScores:
+    """The installed model scored on val once, and what the card reads from it."""
 
-    from data_zh.builders import build_report_benchmark
-    from ultra.eval.intervals import cv_markdown
+    card: dict[str, Any]
+    heldout: dict[str, Any]
+    fusion_weights: dict[str, float] | None
+
+
+def install_and_score(run_dir: Path, paths: ReleasePaths, examples_seed: int = 0) -> ValScores:
+    """Install the trained model, score it on val once (``scorecard.json`` in the run folder), and
+    answer the examples drawn from val and the bundled ones (``example_answers.json``)."""
     from ultra.model import load_model
     from ultra.release.embedded import evaluate, example_answers, heldout_scores, install
     from ultra.release.examples import write_examples
-    from ultra.train.runner import Trainer
-    from ultra.train.screening_student import train_screening_student
 
-    started = time.perf_counter()
-    run_dir = Path(config.output_dir)
-    config = without_validation(config)
-    _step("scoring the model being replaced on val (for the card's comparison)", started)
-    previous = score_previous(paths)
-    _step(f"training the model ({len(config.stages)} stages) into {run_dir}", started)
-    result = Trainer(config, max_steps=max_steps, show_progress=show_progress).run()
-    _step(f"installing into {paths.model_dir} and scoring val once", started)
     install(run_dir, paths.model_dir)
     model, processor = load_model(paths.model_dir)
     card = evaluate(model, processor, paths.busi)
@@ -202,6 +189,23 @@ def release(
     (paths.model_dir / "example_answers.json").write_text(
         json.dumps(example_answers(model, processor), ensure_ascii=False, indent=1), encoding="utf-8"
     )
+    return ValScores(card, heldout, model.vision_tower.fusion_weights())
+
+
+def train_student(
+    screening: TrainConfig,
+    paths: ReleasePaths,
+    run_dir: Path,
+    started: float,
+    *,
+    max_steps: int | None = None,
+    show_progress: bool = True,
+) -> tuple[StudentTrainingResult, int]:
+    """Build the screening reports from the train splits, train the student with the installed
+    model as teacher and backbone, and install it; returns the run and the number of reports."""
+    from data_zh.builders import build_report_benchmark
+    from ultra.train.screening_student import train_screening_student
+
     _step("building the screening reports from the train splits", started)
     reports = run_dir / "screening-reports"
     built = build_report_benchmark(paths.busi, reports, split="train", dicom_root=paths.dicom)
@@ -211,19 +215,59 @@ def release(
     )
     student = train_screening_student(student_config, max_steps=max_steps, show_progress=show_progress)
     install_student(student.student_dir, Path(student_config.output_dir), paths.student_dir)
+    return student, len(built)
+
+
+def refuse_smoke_into_package(paths: ReleasePaths, max_steps: int | None) -> None:
+    """A smoke run's weights are untrained: they may go anywhere but over the shipped model."""
+    if max_steps is not None and paths.weights_dir.resolve() == SHIPPED_WEIGHTS.resolve():
+        raise ReleaseError("a --max-steps smoke run would replace the shipped model: pass --weights-dir DIR")
+
+
+def release(
+    config: TrainConfig,
+    screening: TrainConfig,
+    paths: ReleasePaths,
+    *,
+    cv_report: dict[str, Any] | None = None,
+    selection: str = "",
+    command: str = f"ultra release --cv CV.json  # recipe {RECIPE}",
+    examples_seed: int = 0,
+    max_steps: int | None = None,
+    show_progress: bool = True,
+) -> CardFacts:
+    """Run every step of the module docstring; return what the card says."""
+    import torch
+
+    from ultra.eval.intervals import cv_markdown
+    from ultra.train.runner import Trainer
+
+    refuse_smoke_into_package(paths, max_steps)
+    started = time.perf_counter()
+    run_dir = Path(config.output_dir)
+    config = without_validation(config)
+    _step("scoring the model being replaced on val (for the card's comparison)", started)
+    previous = score_previous(paths)
+    _step(f"training the model ({len(config.stages)} stages) into {run_dir}", started)
+    result = Trainer(config, max_steps=max_steps, show_progress=show_progress).run()
+    _step(f"installing into {paths.model_dir} and scoring val once", started)
+    scores = install_and_score(run_dir, paths, examples_seed)
+    student, n_reports = train_student(
+        screening, paths, run_dir, started, max_steps=max_steps, show_progress=show_progress
+    )
     facts = CardFacts(
         summary=json.loads((run_dir / "summary.json").read_text(encoding="utf-8")),
-        card=card,
+        card=scores.card,
         command=command,
         recipe=RECIPE,
-        heldout=heldout,
+        heldout=scores.heldout,
         cv_table=cv_markdown(cv_report["summary"], cv_report["k"], cv_report["seed"]) if cv_report else "",
         cv_summary=cv_report["summary"] if cv_report else {},
         selection=selection,
-        fusion_weights=model.model.vision_tower.fusion_weights(),
+        fusion_weights=scores.fusion_weights,
         previous=previous,
         changes=WHAT_CHANGED if previous else [],
-        student={"reports": len(built), "wall_s": student.wall_s, "recipe": SCREENING_RECIPE},
+        student={"reports": n_reports, "wall_s": student.wall_s, "recipe": SCREENING_RECIPE},
         files=shipped_files(paths),
         torch_version=torch.__version__,
     )
@@ -234,7 +278,7 @@ def release(
     return facts
 
 
-def _selection_text(path: Path) -> str:
+def selection_text(path: Path) -> str:
     """The selection document's body for the card (its own title line dropped)."""
     lines = path.read_text(encoding="utf-8").strip().splitlines()
     if lines and lines[0].startswith("# "):
@@ -242,68 +286,10 @@ def _selection_text(path: Path) -> str:
     return "\n".join(lines).strip() + "\n\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    from ultra.config_io import ConfigError
-    from ultra.logs import configure_logging
-    from ultra.release.shippable import LicenceError
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=Path(RECIPE))
-    parser.add_argument("--screening", type=Path, default=Path(SCREENING_RECIPE))
-    parser.add_argument(
-        "--cv", type=Path, default=None, help="cv.json of python -m ultra.train.cv (for the card)"
+def release_command(cv: Path | None = None, selection: Path | None = None) -> str:
+    """The command line the card records: how this release was run."""
+    return " ".join(
+        ["ultra release"]
+        + ([f"--cv {cv}"] if cv else [])
+        + ([f"--selection {selection}"] if selection else [])
     )
-    parser.add_argument(
-        "--selection", type=Path, default=None, help="markdown: how the recipe was chosen (for the card)"
-    )
-    parser.add_argument("--busi", type=Path, default=Path("../shared/data/busi"))
-    parser.add_argument("--dicom", type=Path, default=Path("../shared/data/dicom"))
-    parser.add_argument(
-        "--weights-dir",
-        type=Path,
-        default=SHIPPED_WEIGHTS,
-        help="where both folders go (default: the package's; elsewhere, the examples go there too)",
-    )
-    parser.add_argument(
-        "--output-dir", type=Path, default=None, help="the run folder (default: the config's)"
-    )
-    parser.add_argument("--max-steps", type=int, default=None, help="cap every stage (a smoke run)")
-    args = parser.parse_args(argv)
-    configure_logging()
-    try:
-        config = load_train_config(args.config)
-        if args.output_dir is not None:
-            config = config.model_copy(update={"output_dir": str(args.output_dir)})
-        screening = load_train_config(args.screening)
-        cv_report = json.loads(args.cv.read_text(encoding="utf-8")) if args.cv else None
-        selection = _selection_text(args.selection) if args.selection else ""
-        paths = release_paths(args.weights_dir, args.busi, args.dicom)
-        if args.max_steps is not None and paths.weights_dir.resolve() == SHIPPED_WEIGHTS.resolve():
-            raise ReleaseError(
-                "a --max-steps smoke run would replace the shipped model: pass --weights-dir DIR"
-            )
-        command = " ".join(
-            ["python -m ultra.release.release"]
-            + ([f"--cv {args.cv}"] if args.cv else [])
-            + ([f"--selection {args.selection}"] if args.selection else [])
-        )
-        facts = release(
-            config,
-            screening,
-            paths,
-            cv_report=cv_report,
-            selection=selection,
-            command=command,
-            max_steps=args.max_steps,
-        )
-    except (ConfigError, LicenceError, ReleaseError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - a command-line entry point
-        raise SystemExit(2) from None
-    for shipped in facts.files:
-        print(f"{shipped.name}  {shipped.size_mb:.1f} MB  sha256 {shipped.sha256}")  # noqa: T201
-
-
-if __name__ == "__main__":
-    main()

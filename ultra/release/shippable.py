@@ -4,6 +4,7 @@ licence allows any use, and its card lists every source it learned from.
 The trainer records, per data source, the sources and licences of the records it trained on
 (``summary.json`` → ``training_data``); exporting for the package reads that record and refuses
 a run that saw non-commercial data (laparoscopy frames from Cholec80, PromptCBLUE), naming them.
+What ships is also bounded in size: :data:`MAX_RELEASE_MB` for the model and its student together.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import json
 from pathlib import Path
 
 from data_zh.licences import is_non_commercial
+
+MAX_RELEASE_MB = 40.0
+"""The weights that ship (model and screening student together) take at most this many MB."""
 
 
 class LicenceError(ValueError):

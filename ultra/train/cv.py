@@ -1,7 +1,7 @@
 """Choose a recipe without touching val: k-fold cross-validation inside the BUSI train split.
 
-    python -m ultra.train.cv configs/tiny-zh.yaml --folds 5 [--max-steps 2] [--only 0,1] [--classifier-only]
-                             [--train-fraction 0.5]
+    ultra cv configs/tiny-zh.yaml --folds 5 [--max-steps 2] [--only 0,1] [--classifier-only]
+             [--train-fraction 0.5]
 
 Folds come from :func:`data_zh.splitting.cv_folds` (stratified, near-duplicate groups kept
 whole). For each fold the recipe trains on the other folds — every BUSI data source of the
@@ -324,60 +324,3 @@ def run_cv(
     (root / "cv.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     (root / "cv.md").write_text(cv_markdown(summary, k, seed) + "\n", encoding="utf-8")
     return report
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-    import sys
-
-    from ultra.config_io import ConfigError, add_overrides_argument
-    from ultra.logs import configure_logging
-    from ultra.train.config import load_train_config
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
-    parser.add_argument("--only", default=None, help="comma-separated fold indices to run (default: all)")
-    parser.add_argument("--max-steps", type=int, default=None, help="cap every stage (a smoke run)")
-    parser.add_argument(
-        "--reference", type=Path, default=None, help="a classifier config to run in the folds"
-    )
-    parser.add_argument("--output-dir", type=Path, default=None, help="default: <output_dir>/cv")
-    parser.add_argument(
-        "--classifier-only",
-        action="store_true",
-        help="run only the leading classification stages, the tower (compare its variants)",
-    )
-    parser.add_argument(
-        "--train-fraction",
-        type=float,
-        default=1.0,
-        help="train on a stratified fraction of each fold's training images (a learning curve)",
-    )
-    add_overrides_argument(parser)
-    args = parser.parse_args(argv)
-    configure_logging()
-    try:
-        config = load_train_config(args.config, args.overrides)
-        reference = load_train_config(args.reference) if args.reference else None
-        only = [int(part) for part in args.only.split(",")] if args.only else None
-        report = run_cv(
-            config,
-            args.folds,
-            args.seed,
-            only=only,
-            max_steps=args.max_steps,
-            reference=reference,
-            output_dir=args.output_dir,
-            classifier_only=args.classifier_only,
-            train_fraction=args.train_fraction,
-        )
-    except (ConfigError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - a command-line entry point
-        raise SystemExit(2) from None
-    print(cv_markdown(report["summary"], report["k"], report["seed"]))  # noqa: T201
-
-
-if __name__ == "__main__":
-    main()
