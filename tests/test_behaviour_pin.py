@@ -128,7 +128,7 @@ def readme_examples() -> list[dict[str, str]]:
 
 
 def readme_answers(answerer: Any) -> list[str]:
-    """Greedy answers to the README's rows, as ``ultra.train.examples`` draws them (16 new tokens)."""
+    """Greedy answers to the README's rows, as ``ultra.release.examples`` draws them (16 new tokens)."""
     from ultra.answerer import GenerationSettings, Request
     from ultra.media import read_image
 
