@@ -12,7 +12,14 @@ from pathlib import Path
 
 from data_zh.converters.base import ConversionError
 from data_zh.converters.busi import convert_busi
-from data_zh.converters.detect import detect_sources
+from data_zh.converters.detect import (
+    looks_like_busi,
+    looks_like_dicom,
+    looks_like_laparoscopy,
+    looks_like_promptcblue,
+    looks_like_slake,
+    looks_like_vqa_rad,
+)
 from data_zh.converters.dicom import convert_dicom
 from data_zh.converters.laparoscopy import convert_laparoscopy
 from data_zh.converters.llava import convert_llava
@@ -27,11 +34,17 @@ from fusion.registry import Registry
 @dataclass(frozen=True)
 class Converter:
     """One dataset's reader: ``read(root, **options)``, the layout it expects at ``root`` and the
-    options it takes (checked before it runs, so a wrong option names the converters that take it)."""
+    options it takes (checked before it runs, so a wrong option names the converters that take it).
+
+    ``looks_like(folder)`` tells from file names whether a folder holds this layout (None: no
+    test); a ``fallback`` test is asked only when no other layout matches (DICOM files sit
+    beside other sources' files)."""
 
     read: Callable[..., list[Record]]
     layout: str
     options: tuple[str, ...] = ()
+    looks_like: Callable[[Path], bool] | None = None
+    fallback: bool = False
 
 
 SPLIT_MAP = ("split_map",)  # image key -> split, in place of the committed split
@@ -40,20 +53,31 @@ LLAVA_DEFAULTS = ("source", "licence", "specialty", "modality", "language", "tas
 CONVERTERS: Registry[Converter] = Registry(
     "converter",
     {
-        "slake": Converter(convert_slake, "SLAKE json files (train.json, validate.json, test.json)"),
-        "vqa_rad": Converter(convert_vqa_rad, "VQA-RAD trainset.json / testset.json"),
+        "slake": Converter(
+            convert_slake, "SLAKE json files (train.json, validate.json, test.json)", looks_like=looks_like_slake
+        ),
+        "vqa_rad": Converter(convert_vqa_rad, "VQA-RAD trainset.json / testset.json", looks_like=looks_like_vqa_rad),
         "pathvqa": Converter(
             convert_pathvqa, "PathVQA qas/<split>/<split>_qa.pkl|json or data/*.parquet", ("image_dir",)
         ),
-        "busi": Converter(convert_busi, "a BUSI-layout folder (labels.csv, images/)", SPLIT_MAP),
-        "laparoscopy": Converter(
-            convert_laparoscopy, "YOLO frames (classes.txt, <subset>/images, <subset>/labels)", SPLIT_MAP
+        "busi": Converter(
+            convert_busi, "a BUSI-layout folder (labels.csv, images/)", SPLIT_MAP, looks_like=looks_like_busi
         ),
-        "promptcblue": Converter(convert_promptcblue, "PromptCBLUE train/dev/test .jsonl files"),
+        "laparoscopy": Converter(
+            convert_laparoscopy,
+            "YOLO frames (classes.txt, <subset>/images, <subset>/labels)",
+            SPLIT_MAP,
+            looks_like=looks_like_laparoscopy,
+        ),
+        "promptcblue": Converter(
+            convert_promptcblue, "PromptCBLUE train/dev/test .jsonl files", looks_like=looks_like_promptcblue
+        ),
         "llava": Converter(
             convert_llava, "a LLaVA .json/.jsonl file or a folder of them", ("image_root", *LLAVA_DEFAULTS)
         ),
-        "dicom": Converter(convert_dicom, "a folder of .dcm files", SPLIT_MAP),
+        "dicom": Converter(
+            convert_dicom, "a folder of .dcm files", SPLIT_MAP, looks_like=looks_like_dicom, fallback=True
+        ),
     },
 )
 
@@ -66,6 +90,14 @@ def convert(name: str, root: str | Path, **options) -> list[Record]:
         takes = ", ".join(converter.options) or "none"
         raise ValueError(f"{name} converter: unknown option(s) {', '.join(unknown)} (it takes: {takes})")
     return converter.read(root, **options)
+
+
+def detect_sources(root: str | Path) -> list[str]:
+    """The converters whose layout ``root`` matches (from file names only); empty when none does."""
+    root = Path(root)
+    tests = [(name, c.looks_like, c.fallback) for name, c in CONVERTERS.items() if c.looks_like is not None]
+    matches = [name for name, looks_like, fallback in tests if not fallback and looks_like(root)]
+    return matches or [name for name, looks_like, fallback in tests if fallback and looks_like(root)]
 
 
 def converters_taking(option: str) -> list[str]:
