@@ -41,14 +41,13 @@ def build_demo(answerer, files: SessionFiles, options: DemoOptions, screener=Non
     from demo.chat import EXAMPLES, ChatState, ImageChat
     from demo.report import ReportScreening, ReportState
     from demo.video import EXAMPLE_NAME, VideoChat, VideoState, example_frames
-    from ultra.answerer.inputs import vision_tower
     from ultra.dicom.deid import Deidentifier
     from ultra.media import DEFAULT_LIMITS
 
     deid = Deidentifier(secrets.token_bytes(32))  # per run: pseudonyms are for display only
     chat = ImageChat(answerer, files, deid, DEFAULT_LIMITS, options.max_images, options.max_new_tokens)
     video = VideoChat(answerer, files, DEFAULT_LIMITS, options.max_new_tokens)
-    weights = vision_tower(answerer.model).fusion_weights()
+    weights = answerer.model.vision_tower.fusion_weights()
 
     with gr.Blocks(title=texts.TITLE, analytics_enabled=False) as blocks:
         gr.Markdown(f"# {texts.TITLE}\n\n{texts.INTRO}\n\n**{texts.NOTICE}**", elem_id="intro")

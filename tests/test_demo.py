@@ -35,9 +35,8 @@ def _untrained_student(folder: Path) -> Path:
     flow is tested (verdicts, duplicates, answers on kept images), not the quality of its weights."""
     from screening import new_student, save_student
     from ultra.answerer import Answerer
-    from ultra.answerer.inputs import vision_tower
 
-    fusion = vision_tower(Answerer.load().model)
+    fusion = Answerer.load().model.vision_tower
     student = new_student(fusion, backbone_source="tiny-zh", embed_dim=32, text_embed_dim=16, buckets=512)
     save_student(student, folder)
     return folder

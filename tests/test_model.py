@@ -103,8 +103,8 @@ def test_vision_is_a_typed_fusion_config_validated_with_the_config(tiny_model, t
     assert data["vision"] == model.config.vision.model_dump(mode="json")
     kwargs = {k: v for k, v in data.items() if k not in ("model_type", "transformers_version")}
     assert UltraConfig(**kwargs).vision == model.config.vision
-    with pytest.raises(ValueError, match=r"UltraConfig.vision is not a valid fusion config: mode: Input should be"):
-        UltraConfig(**{**kwargs, "vision": {**data["vision"], "mode": "average"}})
+    with pytest.raises(ValueError, match=r"UltraConfig.vision is not a valid fusion config: grid: .*positive"):
+        UltraConfig(**{**kwargs, "vision": {**data["vision"], "grid": [0, 4]}})
     with pytest.raises(ValueError, match="UltraConfig needs `vision`"):
         UltraConfig(**{**kwargs, "vision": None})
     model.config.save_pretrained(tmp_path)
@@ -276,6 +276,18 @@ def test_embedded_tiny_zh_loads_or_says_it_is_not_trained():
     else:
         with pytest.raises(WeightsNotFoundError, match="has not been trained yet"):
             load_model("tiny-zh")
+
+
+def test_the_vision_tower_is_reached_through_one_property(tiny_model):
+    from fusion import VisionFusion
+    from ultra.train.supervision import find_vision_fusion
+
+    model, _ = tiny_model
+    assert isinstance(model.vision_tower, VisionFusion)
+    assert [module for module in model.modules() if isinstance(module, VisionFusion)] == [model.vision_tower]
+    assert find_vision_fusion(model) == ("model.vision_tower", model.vision_tower)
+    with pytest.raises(ValueError, match="Linear has no vision_tower"):
+        find_vision_fusion(torch.nn.Linear(2, 2))
 
 
 def test_special_token_ids_match_config(tiny_model):

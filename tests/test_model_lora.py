@@ -49,7 +49,7 @@ def test_adapter_reload_and_merge_match_the_trained_lora_model(tiny_model, tmp_p
     assert not any("lora_" in name for name in trainable if "vision_tower" in name)
     norms = {
         name: module
-        for name, module in peft_model.model.vision_tower.encoders[0].named_modules()
+        for name, module in peft_model.vision_tower.encoders[0].named_modules()
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
     }
     assert norms, "the tiny CNN has BatchNorm layers whose statistics the adapter must carry"

@@ -18,7 +18,6 @@ from PIL import Image
 from data_zh.figures import chinese_figure, save_figure
 from ultra.answerer import Answerer, Request
 from ultra.answerer.blank import blank_colour
-from ultra.answerer.inputs import vision_tower
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def occlusion_map(
     if not answer.strip():
         raise ValueError("occlusion needs a non-empty answer to score")
     prepared = answerer.processor.prepare_image(request.images[image_index])
-    colour = blank_colour(vision_tower(answerer.model))
+    colour = blank_colour(answerer.model.vision_tower)
     cells = [(r, c) for r in range(grid) for c in range(grid)]
 
     def with_image(image: Image.Image) -> Request:

@@ -18,10 +18,6 @@ def base_model(model: nn.Module) -> nn.Module:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def vision_tower(model: nn.Module) -> nn.Module:
-    return base_model(model).model.vision_tower
-
-
 def conversation(request: Request, answer: str | None = None) -> list[dict[str, str]]:
     """The request's chat (``ultra.model.processor.chat_messages``), with ``answer`` when scored."""
     history = [(turn.role, turn.text, len(turn.images)) for turn in request.history]
@@ -77,7 +73,7 @@ def encode_request(
             IGNORE_INDEX if label == processor.eos_token_id else label for label in labels[len(prompt_ids) :]
         ]
     images = request.all_images
-    tower = vision_tower(model)
+    tower = model.vision_tower
     pixel_values = None
     if images:
         pixel_values = (

@@ -178,6 +178,7 @@ class UltraForConditionalGeneration(UltraPreTrainedModel, GenerationMixin):
 
     @property
     def vision_tower(self) -> VisionFusion:
+        """The fused encoders: the one way callers reach the tower (LoRA keeps it in place)."""
         return self.model.vision_tower
 
     @property

@@ -25,13 +25,12 @@ logger = logging.getLogger(__name__)
 
 
 def find_vision_fusion(model: nn.Module) -> tuple[str, nn.Module]:
-    """The model's ``fusion.VisionFusion`` and its parameter-name prefix."""
-    from fusion import VisionFusion
-
+    """``model.vision_tower`` and its parameter-name prefix (stage patterns match parameter names)."""
+    tower = getattr(model, "vision_tower", None)
     for name, module in model.named_modules():
-        if isinstance(module, VisionFusion):
-            return name, module
-    raise ValueError(f"{type(model).__name__} has no fusion.VisionFusion module to train on labels")
+        if tower is not None and module is tower:
+            return name, tower
+    raise ValueError(f"{type(model).__name__} has no vision_tower to train on labels")
 
 
 @dataclass(frozen=True)
