@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
-from tqdm import tqdm
 
 from fusion.model import VisionFusion
 from fusion.pixels import PixelError, read_image_file, video_frame_to_rgb
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,9 @@ def _read_video_file(path: Path, indices: Sequence[int] | None, show_progress: b
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if last is None else last + 1
     decoded: dict[int, Image.Image] = {}
     index = 0
-    progress = tqdm(total=total or None, desc=f"reading {path.name}", unit="frame", disable=not show_progress)
+    progress = progress_bar(
+        total=total or None, description=f"reading {path.name}", unit="frame", enabled=show_progress
+    )
     try:
         while last is None or index <= last:
             if not capture.grab():

@@ -1,15 +1,10 @@
-"""What every converter shares: its error type and a progress bar for long conversions."""
+"""What every converter shares: its error type and its readers of folders and JSON files."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
-
-from tqdm.auto import tqdm
-
-T = TypeVar("T")
+from typing import Any
 
 
 class ConversionError(ValueError):
@@ -30,8 +25,3 @@ def load_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise ConversionError(f"{path}: cannot read JSON ({error})") from None
-
-
-def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a progress bar (count, rate, time left); off when stderr is not a terminal."""
-    yield from tqdm(items, desc=description, total=total, unit="item", disable=None, leave=False)

@@ -6,9 +6,10 @@ import csv
 import logging
 from pathlib import Path
 
-from data_zh.converters.base import ConversionError, progress, require_dir
+from data_zh.converters.base import ConversionError, require_dir
 from data_zh.schema import Labels, Media, Reasoning, Record, qa_turns
 from data_zh.splits import split_lookup
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -79,5 +80,5 @@ def convert_busi(root: str | Path, split_map: dict[str, str] | None = None) -> l
     split_map = split_lookup("busi") if split_map is None else split_map
     return [
         busi_record(root, path, row, split_map.get(path))
-        for path, row in progress(rows.items(), "BUSI", total=len(rows))
+        for path, row in progress_bar(rows.items(), description="BUSI", total=len(rows), leave=False)
     ]

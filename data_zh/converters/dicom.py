@@ -7,9 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from data_zh.converters.base import ConversionError, progress, require_dir
+from data_zh.converters.base import ConversionError, require_dir
 from data_zh.schema import MODALITIES, DicomFrameRef, Labels, Media, Record, qa_turns
 from data_zh.splits import split_lookup
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def convert_dicom(root: str | Path, split_map: dict[str, str] | None = None) -> 
         raise ConversionError(f"{root}: no .dcm files found")
     split_map = split_lookup("dicom") if split_map is None else split_map
     records = []
-    for path in progress(files, "DICOM headers", total=len(files)):
+    for path in progress_bar(files, description="DICOM headers", total=len(files), leave=False):
         rel = path.relative_to(root).as_posix()
         try:
             header = read_dicom_header(path)

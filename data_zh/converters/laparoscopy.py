@@ -9,9 +9,10 @@ import logging
 import re
 from pathlib import Path
 
-from data_zh.converters.base import ConversionError, progress, require_dir
+from data_zh.converters.base import ConversionError, require_dir
 from data_zh.schema import Labels, Media, OrientedBox, Record, qa_turns
 from data_zh.splits import load_split_payload, split_lookup
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def convert_laparoscopy(root: str | Path, split_map: dict[str, str] | None = Non
     if not frames:
         raise ConversionError(f"{root}: no frames found under <subset>/images")
     records = []
-    for image in progress(frames, "laparoscopy", total=len(frames)):
+    for image in progress_bar(frames, description="laparoscopy", total=len(frames), leave=False):
         rel = image.relative_to(root).as_posix()
         boxes = read_boxes(image.parent.parent / "labels" / f"{image.stem}.txt", classes)
         video, index = frame_index(image.name)

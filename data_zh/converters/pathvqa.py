@@ -12,8 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from data_zh.converters.base import ConversionError, progress, require_dir
+from data_zh.converters.base import ConversionError, require_dir
 from data_zh.schema import Media, Record, qa_turns
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def _convert_qa_files(root: Path, files: list[Path]) -> list[Record]:
             logger.warning("%s: skipped, cannot tell its split from the name", path)
             continue
         image_folder = root / "images" / split
-        for index, item in enumerate(progress(_load_qa_file(path), f"PathVQA {split}")):
+        items = progress_bar(_load_qa_file(path), description=f"PathVQA {split}", leave=False)
+        for index, item in enumerate(items):
             try:
                 image = _image_name(str(item["image"]), image_folder)
                 records.append(
@@ -137,7 +139,8 @@ def _convert_parquet(files: list[Path], image_dir: Path) -> list[Record]:
             raise ConversionError(
                 f"{path}: cannot read parquet with image/question/answer ({error})"
             ) from None
-        for row in progress(frame.itertuples(index=False), f"PathVQA {split}", total=len(frame)):
+        rows = frame.itertuples(index=False)
+        for row in progress_bar(rows, description=f"PathVQA {split}", total=len(frame), leave=False):
             index = counters.get(split, 0)
             counters[split] = index + 1
             try:

@@ -6,8 +6,9 @@ import json
 import logging
 from pathlib import Path
 
-from data_zh.converters.base import ConversionError, progress, require_dir
+from data_zh.converters.base import ConversionError, require_dir
 from data_zh.schema import Record, Turn
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ def convert_promptcblue(root: str | Path) -> list[Record]:
             continue
         found = True
         lines = path.read_text(encoding="utf-8").splitlines()
-        for line_no, line in enumerate(progress(lines, f"PromptCBLUE {split}", total=len(lines)), start=1):
+        bar = progress_bar(lines, description=f"PromptCBLUE {split}", total=len(lines), leave=False)
+        for line_no, line in enumerate(bar, start=1):
             if not line.strip():
                 continue
             try:

@@ -6,8 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from data_zh.converters.base import ConversionError, load_json, progress, require_dir
+from data_zh.converters.base import ConversionError, load_json, require_dir
 from data_zh.schema import Media, Record, qa_turns
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ def convert_slake(root: str | Path) -> list[Record]:
             continue
         found = True
         items = load_json(path)
-        for index, item in enumerate(progress(items, f"SLAKE {split}", total=len(items))):
+        bar = progress_bar(items, description=f"SLAKE {split}", total=len(items), leave=False)
+        for index, item in enumerate(bar):
             try:
                 records.append(_record(item, split, root / "imgs"))
             except (KeyError, ValueError) as error:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
-from tqdm import tqdm
 
 from data_zh.io import read_records, record_line, write_records
 from data_zh.qagen.backends import BackendError, TextBackend
@@ -31,6 +30,7 @@ from data_zh.qagen.inputs import QASource
 from data_zh.qagen.prompts import Prompts
 from data_zh.schema import VIDEO_PLACEHOLDER, Record, Turn, qa_turns
 from data_zh.text import normalize_zh
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def generate_qa(
         open(out_path, "a", encoding="utf-8") as out,
         open(log_path, "a", encoding="utf-8") as log,
     ):
-        for source in tqdm(pending, desc="qagen", unit="input", disable=not show_progress):
+        for source in progress_bar(pending, description="qagen", unit="input", enabled=show_progress):
             entry = _one_input(source, backend, prompts, max_attempts, min_support, seen, report, out)
             log.write(json.dumps(entry, ensure_ascii=False) + "\n")
             out.flush()

@@ -19,11 +19,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 from transformers import StoppingCriteriaList
 
+from fusion.progress import progress_bar
 from ultra.answerer.inputs import EncodedRequest, base_model, collate_requests, encode_request
 from ultra.answerer.requests import (
     DEFAULT_MODEL,
@@ -131,15 +130,15 @@ class Answerer:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         answers: list[Answer | None] = [None] * len(requests)
-        columns = (TextColumn(progress or ""), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=Console(stderr=True), disable=progress is None) as bar:
-            task = bar.add_task(progress or "", total=len(requests))
+        with progress_bar(
+            total=len(requests), description=progress or "", unit="answer", enabled=progress is not None
+        ) as bar:
             for indices in self._groups(requests, batch_size):
                 encoded = [self.encode(requests[i]) for i in indices]
                 results = self._generate([requests[i] for i in indices], encoded, [None] * len(indices))
                 for index, result in zip(indices, results, strict=True):
                     answers[index] = result
-                bar.advance(task, len(indices))
+                bar.update(len(indices))
         return [answer for answer in answers if answer is not None]
 
     def stream(self, request: Request) -> Iterator[str]:

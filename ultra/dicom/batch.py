@@ -22,12 +22,12 @@ from typing import Any, Literal
 from PIL import Image
 from pydicom import dcmread
 
+from fusion.progress import progress_bar
 from ultra.dicom.burned_in import ocr_available
 from ultra.dicom.deid_key import load_or_create_key
 from ultra.dicom.layout import check_layout
 from ultra.dicom.outputs import atomic_write_json, atomic_write_jsonl, sweep_partial_files
 from ultra.dicom.process import InstanceOutcome, ProcessOptions, process_input
-from ultra.dicom.progress import file_progress
 from ultra.dicom.sources import InputItem, list_inputs
 from ultra.dicom.studies import ImageSelector, group_studies, keep_all
 from ultra.media import read_image
@@ -220,8 +220,7 @@ def _run(
     seen = len(items)
     outcomes: list[InstanceOutcome] = []
     entries = _without_duplicates(items)
-    with file_progress(show_progress) as progress:
-        task = progress.add_task("DICOM", total=seen)
+    with progress_bar(total=seen, description="DICOM", unit="file", enabled=show_progress) as progress:
         if engine == "ray":
             checked = list(entries)
             unique = [e for e in checked if isinstance(e, InputItem)]
@@ -237,7 +236,7 @@ def _run(
                 outcomes.append(outcome)
                 if outcome.status == "failed":
                     logger.warning("%s: %s", outcome.name, outcome.reason)
-                progress.advance(task)
+                progress.update()
         finally:
             if engine != "ray" and executor is None:
                 own.shutdown(cancel_futures=True)

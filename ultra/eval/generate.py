@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from tqdm import tqdm
 
+from fusion.progress import progress_bar
 from ultra.answerer import Answerer, GenerationSettings, Request
 from ultra.eval.answers import answered_ids, append_answers, read_answers
 from ultra.media import DEFAULT_LIMITS, MediaError, MediaLimits, read_record_media
@@ -162,7 +162,7 @@ def generate_answers_file(
     label = "answering (blank images)" if blank_images else "answering (images)"
     if shard.count > 1:
         label += f" [process {shard.index + 1}/{shard.count}]"
-    with tqdm(total=len(todo), unit="q", desc=label, disable=not show_progress) as bar:
+    with progress_bar(total=len(todo), unit="q", description=label, enabled=show_progress) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             ready, requests = [], []

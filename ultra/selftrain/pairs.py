@@ -8,10 +8,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from data_zh.schema import Preference, Record, Turn, qa_turns
+from fusion.progress import progress_bar
 from ultra.selftrain.generate import Candidates
 from ultra.selftrain.judges import Judge, Verdict
 
@@ -82,9 +80,9 @@ def judge_candidates(
     """Preference records of every question the judge separates; the others are counted by cause."""
     counts = JudgeCounts()
     pairs: list[Record] = []
-    columns = (TextColumn("selftrain judge"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not show_progress) as bar:
-        task = bar.add_task("questions", total=len(candidates))
+    with progress_bar(
+        total=len(candidates), description="selftrain judge", unit="question", enabled=show_progress
+    ) as bar:
         for start in range(0, len(candidates), JUDGE_BATCH):
             batch = candidates[start : start + JUDGE_BATCH]
             for item, verdict in zip(batch, judge.judge(batch), strict=True):
@@ -100,7 +98,7 @@ def judge_candidates(
                 else:
                     pairs.append(record)
                     counts.pairs += 1
-            bar.advance(task, len(batch))
+            bar.update(len(batch))
     return pairs, counts
 
 

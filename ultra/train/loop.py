@@ -14,17 +14,10 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from fusion.progress import progress_bar
 from ultra.config_io import ConfigError
 from ultra.train.averaging import WeightAverage, warn_if_start_dominates
 from ultra.train.checkpoint import RunState
@@ -99,19 +92,6 @@ def set_training_mode(module: nn.Module, all_norms_frozen: bool = False) -> None
     freeze_frozen_norms(module, all_norms_frozen)
 
 
-def _progress(disable: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("{task.fields[rate]:.1f} samples/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=disable,
-    )
-
-
 SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM)
 
 
@@ -176,10 +156,13 @@ def run_stage(
     batches = iter(loader_p)
     started = time.perf_counter()
     seen = 0
-    with _progress(not show_progress or not accelerator.is_local_main_process) as progress:
-        task = progress.add_task(
-            stage.name, total=plan.total_steps, completed=start, loss=float("nan"), rate=0.0
-        )
+    with progress_bar(
+        total=plan.total_steps,
+        initial=start,
+        description=stage.name,
+        unit="step",
+        enabled=show_progress and accelerator.is_local_main_process,
+    ) as progress:
         for step in range(start, plan.total_steps):
             losses = []
             for micro in range(stage.grad_accum):
@@ -222,7 +205,8 @@ def run_stage(
                     "samples_per_s": rate,
                 }
             )
-            progress.update(task, advance=1, loss=mean_loss, rate=rate)
+            progress.set_postfix(loss=f"{mean_loss:.4f}", samples_per_s=f"{rate:.1f}", refresh=False)
+            progress.update()
             if log_every and (step + 1) % log_every == 0:
                 logger.info(
                     "%s step %d/%d loss %.4f, %.2f samples/s",
