@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from ultra.cli.main import app
@@ -102,3 +103,15 @@ def test_generate_command_with_a_records_file_resumes(shared_data, tmp_path):
 def test_rounded_rounds_every_float_for_printing():
     metrics = {"closed_accuracy": 82.42424242424242, "n": 33, "ci95": [66.21212, 74.1], "label": "x"}
     assert rounded(metrics) == {"closed_accuracy": 82.42, "n": 33, "ci95": [66.21, 74.1], "label": "x"}
+
+
+def test_eval_names_read_the_registry_sources(shared_data):
+    busi = load_eval_records("busi", shared_data / "busi")
+    assert {r.split for r in busi} == {"val"} and {r.extra["wordings"] for r in busi} == {"train"}
+    assert [r.id for r in busi] == [r.id for r in load_eval_records("busi_vqa", shared_data / "busi", "val")]
+    clips = load_eval_records("laparoscopy_video", shared_data / "laparoscopy_frames", "all")
+    assert {r.split for r in clips} == {"train", "val"}
+    with pytest.raises(ValueError, match="unknown dataset 'nope': use one of busi, busi_heldout, busi_instructions"):
+        load_eval_records("nope", shared_data)
+    with pytest.raises(ValueError, match=r"busi_vqa: pass a BUSI-layout folder \(labels.csv, images/\) as root"):
+        load_eval_records("busi_heldout")

@@ -529,6 +529,21 @@ def test_task_filter_keeps_only_the_named_tasks():
         DataSource(kind="busi_question_types", tasks=["nope"])
 
 
+def test_source_kinds_name_registry_entries_and_the_old_words_still_load(shared_data, tmp_path):
+    from ultra.train import DataSource, load_source
+
+    busi = str(shared_data / "busi")
+    old = load_source(DataSource(kind="busi", path=busi, split="val", max_records=30))
+    new = load_source(DataSource(kind="busi_instructions", path=busi, split="val", max_records=30))
+    assert [r.id for r in old] == [r.id for r in new] and {r.split for r in new} == {"val"}
+    with pytest.raises(ValueError, match="unknown data source kind 'imagenet'; known: busi, busi_instructions"):
+        DataSource(kind="imagenet", path=busi)
+    with pytest.raises(ValueError, match=r"a busi_vqa data source needs a path \(a BUSI-layout folder"):
+        DataSource(kind="busi_vqa")
+    with pytest.raises(ValueError, match=r"nowhere: not found \(busi_vqa reads"):
+        load_source(DataSource(kind="busi_vqa", path=str(tmp_path / "nowhere")))
+
+
 def test_overrides_change_a_recipe_for_one_run(tmp_path):
     from ultra.config_io import apply_overrides
 
