@@ -475,3 +475,96 @@ def test_limits_reject_nonsense() -> None:
             "data:image/png;base64," + base64.b64encode(_png_bytes(_rgb())).decode(),
             limits=MediaLimits(max_bytes=10),
         )
+
+
+# ---- budgets: images shrunk as they are read, decoded bytes counted -----------------------------
+
+
+def _gradient(width: int, height: int) -> np.ndarray:
+    x = np.linspace(0, 255, width)[None, :, None]
+    y = np.linspace(0, 255, height)[:, None, None]
+    planes = [np.broadcast_to(x, (height, width, 1)), np.broadcast_to(y, (height, width, 1))]
+    return np.concatenate([*planes, np.full((height, width, 1), 90.0)], axis=2).astype(np.uint8)
+
+
+def _encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "I;16", "1", "CMYK"])
+def test_max_side_shrinks_every_mode_like_shrinking_the_full_image(mode: str) -> None:
+    rgb = Image.fromarray(_gradient(1200, 800))
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 200)
+    else:
+        image = rgb.convert(mode)
+    data = _encoded(image, "TIFF" if mode == "CMYK" else "PNG")
+    small = read_image(data, max_side=300)
+    assert small.mode == "RGB" and small.size == (300, 200)
+    expected = read_image(data).resize((300, 200), Image.Resampling.BOX)
+    error = np.abs(np.asarray(small, dtype=float) - np.asarray(expected, dtype=float)).mean()
+    assert error < (40 if mode == "1" else 3), error  # the gradient is smooth; 1-bit dithers
+
+
+def test_small_images_are_read_exactly_as_without_max_side() -> None:
+    data = _encoded(Image.fromarray(_gradient(120, 80)), "PNG")
+    assert np.array_equal(np.asarray(read_image(data, max_side=120)), np.asarray(read_image(data)))
+
+
+def test_png_peak_is_one_full_image_and_only_the_small_copy_is_kept() -> None:
+    from ultra.media import DecodeAccount
+
+    width, height = 2000, 1500
+    data = _encoded(Image.fromarray(_gradient(width, height)), "PNG")
+    account = DecodeAccount(1 << 30)
+    small = read_image(data, max_side=400, account=account)
+    assert account.peak == width * height * 4 + width * height  # RGB (4 bytes a pixel) + one band
+    assert account.held == small.width * small.height * 4
+    account.close()
+    assert account.held == 0
+
+
+def test_jpeg_decodes_at_a_reduced_scale() -> None:
+    from ultra.media import DecodeAccount
+
+    width, height = 4000, 3000
+    data = _encoded(Image.fromarray(_gradient(width, height)), "JPEG", quality=90)
+    account = DecodeAccount(1 << 30)
+    small = read_image(data, max_side=500, account=account)
+    assert small.size == (500, 375)
+    assert account.peak <= width * height * 4 // 16 * 1.25  # draft mode decoded at 1/4 scale at most
+    full = read_image(data).resize(small.size, Image.Resampling.BOX)
+    assert np.abs(np.asarray(small, dtype=float) - np.asarray(full, dtype=float)).mean() < 3
+
+
+def test_exif_orientation_survives_shrinking() -> None:
+    image = Image.fromarray(_gradient(900, 300))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    data = _encoded(image, "JPEG", exif=exif.tobytes(), quality=95)
+    assert read_image(data).size == (300, 900)
+    assert read_image(data, max_side=150).size == (50, 150)
+
+
+def test_request_and_server_budgets_refuse_and_give_everything_back() -> None:
+    from ultra.media import DecodeBudget, DecodeBudgetError
+
+    data = _encoded(Image.fromarray(_gradient(1000, 1000)), "PNG")  # 4 MB + 1 MB band while decoding
+    server = DecodeBudget(12 << 20)
+    with server.account(8 << 20) as first:
+        read_image(data, max_side=100, account=first)
+        read_image(data, max_side=100, account=first)  # one at a time: the peak does not add up
+        assert first.peak < 6 << 20 and server.held == first.held == 2 * 100 * 100 * 4
+        with server.account(4 << 20) as small, pytest.raises(DecodeBudgetError) as own:
+            read_image(data, max_side=100, account=small, source_id="image 1")
+        assert not own.value.shared and str(own.value).startswith("image 1: decoding it needs 5 MB")
+        other = server.account(8 << 20)
+        held = server.account(8 << 20)
+        held.hold("other", 8 << 20)
+        with pytest.raises(DecodeBudgetError) as busy:
+            read_image(data, max_side=100, account=other)
+        assert busy.value.shared and other.held == 0
+        held.close()
+    assert server.held == 0

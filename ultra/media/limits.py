@@ -1,7 +1,9 @@
-"""Size limits checked from headers before any pixel is decoded (decompression bombs fail early)."""
+"""Size limits checked from headers before any pixel is decoded (decompression bombs fail early),
+and budgets of decoded bytes shared by the requests of one server."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from ultra.media.errors import MediaError
@@ -52,3 +54,100 @@ class MediaLimits:
 
 
 DEFAULT_LIMITS = MediaLimits()
+
+
+class DecodeBudgetError(MediaError):
+    """Decoding an image would pass a budget of decoded bytes.
+
+    ``shared`` tells whose: False, the request's own budget (the request asks too much, a client
+    error); True, the budget shared with other requests (busy now; the same request may pass later).
+    """
+
+    def __init__(self, source_id: str, reason: str, *, shared: bool) -> None:
+        super().__init__(source_id, reason)
+        self.shared = shared
+
+
+class DecodeBudget:
+    """Decoded pixel bytes that everyone holding an account of it may hold at once (a server's
+    requests). Thread-safe: requests decode in worker threads."""
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"DecodeBudget.max_bytes must be positive, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._held = 0
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> int:
+        with self._lock:
+            return self._held
+
+    def take(self, nbytes: int) -> bool:
+        """Hold ``nbytes`` more, unless that would pass ``max_bytes`` (then nothing is held)."""
+        with self._lock:
+            if self._held + nbytes > self.max_bytes:
+                return False
+            self._held += nbytes
+            return True
+
+    def give_back(self, nbytes: int) -> None:
+        with self._lock:
+            self._held = max(0, self._held - nbytes)
+
+    def account(self, max_bytes: int) -> DecodeAccount:
+        """A new account of at most ``max_bytes`` drawn from this budget."""
+        return DecodeAccount(max_bytes, self)
+
+
+class DecodeAccount:
+    """One request's decoded bytes: at most ``max_bytes``, each byte also drawn from a shared
+    ``DecodeBudget`` when given. ``close`` (or leaving its ``with`` block) gives everything back;
+    ``peak`` is the most it held at once."""
+
+    def __init__(self, max_bytes: int, shared: DecodeBudget | None = None) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"DecodeAccount.max_bytes must be positive, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self.shared = shared
+        self.held = 0
+        self.peak = 0
+
+    def hold(self, source_id: str, nbytes: int, what: str = "decoding it") -> None:
+        """Hold ``nbytes`` more; DecodeBudgetError (nothing held) when a budget would be passed."""
+        if self.held + nbytes > self.max_bytes:
+            raise DecodeBudgetError(
+                source_id,
+                f"{what} needs {_mb(nbytes)} more, past this request's budget of {_mb(self.max_bytes)} "
+                f"of decoded images ({_mb(self.held)} held already)",
+                shared=False,
+            )
+        if self.shared is not None and not self.shared.take(nbytes):
+            raise DecodeBudgetError(
+                source_id,
+                f"{what} needs {_mb(nbytes)}, past the {_mb(self.shared.max_bytes)} that all requests "
+                "may decode at once",
+                shared=True,
+            )
+        self.held += nbytes
+        self.peak = max(self.peak, self.held)
+
+    def release(self, nbytes: int) -> None:
+        nbytes = min(nbytes, self.held)
+        self.held -= nbytes
+        if self.shared is not None:
+            self.shared.give_back(nbytes)
+
+    def close(self) -> None:
+        self.release(self.held)
+
+    def __enter__(self) -> DecodeAccount:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _mb(nbytes: int) -> str:
+    return f"{nbytes / (1 << 20):,.0f} MB"
