@@ -59,7 +59,8 @@ def test_sources_lists_every_source_and_converter_and_build_takes_any(shared_dat
     result = runner.invoke(app, ["data", "sources"])
     assert result.exit_code == 0, result.output
     listed = {line.split("│")[1].strip() for line in result.output.splitlines() if line.count("│") >= 3}
-    assert set(SOURCES) | set(CONVERTERS) <= listed
+    assert set(SOURCES) | set(CONVERTERS) | {"busi_heldout"} <= listed
+    assert "busi_vqa, wordings=heldout" in result.output
     out = tmp_path / "dicom.jsonl"
     result = runner.invoke(app, ["data", "build", "dicom_instructions", str(shared_data / "dicom"), "-o", str(out)])
     assert result.exit_code == 0, result.output

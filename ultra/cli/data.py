@@ -31,7 +31,7 @@ def _write(records, out: Path, llava: bool) -> None:
 def sources() -> None:
     """List the data sources (``build``, training configs' ``kind``, ``eval -d``) and the converters."""
     from data_zh.converters import CONVERTERS
-    from data_zh.sources import SOURCES
+    from data_zh.sources import EVALUATION_NAMES, SOURCES, TRAINING_NAMES
 
     table = Table(title=f"{len(SOURCES)} data source(s): ultra data build NAME ROOT")
     table.add_column("name", no_wrap=True)
@@ -46,6 +46,15 @@ def sources() -> None:
     table.add_column("layout", overflow="fold")
     for name in CONVERTERS.names():
         table.add_row(name, CONVERTERS[name].layout)
+    console.print(table)
+    table = Table(title="names kept for shipped configs and commands")
+    for column in ("name", "where", "means"):
+        table.add_column(column, no_wrap=column == "name", overflow="fold")
+    for where, aliases in (("training kind", TRAINING_NAMES), ("ultra eval -d", EVALUATION_NAMES)):
+        for name in aliases.names():
+            ref = aliases[name]
+            fixed = "".join(f", {key}={value}" for key, value in ref.options.items())
+            table.add_row(name, where, f"{ref.source}{fixed}")
     console.print(table)
 
 
