@@ -13,15 +13,7 @@ from ultra.train.config import (
 )
 from ultra.train.curves import plot_loss_curve
 from ultra.train.data import FailureLog, LoadFailure, RecordDataset, load_source
-from ultra.train.objectives import (
-    OBJECTIVES,
-    Objective,
-    ObjectiveRegistry,
-    StageContext,
-    UnknownObjectiveError,
-    get_objective,
-    register_objective,
-)
+from ultra.train.objectives import OBJECTIVES, Objective, StageContext, UnknownObjectiveError
 from ultra.train.order import stage_order
 from ultra.train.params import TrainableSelectionError, apply_trainable, match_parameters
 from ultra.train.runner import Trainer, TrainingInterrupted, TrainingResult, run_training
@@ -37,7 +29,6 @@ __all__ = [
     "RunState",
     "StageContext",
     "Objective",
-    "ObjectiveRegistry",
     "StageConfig",
     "TrainConfig",
     "Trainer",
@@ -47,14 +38,12 @@ __all__ = [
     "UnknownObjectiveError",
     "ValidationConfig",
     "apply_trainable",
-    "get_objective",
     "latest_checkpoint",
     "list_checkpoints",
     "load_source",
     "load_train_config",
     "match_parameters",
     "plot_loss_curve",
-    "register_objective",
     "run_training",
     "stage_order",
 ]

@@ -17,6 +17,7 @@ from torch import nn
 
 from data_zh.licences import source_licences
 from data_zh.schema import Record
+from fusion.registry import Registry
 from ultra.config_io import ConfigError
 from ultra.model.lora import add_lora, has_lora, merge_lora, save_adapter
 from ultra.train import checkpoint as ckpt
@@ -24,7 +25,7 @@ from ultra.train.config import StageConfig, TrainConfig
 from ultra.train.curves import plot_loss_curve
 from ultra.train.data import FailureLog, drop_records_without_media, load_source
 from ultra.train.loop import Optimisation, run_stage, stage_summary
-from ultra.train.objectives import OBJECTIVES, ObjectiveRegistry, SideModules, StageContext
+from ultra.train.objectives import OBJECTIVES, Objective, SideModules, StageContext, check_objectives
 from ultra.train.order import stage_order, total_optimizer_steps
 from ultra.train.params import apply_trainable, match_parameters
 
@@ -110,12 +111,12 @@ class Trainer:
         show_progress: bool = True,
         model_builder: Any = None,
         stop_after: int | None = None,
-        objectives: ObjectiveRegistry = OBJECTIVES,
+        objectives: Registry[type[Objective]] = OBJECTIVES,
     ) -> None:
         """``model_builder(config) -> (model, processor)`` replaces the preset/folder loading (e.g. a
         model built in memory); it must return the same starting weights every call for resume.
         ``objectives``: the registry the stages' ``objective`` names come from (checked here)."""
-        objectives.check(config)
+        check_objectives(config, objectives)
         self.config = config
         self.objectives = objectives
         self.model_builder = model_builder or build_model
@@ -282,7 +283,7 @@ class Trainer:
             device=accelerator.device,
             steps_for=lambda num_items: self.steps_for(stage, num_items),
         )
-        plan = self.objectives.create(stage.objective, stage.name).plan(context)
+        plan = self.objectives[stage.objective]().plan(context)
 
         def restore(optimisation: Optimisation) -> None:
             if from_checkpoint is not None:
@@ -369,7 +370,7 @@ class Trainer:
 
 
 def check_decision_head_order(
-    model: nn.Module, config: TrainConfig, objectives: ObjectiveRegistry = OBJECTIVES
+    model: nn.Module, config: TrainConfig, objectives: Registry[type[Objective]] = OBJECTIVES
 ) -> None:
     """A model built fresh with a decision token feeds its head's class probabilities to the
     LLM: a stage that reads it (any but a tower stage) and comes before any stage trains that head

@@ -1,14 +1,15 @@
-"""What an objective is, what the runner hands it, and the registry that names objectives.
+"""What an objective is and what the runner hands it.
 
 An objective turns one stage's records into a ``StagePlan``: its dataset and collate, its loss,
 its validation hook and any extra models it needs (a frozen reference, a teacher). The runner
-never branches on the objective's name; a new objective is a new registry entry.
+never branches on the objective's name; a new objective is a new entry of ``OBJECTIVES``
+(``ultra.train.objectives.registry``).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,7 +23,8 @@ from ultra.train.loop import StagePlan
 
 
 class UnknownObjectiveError(ConfigError):
-    """A stage names an objective the registry does not have; the message lists the known ones."""
+    """A stage names an objective the registry does not have; the message names the stage and
+    lists the known ones."""
 
 
 class SideModules:
@@ -100,7 +102,10 @@ class StageContext:
 
 
 class Objective(abc.ABC):
-    """One training objective; instantiated per stage by the registry."""
+    """One training objective, instantiated per stage; ``name`` is its registry entry (a stage's
+    ``objective``)."""
+
+    name: ClassVar[str] = ""
 
     trains_the_tower: ClassVar[bool] = False
     """Its stages fit the vision tower to image labels, without the LLM: the leading run of them is
@@ -110,66 +115,3 @@ class Objective(abc.ABC):
     @abc.abstractmethod
     def plan(self, context: StageContext) -> StagePlan:
         """Dataset, collate, loss, validation and extra models of this stage."""
-
-
-class ObjectiveRegistry(Mapping[str, type[Objective]]):
-    """Objective classes by name. ``ObjectiveRegistry(OBJECTIVES)`` copies the built-in one, so a
-    test or a plug-in adds entries to its own copy and passes it to the ``Trainer``."""
-
-    def __init__(self, entries: Mapping[str, type[Objective]] | None = None) -> None:
-        self._entries: dict[str, type[Objective]] = dict(entries or {})
-
-    def __getitem__(self, name: str) -> type[Objective]:
-        return self._entries[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def register(self, name: str) -> Callable[[type[Objective]], type[Objective]]:
-        """Class decorator: add an objective under ``name`` (a name is taken once)."""
-
-        def add(cls: type[Objective]) -> type[Objective]:
-            if name in self._entries:
-                raise ValueError(f"objective {name!r} is already registered ({self._entries[name].__name__})")
-            if not (isinstance(cls, type) and issubclass(cls, Objective)):
-                raise TypeError(f"objective {name!r}: {cls!r} is not an Objective subclass")
-            self._entries[name] = cls
-            return cls
-
-        return add
-
-    def create(self, name: str, stage_name: str | None = None) -> Objective:
-        """A fresh instance of the objective ``name``; an unknown name lists the known ones."""
-        if name not in self._entries:
-            where = f"stage {stage_name!r}: " if stage_name else ""
-            raise UnknownObjectiveError(
-                f"{where}objective {name!r} is not registered; known objectives: {', '.join(sorted(self))}"
-            )
-        return self._entries[name]()
-
-    def check(self, config: TrainConfig) -> None:
-        """Raise ``UnknownObjectiveError`` for the first stage whose objective is not registered."""
-        for index, stage in enumerate(config.stages):
-            if stage.objective not in self._entries:
-                raise UnknownObjectiveError(
-                    f"stages.{index}.objective: {stage.objective!r} (stage {stage.name!r}) is not registered; "
-                    f"known objectives: {', '.join(sorted(self))}"
-                )
-
-
-OBJECTIVES = ObjectiveRegistry()
-"""The built-in objectives, filled once at import by ``register_objective`` (timm's pattern)."""
-
-
-def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
-    """Class decorator for the built-in registry (``ultra.train.objectives`` modules only; tests and
-    plug-ins register into their own ``ObjectiveRegistry(OBJECTIVES)`` copy)."""
-    return OBJECTIVES.register(name)
-
-
-def get_objective(name: str, registry: ObjectiveRegistry = OBJECTIVES) -> Objective:
-    """A fresh instance of objective ``name`` from ``registry`` (default: the built-in one)."""
-    return registry.create(name)

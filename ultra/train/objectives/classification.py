@@ -12,7 +12,7 @@ from torch import nn
 
 from data_zh.schema import Record
 from ultra.train.loop import StagePlan
-from ultra.train.objectives.base import Objective, StageContext, register_objective
+from ultra.train.objectives.base import Objective, StageContext
 from ultra.train.supervision import (
     EncodedImageDataset,
     ImageClassifier,
@@ -61,13 +61,14 @@ def validation_items(records: list[Record], classes: list[str], stage_name: str)
     return items
 
 
-@register_objective("classification")
 class Classification(Objective):
     """Weighted cross-entropy (inverse class frequency: the loss aims at balanced accuracy).
 
     The head is the tower's decision head when the labels are its decision classes (it stays in
     the model); otherwise a side module, one per label set, shared by consecutive classification
     stages (probe, then fine-tune) and checkpointed with the run."""
+
+    name = "classification"
 
     trains_the_tower = True
 

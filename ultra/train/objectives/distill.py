@@ -20,7 +20,7 @@ from torch import nn
 from ultra.config_io import parse_config
 from ultra.train.data import LoadFailure
 from ultra.train.loop import StagePlan
-from ultra.train.objectives.base import Objective, StageContext, register_objective
+from ultra.train.objectives.base import Objective, StageContext
 from ultra.train.supervision import find_vision_fusion
 
 logger = logging.getLogger(__name__)
@@ -123,9 +123,10 @@ def backbone_source(name_or_path: str) -> str:
     return str(path.resolve()) if path.exists() else name_or_path
 
 
-@register_objective("distill")
 class Distill(Objective):
     """The screening student learns the teacher's weights (and the labels); the VLM stays frozen."""
+
+    name = "distill"
 
     def plan(self, context: StageContext) -> StagePlan:
         from screening import new_student

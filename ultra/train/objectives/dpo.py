@@ -29,7 +29,7 @@ from ultra.media import read_record_media
 from ultra.model.processor import IGNORE_INDEX
 from ultra.train.data import FrozenFeatureCache, LoadFailure, media_keys, messages_of
 from ultra.train.loop import StagePlan
-from ultra.train.objectives.base import Objective, StageContext, register_objective
+from ultra.train.objectives.base import Objective, StageContext
 from ultra.train.objectives.language_modeling import collate_examples
 from ultra.train.supervision import find_vision_fusion
 
@@ -179,9 +179,10 @@ def held_out_scores(
     }
 
 
-@register_objective("dpo")
 class DirectPreference(Objective):
     """Sigmoid DPO over ``task: preference`` records; validation reports held-out reward margins."""
+
+    name = "dpo"
 
     def plan(self, context: StageContext) -> StagePlan:
         stage, model, processor = context.stage, context.model, context.processor

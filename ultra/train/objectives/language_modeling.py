@@ -16,7 +16,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from ultra.config_io import ConfigError, parse_config
 from ultra.train.data import FrozenFeatureCache, LoadFailure, RecordDataset
 from ultra.train.loop import StagePlan
-from ultra.train.objectives.base import Objective, StageContext, register_objective
+from ultra.train.objectives.base import Objective, StageContext
 from ultra.train.supervision import find_vision_fusion
 from ultra.train.validation import validate_vqa
 
@@ -98,9 +98,10 @@ def next_token_loss(module: nn.Module, batch: dict) -> torch.Tensor:
     return module(**batch).loss
 
 
-@register_objective("language_modeling")
 class LanguageModeling(Objective):
     """Records encoded by the processor; validation is the closed-question scorer of ``ultra.eval``."""
+
+    name = "language_modeling"
 
     def plan(self, context: StageContext) -> StagePlan:
         stage, model, processor = context.stage, context.model, context.processor
