@@ -82,10 +82,11 @@ def to_three_channels(image: np.ndarray | Image.Image) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array), mode="RGB")
 
 
-def _gray(image: np.ndarray | Image.Image) -> np.ndarray:
+def _gray_and_chroma(image: np.ndarray | Image.Image) -> tuple[np.ndarray, np.ndarray]:
     array = np.asarray(to_three_channels(image), dtype=np.float32) / 255.0
     # Max over channels, not luma: colour Doppler and colour bars count as signal.
-    return array.max(axis=2)
+    high = array.max(axis=2)
+    return high, high - array.min(axis=2)
 
 
 def _morph(operation: int, mask: np.ndarray, radius: int) -> np.ndarray:
@@ -102,18 +103,34 @@ def _short_side(bbox: tuple[int, int, int, int]) -> int:
     return min(bbox[2] - bbox[0], bbox[3] - bbox[1])
 
 
+def scan_signal(
+    image: np.ndarray | Image.Image,
+    threshold: float = 0.05,
+    flat_tolerance: float = 0.01,
+    vivid_chroma: float = 0.5,
+) -> np.ndarray:
+    """Pixels that may be scan: above ``threshold`` (channel max) and either not flat (local 5×5
+    std above ``flat_tolerance``) or a vivid colour (max − min channel at least ``vivid_chroma``)."""
+    gray, chroma = _gray_and_chroma(image)
+    mean = ndimage.uniform_filter(gray, size=5)
+    spread = np.sqrt(np.clip(ndimage.uniform_filter(gray * gray, size=5) - mean * mean, 0.0, None))
+    return (gray > threshold) & ((spread > flat_tolerance) | (chroma >= vivid_chroma))
+
+
 def find_scan_region(
     image: np.ndarray | Image.Image,
     threshold: float = 0.05,
     text_size: int | None = None,
     flat_tolerance: float = 0.01,
     min_part: float = 0.2,
+    vivid_chroma: float = 0.5,
 ) -> ScanBox:
     """Box of the scan region, leaving out black margins, text and flat panels around it.
 
     Steps: grayscale (channel max, so colour Doppler counts) → pixels above ``threshold`` that
     are not flat (local 5×5 std above ``flat_tolerance``: speckle is never flat, while header
-    bars and info panels are a uniform colour) → a small closing (speckle joins up) → an opening
+    bars and info panels are a uniform colour) or are a vivid colour (max − min channel at least
+    ``vivid_chroma``: saturated colour flow is flat too, and a panel is grey or dark) → a small closing (speckle joins up) → an opening
     with a disk of diameter ``text_size`` (erases characters, text lines, calliper marks and the
     thin edge where a grey background meets a black margin, all narrower than that) → hole
     filling (dark fluid inside the scan) → the bounding box of the largest connected component
@@ -124,14 +141,11 @@ def find_scan_region(
     must sit a few pixels from the scan to be left out, and narrow colour bars glued to the
     scan's side stay in. Returns the whole frame when nothing is above threshold.
     """
-    gray = _gray(image)
-    height, width = gray.shape
+    raw = scan_signal(image, threshold, flat_tolerance, vivid_chroma)
+    height, width = raw.shape
     if text_size is None:
         text_size = max(4, round(min(height, width) / 30))
     open_radius = max(2, text_size // 2)
-    mean = ndimage.uniform_filter(gray, size=5)
-    spread = np.sqrt(np.clip(ndimage.uniform_filter(gray * gray, size=5) - mean * mean, 0.0, None))
-    raw = (gray > threshold) & (spread > flat_tolerance)
     mask = _morph(cv2.MORPH_CLOSE, raw, max(1, open_radius // 3))
     mask = _morph(cv2.MORPH_OPEN, mask, open_radius)
     mask = ndimage.binary_fill_holes(mask)

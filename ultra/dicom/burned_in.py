@@ -2,10 +2,24 @@
 
 Two layers, whatever the header's BurnedInAnnotation claims: everything outside the ultrasound
 regions (the Sequence of Ultrasound Regions, else the detected scan region) and the top band is
-blanked; then text the OCR finds on a few frames (first, middle, last and scene changes) is
-masked on every frame, since scanners burn names and measurements into the scan area too. OCR is
-the ``ocr`` extra (rapidocr's PP-OCR detector, whose ONNX model ships inside its wheel, so nothing
-downloads at run time); without it, region masking alone is done and reported as such.
+blanked; then text the OCR detector finds is masked on every frame, since scanners burn names and
+measurements into the scan area too.
+
+Which frames the OCR sees: every frame whose text-like structure changes. A cheap text map (bright
+strokes thinner than a glyph, on a small copy of the region-masked frame) is made for every frame;
+a frame goes to the OCR when its map has strokes that no frame already sent there has. Speckle and
+a beating heart are broad and soft, so they rarely count; a name drawn on one frame always does.
+
+How a frame is checked: the detector runs on the raw frame and on each view that is written (the
+masked full frame of a DICOM output, the masked crop of a PNG), because what it finds depends on
+the surroundings; then again on the masked views until a pass finds nothing new, so the written
+views hold nothing the detector still takes for text. Detector boxes taller than any text line
+(a heart wall read as one huge word) are refused: masking them would erase the scan.
+
+The plan is ``checked`` only when every changing frame was OCR'd and every check settled; only then
+may the header say BurnedInAnnotation NO with the Clean Pixel Data code. OCR is the ``ocr`` extra
+(rapidocr's PP-OCR detector, whose ONNX model ships inside its wheel, so nothing downloads at run
+time); without it, region masking alone is done and reported as such.
 """
 
 from __future__ import annotations
@@ -21,10 +35,17 @@ import numpy as np
 from ultra.dicom.regions import Box, mask_outside
 
 OCR_INSTALL_HINT = "install the ocr extra for burned-in text detection: pip install 'ultra[ocr]'"
-OCR_MAX_FRAMES = 6
-SCENE_PROBE_FRAMES = 12
+OCR_MAX_FRAMES = 8  # frames with new text-like strokes the OCR checks; past it the plan is not `checked`
+CHECK_ROUNDS = 3  # detector passes over the masked views before a frame counts as unsettled
 BOX_PAD_FRACTION = 0.3  # of the box height, around each detected box: glyph edges, descenders
 BOX_PAD_MIN = 2
+MAX_TEXT_HEIGHT_FRACTION = 0.2  # of the view's shorter side: a taller detector box is not a text line
+MAX_TEXT_HEIGHT_MIN = 24
+MASKED_SHARE_IS_OLD = 0.5  # a detector box at least this much over masks already made adds nothing
+TEXT_MAP_SIDE = 320  # the small copy the text map is made on
+TEXT_MAP_STROKE = 5  # px on the small copy: the opening that keeps everything but thin strokes
+TEXT_MAP_CONTRAST = 0.3  # a stroke is this much brighter (0..1) than what the opening leaves
+TEXT_CHANGE_MIN_PIXELS = 12  # new stroke pixels on the small copy that send a frame to the OCR
 
 
 @dataclass
@@ -37,6 +58,8 @@ class PixelPlan:
     method: str = "regions"
     ocr_frames: list[int] = field(default_factory=list)
     ocr_seconds: float = 0.0
+    checked: bool = False  # every frame with new text-like strokes was OCR'd and settled
+    refused_boxes: int = 0  # detector boxes too tall to be text, left unmasked
 
     def apply(self, rgb: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
         """Mask a frame, or a crop of it whose top-left corner is at ``origin`` (x, y)."""
@@ -52,7 +75,13 @@ class PixelPlan:
 
     def summary(self) -> dict[str, object]:
         """For the instance record (deterministic: timings go to the batch summary instead)."""
-        return {"method": self.method, "text_boxes": len(self.text_boxes), "ocr_frames": self.ocr_frames}
+        return {
+            "method": self.method,
+            "text_boxes": len(self.text_boxes),
+            "ocr_frames": self.ocr_frames,
+            "checked": self.checked,
+            "refused_boxes": self.refused_boxes,
+        }
 
     def note(self) -> str:
         """Short enough for Deidentification Method (LO, 64 characters with the prefix)."""
@@ -80,17 +109,29 @@ def _ocr_engine():  # one per process: loading the ONNX sessions costs far more 
     )
 
 
-def detect_text_boxes(rgb: np.ndarray) -> list[Box]:
-    """Boxes of text the OCR detector finds in one frame, padded, in frame coordinates.
+def max_text_height(width: int, height: int) -> int:
+    """The tallest detector box taken for a line of text in a view of this size."""
+    return max(MAX_TEXT_HEIGHT_MIN, round(MAX_TEXT_HEIGHT_FRACTION * min(width, height)))
 
-    Detection alone (no recognition): every text-like area is masked, legible or not.
+
+def detect_text_boxes(rgb: np.ndarray) -> tuple[list[Box], int]:
+    """Boxes of text the OCR detector finds in one image, padded, and how many it refused.
+
+    Detection alone (no recognition): every text-like area is masked, legible or not. A box whose
+    short side (the line height, on a tilted box too) exceeds :func:`max_text_height` is refused.
     """
+    import cv2
+
     height, width = rgb.shape[:2]
     result = _ocr_engine()(np.ascontiguousarray(rgb), use_det=True, use_cls=False, use_rec=False)
     if result.boxes is None:
-        return []
-    boxes = []
-    for quad in np.asarray(result.boxes):
+        return [], 0
+    tallest = max_text_height(width, height)
+    boxes, refused = [], 0
+    for quad in np.asarray(result.boxes, dtype=np.float32):
+        if min(cv2.minAreaRect(quad)[1]) > tallest:
+            refused += 1
+            continue
         x0, y0 = quad.min(axis=0)
         x1, y1 = quad.max(axis=0)
         pad = max(BOX_PAD_MIN, int(np.ceil((y1 - y0) * BOX_PAD_FRACTION)))
@@ -98,35 +139,128 @@ def detect_text_boxes(rgb: np.ndarray) -> list[Box]:
         clipped = box.clipped(width, height)
         if clipped is not None:
             boxes.append(clipped)
-    return boxes
+    return boxes, refused
 
 
-def ocr_frame_indices(total: int, frame: Callable[[int], np.ndarray]) -> list[int]:
-    """First, middle, last, and the scene changes (``fusion.video``) among a few probe frames."""
-    base = {0, total // 2, total - 1}
-    if total <= OCR_MAX_FRAMES:
-        return list(range(total))
-    from PIL import Image
+def text_map(rgb: np.ndarray) -> np.ndarray:
+    """Bright strokes thinner than a glyph (a white top-hat) on a copy at most TEXT_MAP_SIDE wide."""
+    import cv2
 
-    from fusion.video import scene_change_frame_indices, uniform_frame_indices
+    gray = rgb.max(axis=2) if rgb.ndim == 3 else rgb
+    scale = min(1.0, TEXT_MAP_SIDE / max(gray.shape))
+    if scale < 1.0:
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (TEXT_MAP_STROKE, TEXT_MAP_STROKE))
+    strokes = cv2.morphologyEx(gray.astype(np.float32) / 255.0, cv2.MORPH_TOPHAT, kernel)
+    return strokes > TEXT_MAP_CONTRAST
 
-    probe = sorted(set(uniform_frame_indices(total, SCENE_PROBE_FRAMES)))
-    picked = scene_change_frame_indices([Image.fromarray(frame(i)) for i in probe], OCR_MAX_FRAMES - 2)
-    extra = [probe[i] for i in picked if probe[i] not in base]
-    return sorted(base | set(extra[: OCR_MAX_FRAMES - len(base)]))
+
+def text_change_frames(total: int, frame: Callable[[int], np.ndarray], plan: PixelPlan) -> list[tuple[int, int]]:
+    """Frames whose text map has strokes no earlier picked frame has, with that count (frame 0: all).
+
+    Maps are made on the region-masked frame, so what masking removes anyway never counts.
+    """
+    import cv2
+
+    picked: list[tuple[int, int]] = []
+    seen: np.ndarray | None = None
+    kernel = np.ones((3, 3), np.uint8)
+    for index in range(total):
+        strokes = text_map(plan.apply(frame(index)))
+        if seen is None:
+            picked.append((index, int(strokes.sum())))
+            seen = strokes
+            continue
+        new = int((strokes & ~cv2.dilate(seen.astype(np.uint8), kernel).astype(bool)).sum())
+        if new >= TEXT_CHANGE_MIN_PIXELS:
+            picked.append((index, new))
+            seen = seen | strokes
+    return picked
+
+
+def _masked_share(box: Box, boxes: list[Box]) -> float:
+    """How much of ``box`` the ``boxes`` already cover (0..1)."""
+    covered = np.zeros((box.y1 - box.y0, box.x1 - box.x0), dtype=bool)
+    for b in boxes:
+        x0, y0, x1, y1 = max(b.x0, box.x0), max(b.y0, box.y0), min(b.x1, box.x1), min(b.y1, box.y1)
+        if x1 > x0 and y1 > y0:
+            covered[y0 - box.y0 : y1 - box.y0, x0 - box.x0 : x1 - box.x0] = True
+    return float(covered.mean()) if covered.size else 1.0
+
+
+def _new_boxes(found: list[Box], boxes: list[Box]) -> list[Box]:
+    """Boxes not mostly over a mask already made: a black box in speckle looks like a word to the
+    detector, and taking that for text would grow the masks pass after pass."""
+    return [box for box in found if _masked_share(box, boxes) < MASKED_SHARE_IS_OLD]
+
+
+def _views_boxes(image: np.ndarray, views: list[Box]) -> tuple[list[Box], int]:
+    """Detector boxes over each view (a crop of ``image``), in frame coordinates."""
+    found, refused = [], 0
+    for view in views:
+        crop = image[view.y0 : view.y1, view.x0 : view.x1]
+        boxes, refused_here = detect_text_boxes(crop)
+        refused += refused_here
+        found.extend(Box(b.x0 + view.x0, b.y0 + view.y0, b.x1 + view.x0, b.y1 + view.y0) for b in boxes)
+    return found, refused
+
+
+def _filled(masked: np.ndarray, plan: PixelPlan) -> np.ndarray:
+    """The masked frame with its text boxes inside the scan filled from their surroundings, for the
+    detector only: a black box in speckle reads as a word to it, and taking that for text would
+    grow the masks pass after pass, while what is left of a glyph beside a box still shows."""
+    import cv2
+
+    holes = np.zeros(masked.shape[:2], dtype=np.uint8)
+    for box in plan.text_boxes:
+        holes[box.y0 : box.y1, box.x0 : box.x1] = 1
+    holes &= mask_outside(np.ones_like(holes), plan.keep, plan.band_rows)
+    if not holes.any():
+        return masked
+    return cv2.inpaint(np.ascontiguousarray(masked), holes, 3, cv2.INPAINT_TELEA)
+
+
+def check_frame(rgb: np.ndarray, plan: PixelPlan, views: list[Box]) -> bool:
+    """Add the text boxes of one frame to ``plan``; True when a last pass over the views found none new."""
+    height, width = rgb.shape[:2]
+    raw, refused = _views_boxes(rgb, [Box(0, 0, width, height)])
+    plan.refused_boxes += refused
+    plan.text_boxes.extend(_new_boxes(raw, plan.text_boxes))
+    for _ in range(CHECK_ROUNDS):
+        found, refused = _views_boxes(_filled(plan.apply(rgb), plan), views)
+        plan.refused_boxes += refused
+        new = _new_boxes(found, plan.text_boxes)
+        if not new:
+            return True
+        plan.text_boxes.extend(new)
+    return False
 
 
 def plan_masking(
-    keep: list[Box], band_rows: int, total: int, frame: Callable[[int], np.ndarray], use_ocr: bool
+    keep: list[Box],
+    band_rows: int,
+    total: int,
+    frame: Callable[[int], np.ndarray],
+    use_ocr: bool,
+    views: list[Box] | None = None,
 ) -> PixelPlan:
-    """The mask for every frame: regions always, plus OCR text boxes from a few frames when asked."""
+    """The mask for every frame: regions always, plus OCR text boxes when asked.
+
+    ``views`` are the parts of a frame that are written (frame coordinates); default the whole frame.
+    """
     plan = PixelPlan(keep=keep, band_rows=band_rows)
     if not use_ocr:
         return plan
     start = time.perf_counter()
-    plan.ocr_frames = ocr_frame_indices(total, frame)
-    for index in plan.ocr_frames:
-        plan.text_boxes.extend(detect_text_boxes(plan.apply(frame(index))))
+    if views is None:
+        height, width = frame(0).shape[:2]
+        views = [Box(0, 0, width, height)]
+    changes = text_change_frames(total, frame, plan)
+    first, rest = changes[0], sorted(changes[1:], key=lambda change: -change[1])
+    chosen = sorted([first[0]] + [index for index, _ in rest[: OCR_MAX_FRAMES - 1]])
+    settled = [check_frame(frame(index), plan, views) for index in chosen]
+    plan.ocr_frames = chosen
+    plan.checked = all(settled) and len(changes) <= OCR_MAX_FRAMES
     plan.ocr_seconds = time.perf_counter() - start
     plan.method = "ocr+regions"
     return plan

@@ -23,8 +23,15 @@ from ultra.dicom.deid import Deidentifier
 from ultra.dicom.errors import DicomReadError
 from ultra.dicom.integrity import check_complete
 from ultra.dicom.outputs import atomic_write_bytes, atomic_write_json, write_png
-from ultra.dicom.regions import header_band_rows, scan_box, ultrasound_regions
-from ultra.dicom.sources import InputItem
+from ultra.dicom.regions import (
+    MAX_SCAN_LOSS,
+    Box,
+    header_band_rows,
+    scan_area_loss,
+    scan_box,
+    ultrasound_regions,
+)
+from ultra.dicom.sources import InputItem, read_input_file
 from ultra.media.dicom import decode_frame_rgb, frame_count, read_dataset
 
 logger = logging.getLogger(__name__)
@@ -70,11 +77,8 @@ def _file_bytes(item: InputItem) -> bytes:
         try:
             return fetch_instance(item.url)
         except Exception as exc:
-            raise DicomReadError(item.name, f"cannot fetch from DICOMweb ({type(exc).__name__})") from None
-    try:
-        return Path(item.path or "").read_bytes()
-    except OSError as exc:
-        raise DicomReadError(item.name, f"cannot open file ({exc.strerror})") from None
+            raise DicomReadError(item.id, f"cannot fetch from DICOMweb ({type(exc).__name__})") from None
+    return read_input_file(item.path or "", item.id)
 
 
 def sample_frame_indices(total: int, wanted: int) -> list[int]:
@@ -152,11 +156,8 @@ def _process_dataset(
     modality = str(ds.get("Modality", "") or "").upper()
     if modality not in options.modalities:
         wanted = "/".join(options.modalities)
-        reason = (
-            f"modality {modality} is not {wanted}"
-            if modality
-            else f"no Modality in the header (not {wanted})"
-        )
+        # The header's value is not repeated: errors.jsonl and run.log hold no header values.
+        reason = f"modality is not {wanted}" if modality else f"no Modality in the header (not {wanted})"
         return InstanceOutcome(label, "skipped", reason)
     if "PixelData" not in ds:
         raise DicomReadError(label, "no pixel data")
@@ -185,8 +186,23 @@ def _process_dataset(
     box, box_source = scan_box(ds, first)
     plan = None
     if deid is not None and not options.keep_burned_in_text:
-        keep = ultrasound_regions(ds, width, height) or [box]
-        plan = plan_masking(keep, header_band_rows(height), total, frame, options.ocr and ocr_available())
+        regions = ultrasound_regions(ds, width, height)
+        keep = regions or [box]
+        use_ocr = options.ocr and ocr_available()
+        # With OCR, text in the top band is found like any other, so the band stops at the scan.
+        band = header_band_rows(height)
+        band = min(band, min(k.y0 for k in keep)) if use_ocr else band
+        views = _written_views(box, width, height, options)
+        plan = plan_masking(keep, band, total, frame, use_ocr, views=views)
+        crop = box if options.crop else Box(0, 0, width, height)
+        for index in indices:
+            loss = scan_area_loss(frame(index), plan.keep, plan.band_rows, crop, plan.text_boxes, keep)
+            if loss > MAX_SCAN_LOSS:
+                reason = (
+                    f"masking would remove {loss:.0%} of the scan area of frame {index} outside text boxes "
+                    f"(at most {MAX_SCAN_LOSS:.0%})"
+                )
+                return InstanceOutcome(label, "failed", reason)
     images: list[str] = []
     for index in indices:
         rgb = frame(index)
@@ -199,13 +215,14 @@ def _process_dataset(
         images.append(rel)
 
     # In place: the frames are written, and the pixel module that a DICOM output decodes is untouched.
+    cleaned = plan is not None and plan.checked
     public = (
-        deid.deidentify(
-            ds, pixels_cleaned=plan is not None, pixel_note=plan.note() if plan else "", in_place=True
-        )
+        deid.deidentify(ds, pixels_cleaned=cleaned, pixel_note=plan.note() if plan else "", in_place=True)
         if deid
         else ds
     )
+    if plan is not None and not cleaned:  # masked, but not every frame could be checked for text
+        public.BurnedInAnnotation = "YES"
     dicom_rel = None
     if options.write_dicom:
         dicom_rel = f"dicom/{study}/{sop}.dcm"
@@ -238,6 +255,15 @@ def _int_or_none(value: object) -> int | None:
         return int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+
+
+def _written_views(box: Box, width: int, height: int, options: ProcessOptions) -> list[Box]:
+    """The parts of a frame that outputs show: the PNG crop, and the whole frame of a DICOM output."""
+    whole = Box(0, 0, width, height)
+    views = [box] if options.crop else [whole]
+    if options.write_dicom and views[0] != whole:
+        views.append(whole)
+    return views
 
 
 def _frame_reader(ds: Dataset, options: ProcessOptions, label: str) -> Callable[[int], np.ndarray]:

@@ -11,6 +11,7 @@ from pydicom import Dataset
 
 HEADER_BAND_FRACTION = 0.08
 DETECT_MAX_SIDE = 320
+MAX_SCAN_LOSS = 0.05  # of the scan area an output may blank outside text boxes
 _TISSUE_DATA_TYPES = (1, 2, 3, 4, 5)  # tissue, colour flow, PW/CW spectral, (0018,6014)
 
 
@@ -93,3 +94,56 @@ def mask_outside(
     if band_rows > oy:
         out[: band_rows - oy] = 0
     return out
+
+
+def _inside(boxes: list[Box], shape: tuple[int, int], step: int) -> np.ndarray:
+    """A boolean map (on a grid subsampled by ``step``) of the pixels inside any of ``boxes``."""
+    out = np.zeros(shape, dtype=bool)
+    for box in boxes:
+        out[-(-box.y0 // step) : -(-box.y1 // step), -(-box.x0 // step) : -(-box.x1 // step)] = True
+    return out
+
+
+def scan_pixels(rgb: np.ndarray, step: int = 1, within: list[Box] | None = None) -> np.ndarray:
+    """The scan's pixels (every ``step``-th): the largest connected area of ``fusion.ultrasound``'s
+    scan signal (speckle or vivid colour, not flat panels or the black margin) inside ``within``,
+    small gaps closed. Independent of the crop box and the masks, so it can judge them."""
+    from scipy import ndimage
+
+    from fusion.ultrasound import scan_signal
+
+    signal = scan_signal(rgb[::step, ::step])
+    if within:
+        signal &= _inside(within, signal.shape, step)
+    signal = ndimage.binary_closing(signal, np.ones((3, 3), bool), border_value=0)
+    labels, count = ndimage.label(signal, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return signal
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == 1 + int(np.argmax(sizes))
+
+
+def scan_area_loss(
+    rgb: np.ndarray,
+    keep: list[Box],
+    band_rows: int,
+    crop: Box,
+    text_boxes: list[Box],
+    within: list[Box] | None = None,
+) -> float:
+    """Share of a frame's scan pixels an output blanks or crops away outside ``text_boxes``.
+
+    The scan is :func:`scan_pixels`, restricted to ``within`` (the scan region: the header's
+    ultrasound regions or the detected box) when given; an output keeps what lies inside ``crop``
+    and ``keep`` and below the top band.
+    """
+    height, width = rgb.shape[:2]
+    step = max(1, -(-max(height, width) // DETECT_MAX_SIDE))
+    scan = scan_pixels(rgb, step, within)
+    total = int(scan.sum())
+    if total == 0:
+        return 0.0
+    kept = _inside(keep, scan.shape, step) & _inside([crop], scan.shape, step)
+    kept[: -(-band_rows // step)] = False
+    lost = scan & ~kept & ~_inside(text_boxes, scan.shape, step)
+    return float(lost.sum()) / total
