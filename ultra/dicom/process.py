@@ -31,7 +31,7 @@ from ultra.dicom.regions import (
     scan_box,
     ultrasound_regions,
 )
-from ultra.dicom.sources import InputItem, read_input_file
+from ultra.dicom.sources import InputItem
 from ultra.media.dicom import decode_frame_rgb, frame_count, read_dataset
 
 logger = logging.getLogger(__name__)
@@ -77,8 +77,11 @@ def _file_bytes(item: InputItem) -> bytes:
         try:
             return fetch_instance(item.url)
         except Exception as exc:
-            raise DicomReadError(item.id, f"cannot fetch from DICOMweb ({type(exc).__name__})") from None
-    return read_input_file(item.path or "", item.id)
+            raise DicomReadError(item.name, f"cannot fetch from DICOMweb ({type(exc).__name__})") from None
+    try:
+        return Path(item.path or "").read_bytes()
+    except OSError as exc:
+        raise DicomReadError(item.name, f"cannot open file ({exc.strerror})") from None
 
 
 def sample_frame_indices(total: int, wanted: int) -> list[int]:
@@ -156,8 +159,11 @@ def _process_dataset(
     modality = str(ds.get("Modality", "") or "").upper()
     if modality not in options.modalities:
         wanted = "/".join(options.modalities)
-        # The header's value is not repeated: errors.jsonl and run.log hold no header values.
-        reason = f"modality is not {wanted}" if modality else f"no Modality in the header (not {wanted})"
+        reason = (
+            f"modality {modality} is not {wanted}"
+            if modality
+            else f"no Modality in the header (not {wanted})"
+        )
         return InstanceOutcome(label, "skipped", reason)
     if "PixelData" not in ds:
         raise DicomReadError(label, "no pixel data")
