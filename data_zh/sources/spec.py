@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from data_zh.schema import Record
@@ -45,3 +46,6 @@ class SourceRef:
     source: str
     options: Mapping[str, Any] = field(default_factory=dict)
     default_split: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))  # read-only, like the registry
