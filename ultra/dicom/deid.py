@@ -5,7 +5,12 @@ Every attribute of PS3.15 Table E.1-1 gets the action :mod:`ultra.dicom.profile`
 standard's table, through sequences at any depth. Patient name and ID become keyed pseudonyms, UIDs
 are remapped with an HMAC so a study stays a study across files and runs, and every date is shifted
 by a per-patient offset. Beyond the table, every private tag, overlay (60xx), curve (50xx), content
-item text and person name is removed as defence in depth, unless its tag is on an explicit keep-list.
+item text, person name, group length and even tag the data dictionary does not know is removed as
+defence in depth, unless its tag is on an explicit keep-list. A UID that a row replaces (``U`` or a
+dummy ``D``) becomes a keyed 2.25 UID, so every UI element stays a valid UID. The equipment
+(Manufacturer, model, serial numbers, software) is kept only under the Retain Device Identity Option.
+The 128-byte preamble (which may hold a TIFF header or anything else) is written afresh as zeros,
+and the file meta names the writer (pydicom), not the source's implementation.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from dataclasses import dataclass
 
 from pydicom import Dataset
 from pydicom._uid_dict import UID_dictionary
+from pydicom.datadict import dictionary_has_tag, repeater_has_tag
 from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 from pydicom.valuerep import STR_VR
 
 from ultra.dicom.profile import Action, ProfileEntry, entries_by_tag
@@ -30,12 +36,16 @@ PROFILE_CODES = {
     "113107": "Retain Longitudinal Temporal Information Modified Dates Option",
 }
 CLEAN_PIXEL_CODE = ("113101", "Clean Pixel Data Option")
+DEVICE_IDENTITY_CODE = ("113109", "Retain Device Identity Option")
+PREAMBLE = b"\x00" * 128
 MAX_DATE_SHIFT_DAYS = 3650
 
 _PSEUDONYM = frozenset(("PatientID", "PatientName"))
 _DATE_VRS = ("DA", "DT")
 # Beyond the table: the free text of structured-report content items, wherever a sequence keeps them.
 _ALSO_REMOVED = frozenset({0x0040A160})  # (0040,A160) Text Value
+# Type 2 where image IODs hold it: a choice that allows removal still leaves it present, empty.
+_TYPE2_SEQUENCES = frozenset({0x00400555})  # (0040,0555) Acquisition Context Sequence
 _DUMMY_BY_VR: dict[str, object] = {
     "PN": "ANONYMOUS",
     "DA": "19000101",
@@ -49,10 +59,17 @@ _DUMMY_BY_VR: dict[str, object] = {
     "SS": 0,
     "UL": 0,
     "SL": 0,
+    "SV": 0,
+    "UV": 0,
     "FL": 0.0,
     "FD": 0.0,
+    "AT": 0,
     "OB": b"\x00\x00",
     "OW": b"\x00\x00",
+    "OF": b"\x00" * 4,
+    "OL": b"\x00" * 4,
+    "OD": b"\x00" * 8,
+    "OV": b"\x00" * 8,
     "UN": b"\x00\x00",
 }
 _DUMMY_TEXT = "ANONYMIZED"
@@ -60,10 +77,15 @@ _DUMMY_TEXT = "ANONYMIZED"
 
 @dataclass(frozen=True)
 class Deidentifier:
-    """Applies the profile with one HMAC key; the same key maps the same input to the same output."""
+    """Applies the profile with one HMAC key; the same key maps the same input to the same output.
+
+    ``retain_device_identity`` is PS3.15's Retain Device Identity Option: the equipment attributes
+    (the table's rows marked ``K`` for it, Manufacturer, model, software versions) are kept as read.
+    """
 
     key: bytes
     keep: frozenset[int] = frozenset()  # private, overlay or curve tags the caller chose to keep
+    retain_device_identity: bool = False
 
     def _digest(self, purpose: str, value: str) -> bytes:
         return hmac.new(self.key, f"{purpose}\x00{value}".encode(), hashlib.sha256).digest()
@@ -92,18 +114,22 @@ class Deidentifier:
         offset = dt.timedelta(days=-self.date_offset_days(patient))
         pseudonym = self.pseudonym(patient)
         self._clean(out, offset, pseudonym)
+        out.preamble = PREAMBLE
         if hasattr(out, "file_meta") and out.file_meta is not None:
             meta = out.file_meta
             if "MediaStorageSOPInstanceUID" in meta:
                 meta.MediaStorageSOPInstanceUID = UID(self.remap_uid(str(meta.MediaStorageSOPInstanceUID)))
-            for tag in [e.tag for e in meta if e.tag.element >= 0x0016]:
-                del meta[tag]  # source/sending/receiving AE titles and private meta information
+            for tag in [e.tag for e in meta if e.tag.element >= 0x0013]:
+                del meta[tag]  # the source's version name, AE titles and private meta information
+            meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
         out.PatientIdentityRemoved = "YES"
         codes = dict(PROFILE_CODES)
+        if self.retain_device_identity:
+            codes[DEVICE_IDENTITY_CODE[0]] = DEVICE_IDENTITY_CODE[1]
         if pixels_cleaned:
             codes[CLEAN_PIXEL_CODE[0]] = CLEAN_PIXEL_CODE[1]
             out.BurnedInAnnotation = "NO"
-        method = ["ultra PS3.15 E basic, modified dates"]
+        method = ["ultra PS3.15 E basic, modified dates" + (", device id" if self.retain_device_identity else "")]
         if pixels_cleaned:  # LO is 64 characters a value, so the pixel note is a second value
             method.append(("clean pixels: " + pixel_note) if pixel_note else "clean pixels")
         out.DeidentificationMethod = method if len(method) > 1 else method[0]
@@ -120,8 +146,14 @@ class Deidentifier:
             group = elem.tag.group
             if elem.tag.is_private or 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF:
                 del ds[elem.tag]
+            elif elem.tag.element == 0 or not (dictionary_has_tag(tag) or repeater_has_tag(tag)):
+                del ds[elem.tag]  # a stale group length, or an even tag no one can say the meaning of
             elif elem.keyword in _PSEUDONYM:
                 elem.value = pseudonym
+            elif tag in table and self.retain_device_identity and table[tag].device_identity:
+                if elem.VR == "SQ":
+                    for item in elem.value:
+                        self._clean(item, offset, pseudonym)
             elif tag in table:
                 self._apply(ds, elem, table[tag], offset, pseudonym)
             elif tag in _ALSO_REMOVED or elem.VR == "PN":
@@ -144,14 +176,17 @@ class Deidentifier:
         if entry.shift_dates and elem.VR == "TM":
             return  # whole-day shifts keep the time of day
         action = entry.action
+        if elem.VR == "SQ" and action in (Action.EMPTY, Action.DUMMY) and "X" in entry.basic_code.split("/"):
+            # Image IODs hold these sequences as Type 3, where an empty sequence or item is invalid.
+            action = Action.EMPTY if int(elem.tag) in _TYPE2_SEQUENCES else Action.REMOVE
         if action is Action.REMOVE:
             del ds[elem.tag]
         elif action is Action.EMPTY:
             elem.value = DicomSequence([]) if elem.VR == "SQ" else "" if elem.VR in STR_VR else None
+        elif action in (Action.DUMMY, Action.REPLACE_UID) and elem.VR == "UI":
+            elem.value = self._remap_uid_value(elem)  # a dummy UID must still be a UID
         elif action is Action.DUMMY:
             elem.value = _dummy(elem.VR)
-        elif action is Action.REPLACE_UID and elem.VR == "UI":
-            elem.value = self._remap_uid_value(elem)
         elif action in (Action.CLEAN_UIDS_IN_ITEMS, Action.KEEP) and elem.VR == "SQ":
             for item in elem.value:
                 self._clean(item, offset, pseudonym)

@@ -7,6 +7,12 @@ code is taken: the one that keeps the attribute present, so a written DICOM stay
 Type 1 and 2 attributes, while carrying nothing of the original (an empty value, a dummy, or
 remapped UIDs). With the Retain Longitudinal Temporal Information (Modified Dates) option, every
 attribute whose option column says ``C`` is kept with its dates shifted (times of day are kept).
+
+The table leaves out the attributes that name the equipment (Manufacturer, model, software
+versions, transducer): :data:`DEVICE_ATTRIBUTES` adds them, so the basic profile removes them (or
+empties the Type 2 Manufacturer) and only the Retain Device Identity Option keeps them, together
+with the table's rows whose option column says ``K``. Rows where it says ``C`` (AE titles) take the
+basic action: cleaning them is not implemented, removing is the safe side.
 """
 
 from __future__ import annotations
@@ -38,6 +44,23 @@ class ProfileEntry:
     basic_code: str
     action: Action
     shift_dates: bool  # the modified-dates option column says C: a DA/DT value is shifted, a TM kept
+    device_identity: bool = False  # kept under the Retain Device Identity Option
+
+
+# Equipment attributes the table does not list: (tag, name, basic-profile code).
+DEVICE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
+    ("00080070", "Manufacturer", "Z"),  # Type 2 in General Equipment: present, empty
+    ("00081090", "Manufacturer's Model Name", "X"),
+    ("00181020", "Software Versions", "X"),
+    ("00185010", "Transducer Data", "X"),
+    ("00181010", "Secondary Capture Device ID", "X"),
+    ("00181016", "Secondary Capture Device Manufacturer", "X"),
+    ("00181018", "Secondary Capture Device Manufacturer's Model Name", "X"),
+    ("00181019", "Secondary Capture Device Software Versions", "X"),
+    ("00181017", "Hardcopy Device Manufacturer", "X"),
+    ("0018101a", "Hardcopy Device Software Version", "X"),
+    ("0018101b", "Hardcopy Device Manufacturer's Model Name", "X"),
+)
 
 
 def choose_action(basic_code: str) -> Action:
@@ -56,16 +79,26 @@ def profile_entries() -> tuple[ProfileEntry, ...]:
             basic_code=row["basicProfile"],
             action=choose_action(row["basicProfile"]),
             shift_dates=row.get("rtnLongModifDatesOpt") == "C",
+            device_identity=row.get("rtnDevIdOpt") == "K",
         )
         for row in json.loads(text)
     )
 
 
+def device_entries() -> tuple[ProfileEntry, ...]:
+    """:data:`DEVICE_ATTRIBUTES` as profile rows, all kept under the Retain Device Identity Option."""
+    return tuple(
+        ProfileEntry(tag, name, code, choose_action(code), shift_dates=False, device_identity=True)
+        for tag, name, code in DEVICE_ATTRIBUTES
+    )
+
+
 @functools.cache
 def entries_by_tag() -> dict[int, ProfileEntry]:
-    """Exact tags of the table (repeating groups and private tags are handled by group in deid)."""
+    """Exact tags of the table and :data:`DEVICE_ATTRIBUTES` (repeating groups and private tags are
+    handled by group in deid)."""
     found: dict[int, ProfileEntry] = {}
-    for entry in profile_entries():
+    for entry in device_entries() + profile_entries():  # a table row wins over an added one
         try:
             found[int(entry.tag, 16)] = entry
         except ValueError:  # (50XX,XXXX), (60XX,3000), (60XX,4000), private (GGGG,EEEE)
