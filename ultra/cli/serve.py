@@ -23,6 +23,15 @@ def serve(
     api_key: str | None = typer.Option(
         None, "--api-key", envvar="ULTRA_API_KEY", help="Require 'Authorization: Bearer KEY'."
     ),
+    image_budget_mb: int = typer.Option(
+        512, "--image-budget-mb", min=1, help="Decoded image bytes one request may hold (MB); past it a 400."
+    ),
+    server_image_budget_mb: int = typer.Option(
+        2048,
+        "--server-image-budget-mb",
+        min=1,
+        help="Decoded image bytes all requests may hold at once (MB); past it a 429.",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="Serve a model whose image projectors were never trained."
@@ -31,7 +40,7 @@ def serve(
     """Serve the model over an OpenAI-compatible HTTP API (仅供研究，非临床诊断)."""
     from ultra.answerer import Answerer, UntrainedModelError
     from ultra.model import WeightsNotFoundError
-    from ultra.serve import ServeOptions, run_server, served_model_id
+    from ultra.serve import ServeOptions, needed_image_side, run_server, served_model_id
 
     errors = Console(stderr=True, soft_wrap=True)
     try:
@@ -39,5 +48,12 @@ def serve(
     except (WeightsNotFoundError, FileNotFoundError, UntrainedModelError) as error:
         errors.print(f"[red]error:[/red] {error}", markup=True, highlight=False)
         raise typer.Exit(1) from None
-    options = ServeOptions(model_id=served_model_id(model), max_images=max_images, api_key=api_key)
+    options = ServeOptions(
+        model_id=served_model_id(model),
+        max_images=max_images,
+        api_key=api_key,
+        max_side=needed_image_side(answerer),
+        request_image_bytes=image_budget_mb << 20,
+        server_image_bytes=server_image_budget_mb << 20,
+    )
     run_server(answerer, options, host=host, port=port, max_batch=max_batch, batch_wait_ms=batch_wait_ms)

@@ -4,7 +4,7 @@ batching (concurrent requests answered by one batched generate, each streamed to
 from ultra.serve.app import NOTICE_HEADER, ServeOptions, create_app
 from ultra.serve.batcher import BatchedStream, DynamicBatcher
 from ultra.serve.errors import APIError
-from ultra.serve.server import run_server, served_model_id
+from ultra.serve.server import needed_image_side, run_server, served_model_id
 
 __all__ = [
     "NOTICE_HEADER",
@@ -13,6 +13,7 @@ __all__ = [
     "DynamicBatcher",
     "ServeOptions",
     "create_app",
+    "needed_image_side",
     "run_server",
     "served_model_id",
 ]

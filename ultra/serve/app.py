@@ -1,7 +1,11 @@
 """The FastAPI app of ``ultra serve``: ``/v1/models``, ``/v1/chat/completions`` (plain and SSE),
 ``/health``. Stateless between requests, so several processes can sit behind a load balancer.
 
-Request bodies and images stay in memory: nothing here logs or writes them. The research notice
+Request bodies and images stay in memory: nothing here logs or writes them, and no error message
+quotes them (a fault is logged as its type and stack, without its message, which may hold a
+prompt). Each request reads its images through its own ``DecodeAccount`` drawn from the server's
+one ``DecodeBudget``: decoded one at a time, shrunk at once to ``max_side``, given back once the
+batch has encoded the request; past the server's budget the request is a 429. The research notice
 travels beside the answer (the ``X-Research-Notice`` header, percent-encoded UTF-8, and a
 ``notice`` field), so streamed pieces concatenate to exactly the plain answer.
 """
@@ -13,6 +17,7 @@ import json
 import logging
 import secrets
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
@@ -23,16 +28,17 @@ from urllib.parse import quote
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ultra import RESEARCH_NOTICE
 from ultra.answerer import Answer, PromptTooLongError
-from ultra.media import DEFAULT_LIMITS, MediaLimits
+from ultra.media import DEFAULT_LIMITS, DecodeBudget, MediaLimits
 from ultra.serve.batcher import BatchedStream, DynamicBatcher
+from ultra.serve.body import parse_body
 from ultra.serve.errors import APIError, bad_request
-from ultra.serve.messages import to_request
-from ultra.serve.schemas import ChatCompletionRequest, ModelCard, ModelList
+from ultra.serve.memory import TRIM_AFTER_BYTES, release_freed_memory
+from ultra.serve.messages import ImageReader, to_request
+from ultra.serve.schemas import ModelCard, ModelList
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +46,23 @@ NOTICE_HEADER = "X-Research-Notice"
 NOTICE_HEADERS = {NOTICE_HEADER: quote(RESEARCH_NOTICE)}
 
 
+MB = 1 << 20
+
+
 @dataclass(frozen=True)
 class ServeOptions:
-    """What the server accepts: its model's id, the image limit, the key, the media limits."""
+    """What the server accepts: its model's id, the image limit, the key, the media limits, the
+    longest image side its model needs (``None``: images kept as sent), and the decoded bytes one
+    request and all requests together may hold (a full 64 M-pixel RGBA image needs 256 MB while
+    it is decoded)."""
 
     model_id: str
     max_images: int = 8
     api_key: str | None = None
     limits: MediaLimits = DEFAULT_LIMITS
+    max_side: int | None = None
+    request_image_bytes: int = 512 * MB
+    server_image_bytes: int = 2048 * MB
 
 
 def _usage(answer: Answer) -> dict[str, int]:
@@ -58,25 +73,10 @@ def _usage(answer: Answer) -> dict[str, int]:
     }
 
 
-def _parse_body(raw: bytes) -> ChatCompletionRequest:
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise bad_request(
-            f"the request body is not valid JSON ({error.msg} at position {error.pos})"
-        ) from None
-    except UnicodeDecodeError:
-        raise bad_request("the request body is not valid JSON (not UTF-8)") from None
-    if not isinstance(data, dict):
-        raise bad_request("the request body must be a JSON object")
-    try:
-        return ChatCompletionRequest.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
-        if first["type"] == "missing":
-            raise bad_request(f"missing required field: {param}", param) from None
-        raise bad_request(f"invalid field {param}: {first['msg']}", param) from None
+def log_fault(what: str, error: BaseException) -> None:
+    """A server fault: its type and where it happened; not its message (it may quote a prompt)."""
+    stack = "".join(traceback.format_tb(error.__traceback__))
+    logger.error("%s: %s\n%s", what, type(error).__name__, stack.rstrip())
 
 
 async def _stream_for(future: Future) -> BatchedStream:
@@ -88,7 +88,8 @@ async def _stream_for(future: Future) -> BatchedStream:
     except PromptTooLongError as error:
         raise bad_request(str(error), "messages", "context_length_exceeded") from None
     except ValueError as error:
-        raise bad_request(str(error), "messages") from None
+        logger.debug("a request failed to encode: %s", type(error).__name__)
+        raise bad_request("the model could not encode these messages", "messages") from None
 
 
 async def _next_piece(stream: BatchedStream) -> str | None:
@@ -99,6 +100,7 @@ def create_app(batcher: DynamicBatcher, options: ServeOptions) -> FastAPI:
     """The API over one batcher (and its ``Answerer``)."""
     app = FastAPI(title="ultra serve", docs_url=None, redoc_url=None, openapi_url=None)
     created = int(time.time())
+    budget = DecodeBudget(options.server_image_bytes)
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, error: APIError) -> JSONResponse:
@@ -109,10 +111,14 @@ def create_app(batcher: DynamicBatcher, options: ServeOptions) -> FastAPI:
         kind = "invalid_request_error" if error.status_code < 500 else "server_error"
         return APIError(error.status_code, str(error.detail), type=kind).response()
 
-    @app.exception_handler(Exception)
-    async def server_error(_: Request, error: Exception) -> JSONResponse:
-        logger.error("internal error: %s", type(error).__name__, exc_info=error)
-        return APIError(500, "internal server error", type="server_error").response()
+    @app.middleware("http")
+    async def server_error(request: Request, call_next):
+        """Faults end here as a 500, so nothing below logs their message with the traceback."""
+        try:
+            return await call_next(request)
+        except Exception as error:
+            log_fault("internal error", error)
+            return APIError(500, "internal server error", type="server_error").response()
 
     @app.middleware("http")
     async def check_key(request: Request, call_next):
@@ -131,6 +137,7 @@ def create_app(batcher: DynamicBatcher, options: ServeOptions) -> FastAPI:
             "status": "ok",
             "model": options.model_id,
             "batching": batcher.stats(),
+            "images": {"decoded_bytes_held": budget.held, "decoded_bytes_budget": budget.max_bytes},
             "notice": RESEARCH_NOTICE,
         }
 
@@ -140,18 +147,25 @@ def create_app(batcher: DynamicBatcher, options: ServeOptions) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(http: Request):
-        with batcher.receiving() as submit:
-            body = _parse_body(await http.body())
-            if body.model != options.model_id:
-                raise APIError(
-                    404,
-                    f"the model {body.model!r} does not exist here; this server has {options.model_id!r}",
-                    param="model",
-                    code="model_not_found",
-                )
-            request = await anyio.to_thread.run_sync(to_request, body, options.max_images, options.limits)
-            future = submit(request)
-        stream = await _stream_for(future)
+        account = budget.account(options.request_image_bytes)
+        try:
+            with batcher.receiving() as submit:
+                body = parse_body(await http.body())
+                if body.model != options.model_id:
+                    raise APIError(
+                        404,
+                        f"the model requested does not exist here; this server has {options.model_id!r}",
+                        param="model",
+                        code="model_not_found",
+                    )
+                reader = ImageReader(options.limits, options.max_side, account)
+                request = await anyio.to_thread.run_sync(to_request, body, options.max_images, reader)
+                future = submit(request)
+            stream = await _stream_for(future)  # encoded: its pixels are tensors of the batch now
+        finally:
+            account.close()
+            if account.peak > TRIM_AFTER_BYTES:
+                await anyio.to_thread.run_sync(release_freed_memory)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -214,7 +228,7 @@ async def _sse(
             while (piece := await _next_piece(stream)) is not None:
                 yield _event(chunk({"content": piece}))
         except Exception as error:  # generation failed after the headers were sent
-            logger.error("generation failed: %s", type(error).__name__, exc_info=error)
+            log_fault("generation failed", error)
             yield _event(APIError(500, "generation failed", type="server_error").body())
             yield _event("[DONE]")
             return

@@ -22,8 +22,10 @@ class APIError(Exception):
         type: str = "invalid_request_error",
         param: str | None = None,
         code: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers = headers
         self.status = status
         self.message = message
         self.type = type
@@ -34,8 +36,15 @@ class APIError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status)
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
     return APIError(400, message, param=param, code=code)
+
+
+def rate_limited(message: str, retry_after_s: int = 1) -> APIError:
+    """A 429 as OpenAI sends one (``rate_limit_exceeded``), with ``Retry-After``."""
+    return APIError(
+        429, message, type="requests", code="rate_limit_exceeded", headers={"Retry-After": str(retry_after_s)}
+    )

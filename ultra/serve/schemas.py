@@ -1,7 +1,9 @@
 """The OpenAI chat-completions wire format (the part this server speaks), as pydantic models.
 
 Unknown request fields are accepted and ignored, as OpenAI-compatible servers do, so clients that
-send ``user``, ``logprobs: false`` and the like keep working.
+send ``user``, ``logprobs: false`` and the like keep working. Numbers are bounded here (``seed`` a
+signed 64-bit integer, as the samplers take it), so a value out of range is a 400, never a fault
+of generation after the stream has started.
 """
 
 from __future__ import annotations
@@ -47,10 +49,10 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
+    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
+    top_p: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     n: int | None = Field(default=None, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -1,0 +1,36 @@
+"""Giving freed image memory back to the system once a request that decoded large images is done.
+
+Pillow frees a decoded image in blocks that glibc keeps in its per-thread arenas, so a server
+whose worker threads decoded a few 64 M-pixel images would otherwise hold hundreds of MB while
+idle. ``malloc_trim`` returns those free pages; it exists on glibc only (elsewhere this does
+nothing).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import gc
+
+TRIM_AFTER_BYTES = 16 << 20
+"""A request whose decoding held more than this at once is followed by a trim."""
+
+
+@functools.cache
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_freed_memory() -> None:
+    """Collect cycles, then hand the allocator's free pages back to the system (glibc)."""
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
