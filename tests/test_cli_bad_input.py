@@ -99,6 +99,19 @@ CASES = {
         "small.png: image of 64x64 = 4,096 pixels exceeds the limit of 100 pixels",
         False,
     ),
+    "ask, an empty question": (["ask", "-q", " ", "-i", "small.png"], 2, "--question is empty", False),
+    "ask, --explain a folder": (
+        ["ask", "-q", "x", "-i", "small.png", "--explain", "source"],
+        2,
+        "--explain source is a folder",
+        False,
+    ),
+    "ask, --explain in a missing folder": (
+        ["ask", "-q", "x", "-i", "small.png", "--explain", "missing/d/x.png"],
+        2,
+        "the folder missing/d does not exist",
+        False,
+    ),
     "stats on nested JSON": (
         ["data", "stats", "nested.jsonl"],
         2,
@@ -149,6 +162,13 @@ def test_bad_input_ends_in_one_error_line_without_traceback(work, case):
     if args[0] != "dicom":  # the dicom command words its own refusals
         assert len(lines) == 1 and named in lines[0], result.stdout[-1500:] + result.stderr[-1500:]
     assert named in result.stdout + result.stderr
+
+
+def test_refused_explain_paths_write_and_create_nothing(work):
+    """A folder given to ``--explain`` would have become ``FOLDER.png``; a missing folder is not made."""
+    run_ultra("ask", "-q", "x", "-i", "small.png", "--explain", "source", cwd=work)
+    run_ultra("ask", "-q", "x", "-i", "small.png", "--explain", "missing/d/x.png", cwd=work)
+    assert not (work / "source.png").exists() and not (work / "missing").exists()
 
 
 @pytest.mark.parametrize("case", [name for name, (*_, handled) in CASES.items() if handled], ids=str)

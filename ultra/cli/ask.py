@@ -35,6 +35,18 @@ def non_ultrasound_note(paths: list[Path]) -> str | None:
     return f"warning: not ultrasound ({'; '.join(others)}); the model was trained on ultrasound images"
 
 
+def explain_path_problem(path: Path) -> str | None:
+    """Why ``--explain PATH`` cannot be written, or None: it must name a ``.png`` file in a folder
+    that exists (a folder would become ``FOLDER.png`` beside it; missing folders are not made)."""
+    if path.is_dir():
+        return f"--explain {path} is a folder; give the path of the .png file to write"
+    if path.suffix.lower() != ".png":
+        return f"--explain {path} does not end in .png; give the path of the .png file to write"
+    if not path.parent.is_dir():
+        return f"--explain {path}: the folder {path.parent} does not exist (it is not created)"
+    return None
+
+
 def ask(
     question: str = typer.Option(..., "--question", "-q", help="The question, in Chinese or English."),
     image: list[Path] = typer.Option(
@@ -72,6 +84,12 @@ def ask(
 
     console = Console(soft_wrap=True)
     errors = Console(stderr=True, soft_wrap=True)
+    refusal = "--question is empty; ask something about the images" if not question.strip() else None
+    if refusal is None and explain is not None:
+        refusal = explain_path_problem(explain)
+    if refusal is not None:
+        errors.print(f"error: {refusal}", markup=False, highlight=False)
+        raise typer.Exit(2)
     limits = media_limits(max_pixels)
     try:
         images = [read_image(path, frame=frame, limits=limits) for path in image or []]
