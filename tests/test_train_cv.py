@@ -292,3 +292,16 @@ def test_ultra_cv_prints_the_table_and_refuses_bad_folds_in_one_line(shared_data
     ):
         refused = runner.invoke(app, ["cv", str(recipe), *options])
         assert refused.exit_code == 2 and message in refused.stderr, refused.output
+
+
+@pytest.mark.parametrize("kind", ["busi", "busi_instructions", "busi_vqa"])
+def test_folds_narrow_every_name_of_a_busi_image_source(shared_data, tmp_path, kind):
+    """The folds ask the source registry which sources read BUSI train images, so a config naming
+    the registry entry is divided like one using the older word."""
+    config = _config(shared_data, tmp_path)
+    source = config.data["busi"].model_copy(update={"kind": kind})
+    config = config.model_copy(update={"data": {**config.data, "busi": source}})
+    folds = cv_folds(3, seed=0)
+    fold = fold_config(config, folds, 1, tmp_path / "fold1")
+    assert set(fold.data["busi"].images) == set(folds[0]) | set(folds[2])
+    assert fold.data["qtypes"].images is None

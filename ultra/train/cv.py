@@ -30,13 +30,19 @@ from ultra.train.config import DataSource, StageConfig, TrainConfig
 
 logger = logging.getLogger(__name__)
 
-BUSI_KINDS = ("busi", "busi_vqa")
+def _reads_busi_train_images(source: DataSource) -> bool:
+    """Whether a source reads BUSI images of the train split, which the folds divide: asked of the
+    source registry (any name a config may use for a BUSI folder), not of a list of names."""
+    from data_zh.sources import SOURCES, TRAINING_NAMES, resolve_source
+
+    spec = SOURCES[resolve_source(source.kind, SOURCES, TRAINING_NAMES).source]
+    return spec.dataset == "busi" and spec.root is not None and source.split == "train"
 
 
 def _busi_root(config: TrainConfig) -> str:
     """The BUSI folder the recipe trains on (its ``train`` split is what the folds divide)."""
     for source in config.data.values():
-        if source.kind in BUSI_KINDS and source.split == "train":
+        if _reads_busi_train_images(source):
             return source.path
     raise ValueError(
         "cross-validation needs a BUSI data source on the train split (kind: busi, split: train)"
@@ -85,7 +91,7 @@ def fold_config(
     held_out, training = fold_images(folds, index, train_fraction, seed)
     data = {
         name: source.model_copy(update={"images": training})
-        if source.kind in BUSI_KINDS and source.split == "train"
+        if _reads_busi_train_images(source)
         else source
         for name, source in config.data.items()
     }
