@@ -29,6 +29,7 @@ MB = 1 << 20
 SIDE = 3000
 REQUEST_BUDGET_MB = 64
 SERVER_BUDGET_MB = 56
+MAX_BODY_MB = 8
 
 
 def png_url(side: int) -> str:
@@ -50,6 +51,7 @@ def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("serve_limits") / "server.log"
     args = ["serve", "--port", str(port), "--max-images", "8"]
     args += ["--image-budget-mb", str(REQUEST_BUDGET_MB), "--server-image-budget-mb", str(SERVER_BUDGET_MB)]
+    args += ["--max-body-mb", str(MAX_BODY_MB)]
     with running(args, f"http://127.0.0.1:{port}/health", log) as process:
         yield f"http://127.0.0.1:{port}", psutil.Process(process.pid), log
 
@@ -110,6 +112,24 @@ def test_large_images_are_shrunk_one_at_a_time_within_the_budgets(server):
     too_big = openai_error(post(url, {"model": MODEL, "messages": [image_message("看图", [png_url(4200)])]}), 400)
     assert too_big["code"] == "image_too_large" and too_big["param"] == "messages[0].content[1].image_url"
     assert httpx.get(url + "/health").json()["images"]["decoded_bytes_held"] == 0
+
+
+def test_a_body_past_the_limit_is_a_413_without_being_read_whole(server):
+    url, _, _ = server
+    padding = "A" * (MAX_BODY_MB * MB)
+    body = {"model": MODEL, "messages": [image_message("看图", ["data:image/png;base64," + padding])]}
+    assert openai_error(post(url, body), 413)["code"] == "request_too_large"
+
+    def chunks():  # no Content-Length: the limit is found while reading
+        yield b'{"model": "ultra-tiny-zh", "messages": [{"role": "user", "content": "'
+        for _ in range(MAX_BODY_MB + 1):
+            yield b"A" * MB
+        yield b'"}]}'
+
+    response = httpx.post(
+        url + "/v1/chat/completions", content=chunks(), headers={"Content-Type": "application/json"}, timeout=60
+    )
+    assert openai_error(response, 413)["code"] == "request_too_large"
 
 
 BAD_BODIES = {

@@ -32,6 +32,7 @@ def serve(
         min=1,
         help="Decoded image bytes all requests may hold at once (MB); past it a 429.",
     ),
+    max_body_mb: int = typer.Option(128, "--max-body-mb", min=1, help="Largest request body (MB); past it a 413."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="Serve a model whose image projectors were never trained."
@@ -55,5 +56,6 @@ def serve(
         max_side=needed_image_side(answerer),
         request_image_bytes=image_budget_mb << 20,
         server_image_bytes=server_image_budget_mb << 20,
+        max_body_bytes=max_body_mb << 20,
     )
     run_server(answerer, options, host=host, port=port, max_batch=max_batch, batch_wait_ms=batch_wait_ms)

@@ -54,7 +54,7 @@ class ServeOptions:
     """What the server accepts: its model's id, the image limit, the key, the media limits, the
     longest image side its model needs (``None``: images kept as sent), and the decoded bytes one
     request and all requests together may hold (a full 64 M-pixel RGBA image needs 256 MB while
-    it is decoded)."""
+    it is decoded), and the largest body read (its images base64-encoded)."""
 
     model_id: str
     max_images: int = 8
@@ -63,6 +63,7 @@ class ServeOptions:
     max_side: int | None = None
     request_image_bytes: int = 512 * MB
     server_image_bytes: int = 2048 * MB
+    max_body_bytes: int = 128 * MB
 
 
 def _usage(answer: Answer) -> dict[str, int]:
@@ -77,6 +78,21 @@ def log_fault(what: str, error: BaseException) -> None:
     """A server fault: its type and where it happened; not its message (it may quote a prompt)."""
     stack = "".join(traceback.format_tb(error.__traceback__))
     logger.error("%s: %s\n%s", what, type(error).__name__, stack.rstrip())
+
+
+async def _read_body(http: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it is known to pass ``limit`` bytes, never read whole."""
+    too_large = APIError(413, f"the request body is larger than {limit // MB} MB", code="request_too_large")
+    declared = http.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in http.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _stream_for(future: Future) -> BatchedStream:
@@ -150,7 +166,7 @@ def create_app(batcher: DynamicBatcher, options: ServeOptions) -> FastAPI:
         account = budget.account(options.request_image_bytes)
         try:
             with batcher.receiving() as submit:
-                body = parse_body(await http.body())
+                body = parse_body(await _read_body(http, options.max_body_bytes))
                 if body.model != options.model_id:
                     raise APIError(
                         404,
