@@ -1,4 +1,5 @@
-"""JSONL of Records, and LLaVA-format JSONL both ways."""
+"""JSONL of Records, and LLaVA-format JSONL both ways; the one JSONL reader and line writer of
+the project (answers, candidates, logs and reports files read and write through them)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ _META_KEY = "ultra"
 
 
 class RecordError(ValueError):
-    """A record file that cannot be read; the message names the file, line and field."""
+    """A record or JSONL file that cannot be read; the message names the file, line and field."""
 
 
 def describe_validation(error: ValidationError) -> str:
@@ -29,9 +30,14 @@ def describe_validation(error: ValidationError) -> str:
     )
 
 
+def json_line(value: Any) -> str:
+    """One value as a JSONL line: UTF-8 text with Chinese kept readable, ending in a newline."""
+    return json.dumps(value, ensure_ascii=False) + "\n"
+
+
 def record_line(record: Record) -> str:
-    """One record as a JSONL line (Chinese kept readable), the format every record file uses."""
-    return json.dumps(record.model_dump(mode="json"), ensure_ascii=False) + "\n"
+    """One record as a JSONL line, the format every record file uses."""
+    return json_line(record.model_dump(mode="json"))
 
 
 def write_records(records: Iterable[Record], path: str | Path) -> int:
@@ -63,15 +69,20 @@ def parse_json_bytes(line: bytes) -> Any:
         raise ValueError("JSON nested too deeply to read") from None
 
 
-def jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of every non-blank line; bytes, so one bad line cannot stop the file."""
-    with path.open("rb") as handle:
+def jsonl_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of every non-blank line, newline kept (a line without one is the torn
+    tail of a killed write); bytes, so one bad line cannot stop the file."""
+    with Path(path).open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 yield number, line
 
 
-def _json_lines(path: Path) -> Iterable[tuple[int, Any]]:
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of every non-blank line; a missing file or a line that is not UTF-8
+    JSON raises RecordError naming the file and line. Callers that skip bad lines instead read
+    :func:`jsonl_lines` and :func:`parse_json_bytes` themselves."""
+    path = Path(path)
     if not path.is_file():
         raise RecordError(f"{path}: file not found")
     for number, line in jsonl_lines(path):
@@ -85,7 +96,7 @@ def read_records(path: str | Path) -> list[Record]:
     """Read a JSONL of Records; the first bad line raises RecordError naming line, id and field."""
     path = Path(path)
     records = []
-    for number, data in _json_lines(path):
+    for number, data in read_jsonl(path):
         try:
             records.append(Record.model_validate(data))
         except ValidationError as error:
@@ -180,7 +191,7 @@ def write_llava(records: Iterable[Record], path: str | Path, include_meta: bool 
     count = 0
     with path.open("w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(json.dumps(to_llava(record, include_meta), ensure_ascii=False) + "\n")
+            handle.write(json_line(to_llava(record, include_meta)))
             count += 1
     return count
 
@@ -200,7 +211,7 @@ def read_llava(path: str | Path, **defaults: Any) -> list[Record]:
         except ValueError as error:
             raise RecordError(f"{path}: {error}") from None
     else:
-        items = list(_json_lines(path))
+        items = list(read_jsonl(path))
     records = []
     for number, item in items:
         try:

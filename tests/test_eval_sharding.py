@@ -62,7 +62,8 @@ def test_two_processes_write_one_answers_file_like_one_process(shared_data, tmp_
     ]
     launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
     result = _generate(records_path, sharded, *launch)
-    assert "[process 2/2]" in result.stderr and "8 answered now" in " ".join(result.stdout.split())
+    # the progress bars (labelled "[process k/2]") stay quiet: stderr is a pipe here
+    assert "8 answered now" in " ".join(result.stdout.split())
     assert not list(tmp_path.glob("sharded.jsonl.part*"))
     rows = read_answers(sharded)
     assert sorted(row["id"] for row in rows) == sorted(record.id for record in records)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from data_zh.converters.base import ConversionError, require_dir
+from data_zh.io import jsonl_lines, parse_json_bytes
 from data_zh.schema import Record, Turn
 from fusion.progress import progress_bar
 
@@ -26,13 +26,10 @@ def convert_promptcblue(root: str | Path) -> list[Record]:
         if path is None:
             continue
         found = True
-        lines = path.read_text(encoding="utf-8").splitlines()
-        bar = progress_bar(lines, description=f"PromptCBLUE {split}", total=len(lines), leave=False)
-        for line_no, line in enumerate(bar, start=1):
-            if not line.strip():
-                continue
+        lines = list(jsonl_lines(path))
+        for line_no, line in progress_bar(lines, description=f"PromptCBLUE {split}", leave=False):
             try:
-                item = json.loads(line)
+                item = parse_json_bytes(line)
                 choices = item.get("answer_choices") or []
                 closed = item.get("task_type") == "cls" and item["target"] in choices
                 records.append(
@@ -57,7 +54,7 @@ def convert_promptcblue(root: str | Path) -> list[Record]:
                         },
                     )
                 )
-            except (json.JSONDecodeError, KeyError, ValueError) as error:
+            except (KeyError, ValueError) as error:
                 logger.warning("%s:%d: skipped item: %s", path, line_no, error)
     if not found:
         raise ConversionError(f"{root}: no PromptCBLUE file found (train/dev/test .jsonl)")

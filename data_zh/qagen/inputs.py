@@ -8,7 +8,6 @@ A bad line is logged with file and line number and skipped; the rest still run.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from data_zh.io import jsonl_lines, parse_json_bytes
 from data_zh.schema import Record
 
 logger = logging.getLogger(__name__)
@@ -59,16 +59,13 @@ def source_of(item: dict) -> QASource:
 def read_sources(path: str | Path) -> list[QASource]:
     """Every readable input of a JSONL file (bad lines logged by line number and skipped)."""
     sources: list[QASource] = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                if not isinstance(item, dict):
-                    raise ValueError("not a JSON object")
-                sources.append(source_of(item))
-            except (ValueError, ValidationError) as error:
-                first = str(error).splitlines()[0]
-                logger.warning("%s:%d: skipped input: %s", path, line_no, first)
+    for line_no, line in jsonl_lines(path):
+        try:
+            item = parse_json_bytes(line)
+            if not isinstance(item, dict):
+                raise ValueError("not a JSON object")
+            sources.append(source_of(item))
+        except (ValueError, ValidationError) as error:
+            first = str(error).splitlines()[0]
+            logger.warning("%s:%d: skipped input: %s", path, line_no, first)
     return sources

@@ -12,7 +12,6 @@ and first removes records of an input that was cut off before its log line, so n
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from data_zh.io import read_records, record_line, write_records
+from data_zh.io import json_line, read_jsonl, read_records, record_line, write_records
 from data_zh.qagen.backends import BackendError, TextBackend
 from data_zh.qagen.facts import Facts, QADraft, QADrafts, parse_json_reply
 from data_zh.qagen.guard import MIN_SUPPORT, check_support
@@ -122,8 +121,7 @@ def _resume(out_path: Path, log_path: Path) -> tuple[set[str], set[str]]:
     """Inputs logged as done, and the pair keys already written; drops records of unfinished inputs."""
     done: set[str] = set()
     if log_path.is_file():
-        for line in log_path.read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line) if line.strip() else {}
+        for _, entry in read_jsonl(log_path):
             if entry.get("status") == "done":
                 done.add(entry["id"])
     keys: set[str] = set()
@@ -163,7 +161,7 @@ def generate_qa(
     ):
         for source in progress_bar(pending, description="qagen", unit="input", enabled=show_progress):
             entry = _one_input(source, backend, prompts, max_attempts, min_support, seen, report, out)
-            log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            log.write(json_line(entry))
             out.flush()
             log.flush()
     return report

@@ -38,20 +38,20 @@ def _read_image(path: Path):
 def _reports_from_jsonl(path: Path) -> list[ReportInput | str]:
     """Each line ``{"report": "…", "images": ["a.png", …]}`` (paths relative to the file's folder);
     a bad line becomes an error message naming file and line, so the other reports still run."""
+    from data_zh.io import jsonl_lines, parse_json_bytes
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = list(jsonl_lines(path))
     except OSError as error:
         raise ValueError(f"{path}: cannot read ({error.strerror})") from None
     reports: list[ReportInput | str] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in lines:
         try:
-            row = json.loads(line)
+            row = parse_json_bytes(line)
             text, names = row["report"], row["images"]
             if not isinstance(text, str) or not isinstance(names, list) or not names:
                 raise ValueError
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             reports.append(f'{path}:{number}: expected {{"report": text, "images": [paths, …]}}')
             continue
         names = [str(name) for name in names]

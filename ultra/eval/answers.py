@@ -6,11 +6,10 @@ answer on disk, and a rerun skips their ids.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from data_zh.io import parse_json_bytes
+from data_zh.io import json_line, jsonl_lines, parse_json_bytes
 
 
 def read_answers(path: str | Path) -> list[dict]:
@@ -22,16 +21,12 @@ def read_answers(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: answers file not found")
-    data = path.read_bytes()
-    lines = data.splitlines()
     answers = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(path):
         try:
             row = parse_json_bytes(line)
         except ValueError as error:
-            if number == len(lines) and not data.endswith(b"\n"):
+            if not line.endswith(b"\n"):  # only the last line can lack one: a torn tail
                 break
             raise ValueError(f"{path}:{number}: {error}") from None
         if not isinstance(row, dict) or "id" not in row and "question_id" not in row:
@@ -69,7 +64,7 @@ def append_answers(rows: Iterable[dict], path: str | Path) -> int:
     count = 0
     with path.open("a", encoding="utf-8") as handle:
         for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(json_line(row))
             count += 1
         handle.flush()
     return count

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from data_zh.io import parse_json_bytes
+from data_zh.io import jsonl_lines, parse_json_bytes
 
 _PUNCTUATION = ';/[]"{}()=+\\_-><@`,?!'
 _PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")
@@ -244,10 +244,7 @@ def read_llava_med_files(gt_path: str | Path, pred_path: str | Path) -> list[Lla
     Like the original, the two files must list the same ids in the same order.
     """
     gt = _parsed(Path(gt_path).read_bytes(), str(gt_path))
-    lines = Path(pred_path).read_bytes().splitlines()
-    predictions = [
-        _parsed(line, f"{pred_path}:{number}") for number, line in enumerate(lines, start=1) if line.strip()
-    ]
+    predictions = [_parsed(line, f"{pred_path}:{number}") for number, line in jsonl_lines(pred_path)]
     gt_ids = [str(item["id"]) for item in gt]
     pred_ids = [str(item["question_id"]) for item in predictions]
     if gt_ids != pred_ids:

@@ -22,6 +22,7 @@ from data_zh.builders.busi import (
     QUESTION_GENERATION_PROMPTS,
     SITE_QUESTIONS,
 )
+from data_zh.io import jsonl_lines, parse_json_bytes
 from data_zh.schema import DicomFrameRef, Media, Record, qa_turns
 from data_zh.sources import SOURCES, DataSourceSpec, SourceRef, load_records
 from fusion.progress import progress_bar
@@ -61,8 +62,8 @@ class Candidates:
         )
 
     @classmethod
-    def from_json(cls, line: str) -> Candidates:
-        row = json.loads(line)
+    def from_json(cls, line: bytes) -> Candidates:
+        row = parse_json_bytes(line)
         return cls(Record.model_validate(row["record"]), list(row["answers"]), row["question_source"])
 
 
@@ -80,9 +81,7 @@ class GenerateReport:
 def read_candidates(path: str | Path) -> list[Candidates]:
     """Every complete line of a candidates file (a line cut by a killed run is skipped)."""
     rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(path):
         try:
             rows.append(Candidates.from_json(line))
         except (ValueError, KeyError) as error:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data_zh.io import read_records, write_records
+from data_zh.io import json_line, read_jsonl, read_records, write_records
 from data_zh.schema import Record
 from ultra.selftrain.config import DPOSettings, SelftrainConfig
 from ultra.selftrain.generate import GenerateReport, generate_candidates, image_records, read_candidates
@@ -220,7 +220,7 @@ def finished_rounds(output_dir: str | Path) -> list[dict]:
     path = Path(output_dir) / ROUNDS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row for _, row in read_jsonl(path)]
 
 
 def run_selftrain(config: SelftrainConfig, *, resume: bool = False, show_progress: bool = True) -> list[dict]:
@@ -243,7 +243,7 @@ def run_selftrain(config: SelftrainConfig, *, resume: bool = False, show_progres
             summary["dpo"]["held_out_reward_margin"],
         )
         with (output / ROUNDS_FILE).open("a", encoding="utf-8") as sink:
-            sink.write(json.dumps(summary, ensure_ascii=False) + "\n")
+            sink.write(json_line(summary))
         rounds.append(summary)
         policy = summary["model"]
     return rounds
