@@ -25,14 +25,17 @@ from typer.testing import CliRunner
 from data_zh import read_records, write_records
 from data_zh.builders import build_busi_instructions
 from data_zh.qagen import (
+    BACKENDS,
     OpenAIBackend,
     ReplayBackend,
     TransformersBackend,
+    backend_from_spec,
     check_support,
     generate_qa,
     log_path_for,
     read_sources,
 )
+from tests.chat_server import chat_server, completion
 
 FIXTURES = Path(__file__).parent / "fixtures" / "qagen"
 REPLAY = FIXTURES / "replay_responses.json"
@@ -244,7 +247,9 @@ def test_cli_qagen_runs_resumes_and_names_a_bad_backend(inputs: Path, tmp_path: 
     assert "3 already done" in second.output and len(read_records(out)) == 9
 
     bad = runner.invoke(app, ["data", "qagen", str(inputs), str(out), "--backend", "gpt:somewhere"])
-    assert bad.exit_code == 2 and "unknown kind 'gpt'" in bad.output and "Traceback" not in bad.output
+    output = " ".join(bad.output.split())
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert "unknown QA backend 'gpt'; known: local, openai, replay" in output
 
 
 @pytest.fixture(scope="module")
@@ -278,3 +283,33 @@ def test_ultra_serve_failures_are_recorded_never_raised(
     assert report.done == 0 and [input_id for input_id, _ in report.failed] == ["lc-calot-triangle"]
     assert reason in report.failed[0][1], report.failed[0][1]
     assert _log(out)[0]["status"] == "failed"
+
+
+@pytest.mark.parametrize("kind", BACKENDS.names())
+def test_every_backend_kind_builds_from_its_spec_and_the_http_one_talks(kind: str, tmp_path: Path) -> None:
+    """Each ``--backend`` kind as the CLI builds it: the HTTP one asks a real local server, the
+    replay one answers from its file, the local one names its folder (it loads on first use)."""
+    recorded = json.loads(REPLAY.read_text(encoding="utf-8"))[0]
+
+    def reversed_prompt(path: str, headers: dict, body: dict) -> tuple[int, str]:
+        return 200, completion(body["messages"][0]["content"][::-1])
+
+    with chat_server(reversed_prompt) as (url, bodies):
+        target = {"openai": url, "replay": str(REPLAY), "local": str(tmp_path / "lm")}[kind]
+        backend = backend_from_spec(f"{kind}:{target}", model="m", api_key="k", timeout_s=5)
+        assert backend.name.startswith(f"{kind}:")
+        if kind == "openai":
+            assert backend.complete("你好，世界") == "界世，好你"
+            sent = {"model": "m", "messages": [{"role": "user", "content": "你好，世界"}]}
+            assert bodies == [{**sent, "max_tokens": 1024, "temperature": 0.2}]
+        elif kind == "replay":
+            assert backend.complete(f"…{recorded['match']}…") == recorded["response"]
+        else:
+            assert isinstance(backend, TransformersBackend) and str(backend.path) == target
+
+
+def test_a_backend_spec_without_a_target_or_with_an_unknown_kind_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"backend 'openai': openai needs a target"):
+        backend_from_spec("openai")
+    with pytest.raises(ValueError, match=r"backend 'gpt:x': unknown QA backend 'gpt'; known: local, openai, replay"):
+        backend_from_spec("gpt:x")

@@ -1,7 +1,9 @@
 """Two-stage QA generation from expert text (LLaVA-Surg): facts as JSON, then QA from the facts only."""
 
 from data_zh.qagen.backends import (
+    BACKENDS,
     BackendError,
+    BackendOptions,
     OpenAIBackend,
     ReplayBackend,
     TextBackend,
@@ -15,10 +17,12 @@ from data_zh.qagen.pipeline import MAX_ATTEMPTS, QAGenReport, generate_qa, log_p
 from data_zh.qagen.prompts import Prompts
 
 __all__ = [
+    "BACKENDS",
     "FACT_KINDS",
     "MAX_ATTEMPTS",
     "MIN_SUPPORT",
     "BackendError",
+    "BackendOptions",
     "Facts",
     "GuardVerdict",
     "OpenAIBackend",

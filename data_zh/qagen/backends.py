@@ -2,16 +2,21 @@
 
 A backend turns a prompt into text or raises ``BackendError``; the pipeline decides what to retry.
 ``data_zh`` never imports ``ultra``: the local backend runs any transformers causal LM itself, and
-``ultra serve`` (or vLLM, Ollama, …) is reached like any OpenAI-compatible endpoint.
+``ultra serve`` (or vLLM, Ollama, …) is reached like any OpenAI-compatible endpoint through
+``data_zh.openai_client``. ``BACKENDS`` names the kinds of the CLI's ``--backend KIND:TARGET``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
+
+from data_zh.openai_client import ChatError, OpenAIClient
+from fusion.registry import Registry, UnknownEntryError
 
 
 class BackendError(RuntimeError):
@@ -48,31 +53,16 @@ class OpenAIBackend:
         return f"openai:{self.base_url} ({self.model})"
 
     def complete(self, prompt: str) -> str:
-        import requests
-
-        url = self.base_url.rstrip("/") + "/chat/completions"
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        body = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-        }
+        client = OpenAIClient(self.base_url, api_key=self.api_key, timeout_s=self.timeout_s)
         try:
-            response = requests.post(url, json=body, headers=headers, timeout=self.timeout_s)
-        except requests.Timeout:
-            raise BackendError(f"{url}: no reply within {self.timeout_s:g} s") from None
-        except requests.RequestException as error:
-            raise BackendError(f"{url}: {type(error).__name__}: {error}") from None
-        if response.status_code >= 400:
-            raise BackendError(
-                f"{url}: HTTP {response.status_code}: {response.text[:200]}",
-                retryable=response.status_code >= 500 or response.status_code == 429,
+            return client.chat(
+                self.model,
+                [{"role": "user", "content": prompt}],
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
             )
-        try:
-            return str(response.json()["choices"][0]["message"]["content"])
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise BackendError(f"{url}: not a chat completion ({type(error).__name__}: {error})") from None
+        except ChatError as error:
+            raise BackendError(str(error), retryable=error.retryable) from None
 
 
 @dataclass
@@ -150,17 +140,43 @@ class ReplayBackend:
         raise BackendError("replay: no recorded response matches this prompt", retryable=False)
 
 
+@dataclass(frozen=True)
+class BackendOptions:
+    """What the CLI passes beside ``--backend`` (only the HTTP backend reads it)."""
+
+    model: str | None = None
+    api_key: str | None = None
+    timeout_s: float = 60.0
+
+
+BackendFactory = Callable[[str, BackendOptions], TextBackend]
+
+BACKENDS: Registry[BackendFactory] = Registry(
+    "QA backend",
+    {
+        "local": lambda target, options: TransformersBackend(target),
+        "openai": lambda target, options: OpenAIBackend(
+            target, model=options.model or "default", api_key=options.api_key, timeout_s=options.timeout_s
+        ),
+        "replay": lambda target, options: ReplayBackend.from_file(target),
+    },
+)
+"""Backend kinds by name: ``local:MODEL_DIR``, ``openai:BASE_URL``, ``replay:FILE``."""
+
+
 def backend_from_spec(
-    spec: str, model: str | None = None, api_key: str | None = None, timeout_s: float = 60.0
+    spec: str,
+    model: str | None = None,
+    api_key: str | None = None,
+    timeout_s: float = 60.0,
+    backends: Registry[BackendFactory] = BACKENDS,
 ) -> TextBackend:
-    """``local:PATH``, ``openai:URL`` or ``replay:FILE`` as a backend (the CLI's ``--backend``)."""
+    """``KIND:TARGET`` as a backend (the CLI's ``--backend``); a bad spec is a ``ValueError``."""
     kind, _, target = spec.partition(":")
+    try:
+        factory = backends[kind]
+    except UnknownEntryError as error:
+        raise ValueError(f"backend {spec!r}: {error}") from None
     if not target:
-        raise ValueError(f"backend {spec!r}: use local:PATH, openai:URL or replay:FILE")
-    if kind == "local":
-        return TransformersBackend(target)
-    if kind == "openai":
-        return OpenAIBackend(target, model=model or "default", api_key=api_key, timeout_s=timeout_s)
-    if kind == "replay":
-        return ReplayBackend.from_file(target)
-    raise ValueError(f"backend {spec!r}: unknown kind {kind!r}; use local:PATH, openai:URL or replay:FILE")
+        raise ValueError(f"backend {spec!r}: {kind} needs a target after the colon ({kind}:TARGET)")
+    return factory(target, BackendOptions(model, api_key, timeout_s))
