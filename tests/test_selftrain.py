@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from data_zh import Labels, Media, Preference, Record, Turn, read_records, write_records
+from ultra.config_io import ConfigError
 from ultra.model import build_model
 from ultra.selftrain import (
     Candidates,
@@ -31,7 +32,7 @@ from ultra.selftrain import (
     read_candidates,
     split_held_out,
 )
-from ultra.selftrain.judges import RemoteImagesNotAllowedError, parse_scores
+from ultra.selftrain.judges import JUDGES, RemoteImagesNotAllowedError, parse_scores
 from ultra.train import Trainer, TrainingInterrupted
 from ultra.train.objectives.dpo import REFERENCE_KEY, dpo_terms
 
@@ -409,6 +410,34 @@ def test_openai_judge_drops_and_counts_malformed_verdicts_from_a_real_endpoint(t
     sent = json.dumps(_Verdicts.bodies, ensure_ascii=False)
     assert "data:image/png;base64," in sent
     assert "patient-wang" not in sent and "scan-" not in sent, "file names must never leave the machine"
+
+
+@pytest.mark.parametrize("name", JUDGES.names())
+def test_every_judge_scores_each_answer_of_a_real_item(name: str, tmp_path) -> None:
+    """Every registry entry as ``create_judge`` builds it, on one image: the label judge from the
+    class, the model judge with the embedded model, the openai judge against a real local server."""
+    from tests.chat_server import chat_server, completion
+
+    (item,) = candidates_for(image_records_in(tmp_path, 1), "该病灶是良性还是恶性？", ["良性", "恶性"])
+    options = {"label": {}, "model": {"model": "tiny-zh"}}
+
+    def verdict(path: str, headers: dict, body: dict) -> tuple[int, str]:
+        return 200, completion('{"scores": [8, 1], "reason": "回答1正确"}')
+
+    with chat_server(verdict) as (url, bodies):
+        options["openai"] = {"base_url": url, "api_key_env": None, "timeout_s": 10}
+        judge = create_judge(JudgeSettings(name=name, options=options[name]), allow_remote_images=True)
+        (result,) = judge.judge([item])
+    assert isinstance(judge, JUDGES[name]) and judge.name == name
+    assert result.problem is None and len(result.scores) == 2 and all(map(math.isfinite, result.scores))
+    if name != "model":  # the label says benign; the scripted endpoint agrees
+        assert result.scores[0] > result.scores[1]
+    assert len(bodies) == (name == "openai")
+
+
+def test_an_unknown_judge_is_a_config_error_listing_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"judge.name: unknown judge 'gpt'; known: label, model, openai$"):
+        create_judge(JudgeSettings(name="gpt"))
 
 
 def test_openai_judge_never_sends_dicom(tmp_path):

@@ -1,4 +1,4 @@
-"""Judges score the policy's K answers to one question; a registry names them.
+"""Judges score the policy's K answers to one question; ``JUDGES`` names them.
 
 - ``label``: ground truth where it exists (BUSI classes): an answer scores 1 when its canonical
   label (``ultra.eval.canonical``) equals the one the record's class implies, else 0. It makes
@@ -23,16 +23,15 @@ import json
 import logging
 import math
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from data_zh.converters.busi import LABEL_ZH
+from data_zh.openai_client import ChatError, NotAChatCompletionError, OpenAIClient
+from fusion.registry import Registry, UnknownEntryError
 from ultra.config_io import ConfigError, parse_config
 from ultra.eval.canonical import canonical_label
 from ultra.media import MediaError, read_record_images
@@ -214,31 +213,18 @@ class OpenAIJudge(Judge):
                 "(allow_remote_images: true) to allow it (only de-identified PNG pixels are sent)"
             )
         env = self.options.api_key_env
-        self.api_key = os.environ.get(env, "") if env else ""
+        self.client = OpenAIClient(
+            self.options.base_url,
+            api_key=(os.environ.get(env) or None) if env else None,
+            timeout_s=self.options.timeout_s,
+        )
 
-    def _payload(self, item: Candidates, images: list) -> dict:
+    def _messages(self, item: Candidates, images: list) -> list[dict]:
         listing = "\n".join(f"回答{index + 1}：{answer}" for index, answer in enumerate(item.answers))
         text = f"{JUDGE_INSTRUCTIONS}\n问题：{item.record.question}\n{listing}"
         parts: list[dict] = [{"type": "text", "text": text}]
         parts += [{"type": "image_url", "image_url": {"url": png_data_url(image)}} for image in images]
-        return {
-            "model": self.options.model,
-            "messages": [{"role": "user", "content": parts}],
-            "temperature": 0,
-            "max_tokens": self.options.max_tokens,
-        }
-
-    def _post(self, payload: dict) -> str:
-        request = urllib.request.Request(
-            self.options.base_url.rstrip("/") + "/chat/completions",
-            data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
-            headers={"Content-Type": "application/json"}
-            | ({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}),
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=self.options.timeout_s) as response:
-            body = json.loads(response.read().decode("utf-8"))
-        return str(body["choices"][0]["message"]["content"])
+        return [{"role": "user", "content": parts}]
 
     def judge_one(self, item: Candidates) -> Verdict:
         if item.record.media.dicom or item.record.media.video is not None:
@@ -250,22 +236,32 @@ class OpenAIJudge(Judge):
         except (MediaError, OSError) as error:
             return Verdict.failed(UNJUDGEABLE, f"image unreadable ({type(error).__name__})")
         try:
-            content = self._post(self._payload(item, images))
-        except (urllib.error.URLError, TimeoutError, OSError) as error:
-            return Verdict.failed(REQUEST_FAILED, type(error).__name__)
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            return Verdict.failed(UNPARSEABLE, f"malformed response ({type(error).__name__})")
+            content = self.client.chat(
+                self.options.model,
+                self._messages(item, images),
+                temperature=0,
+                max_tokens=self.options.max_tokens,
+            )
+        except NotAChatCompletionError as error:
+            return Verdict.failed(UNPARSEABLE, str(error))
+        except ChatError as error:
+            return Verdict.failed(REQUEST_FAILED, str(error))
         return parse_scores(content, len(item.answers))
 
 
-JUDGES = MappingProxyType({"label": LabelJudge, "model": LocalModelJudge, "openai": OpenAIJudge})
-"""Judge classes by name; a new judge is a new entry here."""
+JUDGES: Registry[type[Judge]] = Registry(
+    "judge", {judge.name: judge for judge in (LabelJudge, LocalModelJudge, OpenAIJudge)}
+)
+"""Judge classes by name (``JudgeSettings.name``); a new judge is a new entry."""
 
 
-def create_judge(settings: JudgeSettings, allow_remote_images: bool = False) -> Judge:
-    """The judge ``settings.name`` with its options; an unknown name lists the known ones."""
-    if settings.name not in JUDGES:
-        raise ConfigError(
-            f"judge {settings.name!r} is not registered; known judges: {', '.join(sorted(JUDGES))}"
-        )
-    return JUDGES[settings.name](settings.options, allow_remote_images)
+def create_judge(
+    settings: JudgeSettings, allow_remote_images: bool = False, judges: Registry[type[Judge]] = JUDGES
+) -> Judge:
+    """The judge ``settings.name`` of ``judges`` with its options; an unknown name is a
+    ``ConfigError`` with the registry's message."""
+    try:
+        judge = judges[settings.name]
+    except UnknownEntryError as error:
+        raise ConfigError(f"judge.name: {error}") from None
+    return judge(settings.options, allow_remote_images)
