@@ -46,6 +46,11 @@ def dicom(
     keep_phi: bool = typer.Option(
         False, "--keep-phi", help="Do NOT de-identify (outputs keep patient data)."
     ),
+    retain_device_identity: bool = typer.Option(
+        False,
+        "--retain-device-identity",
+        help="Keep Manufacturer, model, serial numbers and station (PS3.15 Retain Device Identity Option).",
+    ),
     frames: int = typer.Option(4, "--frames", min=1, help="Key frames sampled from each cine loop."),
     no_crop: bool = typer.Option(False, "--no-crop", help="Keep the whole frame instead of the scan region."),
     write_dicom: bool = typer.Option(False, "--write-dicom", help="Also write de-identified DICOM files."),
@@ -91,6 +96,7 @@ def dicom(
     options = ProcessOptions(
         frames_per_cine=frames,
         keep_phi=keep_phi,
+        retain_device_identity=retain_device_identity,
         crop=not no_crop,
         write_dicom=write_dicom,
         resume=resume,

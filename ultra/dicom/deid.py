@@ -29,7 +29,13 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 from pydicom.valuerep import STR_VR
 
-from ultra.dicom.profile import Action, ProfileEntry, entries_by_tag
+from ultra.dicom.profile import (
+    ENHANCED_EQUIPMENT_SOP_CLASSES,
+    ENHANCED_EQUIPMENT_TYPE1,
+    Action,
+    ProfileEntry,
+    entries_by_tag,
+)
 
 PROFILE_CODES = {
     "113100": "Basic Application Confidentiality Profile",
@@ -113,7 +119,12 @@ class Deidentifier:
         patient = patient_key(ds)
         offset = dt.timedelta(days=-self.date_offset_days(patient))
         pseudonym = self.pseudonym(patient)
+        enhanced = str(ds.get("SOPClassUID", "")) in ENHANCED_EQUIPMENT_SOP_CLASSES
+        type1 = [k for k in ENHANCED_EQUIPMENT_TYPE1 if enhanced and ds.get(k)]
         self._clean(out, offset, pseudonym)
+        for keyword in type1:
+            if not out.get(keyword):
+                setattr(out, keyword, _DUMMY_TEXT)
         out.preamble = PREAMBLE
         if hasattr(out, "file_meta") and out.file_meta is not None:
             meta = out.file_meta

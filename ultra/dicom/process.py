@@ -16,7 +16,6 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from pydicom import Dataset
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from ultra.dicom.burned_in import PixelPlan, ocr_available, plan_masking
 from ultra.dicom.deid import Deidentifier
@@ -51,6 +50,9 @@ class ProcessOptions(BaseModel):
     )
     modalities: tuple[str, ...] = ("US",)
     keep_phi: bool = False
+    retain_device_identity: bool = Field(
+        False, description="PS3.15 Retain Device Identity Option: keep Manufacturer, model, serial numbers"
+    )
     keep_burned_in_text: bool = Field(False, description="do not mask pixels (burned-in text stays)")
     ocr: bool = Field(True, description="find burned-in text with OCR when the ocr extra is installed")
     crop: bool = True
@@ -167,7 +169,11 @@ def _process_dataset(
         return InstanceOutcome(label, "skipped", reason)
     if "PixelData" not in ds:
         raise DicomReadError(label, "no pixel data")
-    deid = None if options.keep_phi else Deidentifier(key or b"")
+    deid = (
+        None
+        if options.keep_phi
+        else Deidentifier(key or b"", retain_device_identity=options.retain_device_identity)
+    )
     if deid is not None and not key:
         raise ValueError("a de-identification key is required unless keep_phi is set")
     study, series, sop = _output_uids(ds, deid, label)
@@ -232,7 +238,7 @@ def _process_dataset(
     dicom_rel = None
     if options.write_dicom:
         dicom_rel = f"dicom/{study}/{sop}.dcm"
-        _write_dicom(public, out / dicom_rel, total, frame, plan)
+        _write_dicom(public, out / dicom_rel, total, plan, options, label)
     record = {
         "study": study,
         "series": series,
@@ -285,21 +291,17 @@ def _frame_reader(ds: Dataset, options: ProcessOptions, label: str) -> Callable[
 
 
 def _write_dicom(
-    public: Dataset,
-    path: Path,
-    total: int,
-    frame: Callable[[int], np.ndarray],
-    plan: PixelPlan | None,
+    public: Dataset, path: Path, total: int, plan: PixelPlan | None, options: ProcessOptions, label: str
 ) -> None:
-    """Save the de-identified header; when pixels were masked, every frame masked (native RGB)."""
+    """Save the de-identified header; when pixels were masked, every frame masked, in the source's
+    pixel representation (see :mod:`ultra.dicom.pixel_module`)."""
     import io
 
     if plan is not None:
-        frames = [plan.apply(frame(index)) for index in range(total)]
-        array = frames[0] if len(frames) == 1 else np.stack(frames)
-        if public.file_meta.TransferSyntaxUID == ExplicitVRBigEndian:  # set_pixel_data writes little-endian
-            public.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        public.set_pixel_data(array, "RGB", 8, generate_instance_uid=False)
+        from ultra.dicom.pixel_module import replace_with_masked_pixels
+
+        kept = plan.apply(np.ones((int(public.Rows), int(public.Columns)), dtype=bool))
+        replace_with_masked_pixels(public, kept, total, plugins=options.plugins, name=label)
     from pydicom import dcmwrite
 
     buffer = io.BytesIO()

@@ -61,6 +61,36 @@ DEVICE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ("0018101a", "Hardcopy Device Software Version", "X"),
     ("0018101b", "Hardcopy Device Manufacturer's Model Name", "X"),
 )
+# IODs with the Enhanced General Equipment module, where Manufacturer, model and software versions
+# are Type 1: there they get a dummy instead (the enhanced CT/MR/US/XA/XRF/PET families, their legacy
+# converted forms, MR spectroscopy, breast tomosynthesis and projection, 3D X-ray, ophthalmic and
+# intravascular OCT, parametric maps, photoacoustic).
+ENHANCED_EQUIPMENT_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.2.1",
+        "1.2.840.10008.5.1.4.1.1.2.2",
+        "1.2.840.10008.5.1.4.1.1.4.1",
+        "1.2.840.10008.5.1.4.1.1.4.2",
+        "1.2.840.10008.5.1.4.1.1.4.3",
+        "1.2.840.10008.5.1.4.1.1.4.4",
+        "1.2.840.10008.5.1.4.1.1.6.2",
+        "1.2.840.10008.5.1.4.1.1.6.3",
+        "1.2.840.10008.5.1.4.1.1.12.1.1",
+        "1.2.840.10008.5.1.4.1.1.12.2.1",
+        "1.2.840.10008.5.1.4.1.1.13.1.1",
+        "1.2.840.10008.5.1.4.1.1.13.1.2",
+        "1.2.840.10008.5.1.4.1.1.13.1.3",
+        "1.2.840.10008.5.1.4.1.1.13.1.4",
+        "1.2.840.10008.5.1.4.1.1.13.1.5",
+        "1.2.840.10008.5.1.4.1.1.14.1",
+        "1.2.840.10008.5.1.4.1.1.14.2",
+        "1.2.840.10008.5.1.4.1.1.30",
+        "1.2.840.10008.5.1.4.1.1.77.1.5.4",
+        "1.2.840.10008.5.1.4.1.1.128.1",
+        "1.2.840.10008.5.1.4.1.1.130",
+    }
+)
+ENHANCED_EQUIPMENT_TYPE1 = ("Manufacturer", "ManufacturerModelName", "SoftwareVersions")
 
 
 def choose_action(basic_code: str) -> Action:
