@@ -36,7 +36,7 @@ from ultra.media import DEFAULT_LIMITS, DecodeBudget, MediaLimits
 from ultra.serve.batcher import BatchedStream, DynamicBatcher
 from ultra.serve.body import parse_body
 from ultra.serve.errors import APIError, bad_request
-from ultra.serve.memory import TRIM_AFTER_BYTES, release_freed_memory
+from ultra.serve.memory import release_freed_memory
 from ultra.serve.messages import ImageReader, to_request
 from ultra.serve.schemas import ModelCard, ModelList
 
@@ -176,15 +176,17 @@ def create_app(batcher: DynamicBatcher, options: ServeOptions) -> FastAPI:
                     )
                 reader = ImageReader(options.limits, options.max_side, account)
                 request = await anyio.to_thread.run_sync(to_request, body, options.max_images, reader)
+                streamed = body.stream
+                include_usage = bool(body.stream_options and body.stream_options.include_usage)
+                del body  # its data: URLs, decoded already, go before the memory is trimmed
                 future = submit(request)
             stream = await _stream_for(future)  # encoded: its pixels are tensors of the batch now
         finally:
             account.close()
-            if account.peak > TRIM_AFTER_BYTES:
+            if account.peak:
                 await anyio.to_thread.run_sync(release_freed_memory)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        if body.stream:
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        if streamed:
             events = _sse(stream, completion_id, options.model_id, include_usage)
             return StreamingResponse(events, media_type="text/event-stream", headers=NOTICE_HEADERS)
         try:
