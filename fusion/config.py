@@ -6,8 +6,8 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, mod
 
 from fusion.encoders import EncoderSpec, resolve_spec
 from fusion.modes import FUSION_MODES
-from fusion.projectors import ProjectorKind
-from fusion.registry import UnknownEntryError
+from fusion.projectors import PROJECTORS, ProjectorKind
+from fusion.registry import Registry, UnknownEntryError
 
 FusionMode = str
 """The name of an entry in ``fusion.modes.FUSION_MODES``."""
@@ -20,12 +20,21 @@ def check_decision_classes(value: list[str]) -> list[str]:
     return value
 
 
+def _known(registry: Registry, name: str) -> str:
+    """``name`` if ``registry`` has it, else a ``ValueError`` with the registry's message."""
+    try:
+        registry[name]
+    except UnknownEntryError as error:
+        raise ValueError(str(error)) from None
+    return name
+
+
 class FusionConfig(BaseModel):
     """JSON-serialisable description of a ``VisionFusion`` (``model_dump()``/``model_validate()``).
 
     ``encoders`` holds registry names or full specs (names come from ``fusion.encoders.ENCODERS``,
     or from the registry passed as ``model_validate(..., context={"encoders": registry})``, which
-    are then stored as full specs); ``mode`` names a ``FUSION_MODES`` entry; ``grid`` is the target token grid every
+    are then stored as full specs); ``mode`` and ``projector`` name entries of ``FUSION_MODES`` and ``PROJECTORS``; ``grid`` is the target token grid every
     encoder's map is pooled to, so the fused sequence always has ``grid[0] * grid[1]`` tokens.
     ``decision_classes`` adds one token after them that carries the tower's own class
     probabilities (a linear head on the mean fused token, as the classification stage trains it),
@@ -57,11 +66,12 @@ class FusionConfig(BaseModel):
     @field_validator("mode")
     @classmethod
     def _known_mode(cls, value: str) -> str:
-        try:
-            FUSION_MODES[value]
-        except UnknownEntryError as error:
-            raise ValueError(str(error)) from None
-        return value
+        return _known(FUSION_MODES, value)
+
+    @field_validator("projector")
+    @classmethod
+    def _known_projector(cls, value: str) -> str:
+        return _known(PROJECTORS, value)
 
     @field_validator("hidden_size")
     @classmethod

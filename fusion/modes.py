@@ -9,7 +9,7 @@ entry, never a new branch in the model.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -17,8 +17,14 @@ from torch import nn
 from fusion.projectors import build_projector, first_linear
 from fusion.registry import Registry
 
-if TYPE_CHECKING:
-    from fusion.model import VisionFusion
+
+class VisionFusion(Protocol):
+    """What a rule reads of the ``fusion.model.VisionFusion`` it is handed: the parts it built."""
+
+    encoders: nn.ModuleList
+    projectors: nn.ModuleList
+    fusion_logits: nn.Parameter | None
+    token_gates: nn.ModuleList | None
 
 
 class FusionRule(abc.ABC):

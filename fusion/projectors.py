@@ -1,23 +1,32 @@
-"""Projectors from an encoder's channels to the language model's hidden size, picked by name."""
+"""Projectors from an encoder's channels to the language model's hidden size, picked by name
+(``FusionConfig.projector`` names an entry of ``PROJECTORS``)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
 
 from torch import nn
 
-ProjectorKind = Literal["linear", "mlp2x_gelu"]
+from fusion.registry import Registry
+
+ProjectorKind = str
+"""The name of an entry in ``PROJECTORS``."""
+
+
+def _mlp2x_gelu(in_features: int, out_features: int) -> nn.Module:
+    """Linear-GELU-Linear, as LLaVA-1.5."""
+    return nn.Sequential(nn.Linear(in_features, out_features), nn.GELU(), nn.Linear(out_features, out_features))
+
+
+PROJECTORS: Registry[Callable[[int, int], nn.Module]] = Registry(
+    "projector", {"linear": nn.Linear, "mlp2x_gelu": _mlp2x_gelu}
+)
+"""Projector builders by name: ``builder(in_features, out_features)``."""
 
 
 def build_projector(kind: ProjectorKind, in_features: int, out_features: int) -> nn.Module:
-    """``linear`` or ``mlp2x_gelu`` (Linear-GELU-Linear, as LLaVA-1.5)."""
-    if kind == "linear":
-        return nn.Linear(in_features, out_features)
-    if kind == "mlp2x_gelu":
-        return nn.Sequential(
-            nn.Linear(in_features, out_features), nn.GELU(), nn.Linear(out_features, out_features)
-        )
-    raise ValueError(f"unknown projector {kind!r}; choose 'linear' or 'mlp2x_gelu'")
+    """The projector ``kind`` of ``PROJECTORS``; an unknown name is the registry's error."""
+    return PROJECTORS[kind](in_features, out_features)
 
 
 def first_linear(projector: nn.Module) -> nn.Linear:

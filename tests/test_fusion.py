@@ -107,6 +107,17 @@ def test_every_mode_fuses_cached_encoder_features_as_its_forward(mode: str) -> N
     assert model.rule is FUSION_MODES[mode]
 
 
+@pytest.mark.parametrize("projector", fusion.PROJECTORS.names())
+def test_every_projector_maps_channels_to_hidden_and_trains(projector: str) -> None:
+    model = _tiny_fusion(["tiny-vit", "tiny-cnn"], projector=projector)
+    out = model(model.preprocess(_noise_images(2, seed=6)))
+    assert out.shape == (2, model.num_tokens, 16) and torch.isfinite(out).all()
+    out.pow(2).mean().backward()
+    assert all(p.grad is not None and torch.any(p.grad != 0) for p in model.projectors.parameters())
+    with pytest.raises(ValueError, match="unknown projector 'mlp3x'; known: linear, mlp2x_gelu"):
+        FusionConfig(encoders=["tiny-vit"], hidden_size=8, projector="mlp3x")
+
+
 def test_cnn_and_vit_token_maps_follow_feature_layer() -> None:
     cnn = fusion.build_encoder(fusion.ENCODERS["resnet10t"].as_tiny())
     tokens = cnn(torch.randn(1, 3, 64, 64))

@@ -31,7 +31,7 @@ class Preset(BaseModel):
     encoders: list[EncoderSpec]
     grid: tuple[int, int]
     fusion_mode: str = "weighted"  # a fusion.modes.FUSION_MODES name, checked by FusionConfig
-    projector: Literal["linear", "mlp2x_gelu"] = "mlp2x_gelu"
+    projector: str = "mlp2x_gelu"  # a fusion.projectors.PROJECTORS name, checked by FusionConfig
     freeze_encoders: bool = True
     text_config: dict[str, Any]
     llm_hub_name: str | None = None
