@@ -17,6 +17,7 @@ import pydicom
 import pytest
 import requests
 
+from tests.test_dicom_written import write_all
 from ultra.dicom import ProcessOptions, run_batch
 from ultra.dicom.dicomweb import fetch_instance, list_instances
 
@@ -127,3 +128,23 @@ def test_pacs_run_matches_folder_run(orthanc: str, shared_data: Path, tmp_path: 
         left = json.loads(meta.read_text())
         right = json.loads((from_pacs / meta.relative_to(from_folder)).read_text())
         assert left["dicom"] == right["dicom"]
+
+
+def test_orthanc_stores_every_written_dicom(orthanc: str, shared_data: Path, tmp_path: Path) -> None:
+    """Each written DICOM of the 16 real files (masked and as read) is stored, and given back as sent."""
+    written = write_all(shared_data, tmp_path, ("masked", "unmasked"))
+    files = [w.path for outputs in written.values() for w in outputs if w.path is not None]
+    assert len(files) >= 16 + 8
+    for path in files:
+        data = path.read_bytes()
+        response = requests.post(f"{orthanc}/instances", data=data, timeout=30)
+        assert response.ok, (path.name, response.status_code, response.text)
+        answer = response.json()
+        assert answer["Status"] == "Success", (path.name, answer)
+        instance = f"{orthanc}/instances/{answer['ID']}"
+        assert requests.get(f"{instance}/file", timeout=30).content == data
+        tags = requests.get(f"{instance}/simplified-tags", timeout=30).json()
+        assert tags["PatientIdentityRemoved"] == "YES"
+        assert tags["SOPInstanceUID"] == pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+        # The shared files repeat SOP Instance UIDs (and masked/as-read share one): store each afresh.
+        assert requests.delete(instance, timeout=30).ok

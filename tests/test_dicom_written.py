@@ -143,25 +143,31 @@ def _originals(shared_data: Path) -> list[Path]:
     return files
 
 
-@pytest.fixture(scope="module")
-def written(shared_data: Path, tmp_path_factory) -> dict[str, list[Written]]:
-    """Every real file written masked, unmasked, and unmasked with the device identity option."""
-    root = tmp_path_factory.mktemp("written")
-    (root / "sources").mkdir()
-    variants = {
-        "masked": ProcessOptions(write_dicom=True, modalities=MODALITIES, ocr=False),
-        "unmasked": ProcessOptions(write_dicom=True, modalities=MODALITIES, keep_burned_in_text=True),
-        "device": ProcessOptions(
-            write_dicom=True, modalities=MODALITIES, keep_burned_in_text=True, retain_device_identity=True
-        ),
-    }
+VARIANTS = {
+    "masked": ProcessOptions(write_dicom=True, modalities=MODALITIES, ocr=False),
+    "unmasked": ProcessOptions(write_dicom=True, modalities=MODALITIES, keep_burned_in_text=True),
+    "device": ProcessOptions(
+        write_dicom=True, modalities=MODALITIES, keep_burned_in_text=True, retain_device_identity=True
+    ),
+}
+
+
+def write_all(shared_data: Path, root: Path, variants: tuple[str, ...]) -> dict[str, list[Written]]:
+    """Every real file, planted, written under each of ``variants`` (names of :data:`VARIANTS`)."""
+    (root / "sources").mkdir(parents=True)
     results: dict[str, list[Written]] = {name: [] for name in variants}
     for original in _originals(shared_data):
         source = _planted(original, root / "sources")
-        for variant, options in variants.items():
+        for variant in variants:
             out = root / variant / original.stem
-            results[variant].append(_write(source, original, out, options))
+            results[variant].append(_write(source, original, out, VARIANTS[variant]))
     return results
+
+
+@pytest.fixture(scope="module")
+def written(shared_data: Path, tmp_path_factory) -> dict[str, list[Written]]:
+    """Every real file written masked, unmasked, and unmasked with the device identity option."""
+    return write_all(shared_data, tmp_path_factory.mktemp("written"), tuple(VARIANTS))
 
 
 def _every(written: dict[str, list[Written]]) -> list[Written]:
