@@ -173,14 +173,12 @@ def _screening_selector(report: str, student: Path | None):
 
 def _print_paths(source: str, outdir: Path, deid_key: Path | None) -> None:
     """id -> real path of each input in errors.jsonl, on stderr (the operator's terminal)."""
-    import json
-
+    from data_zh.io import read_jsonl
     from ultra.dicom.deid_key import load_or_create_key
     from ultra.dicom.sources import list_inputs
 
     relative = {item.id: item.relative for item in list_inputs(source, load_or_create_key(deid_key))}
-    for line in (outdir / "errors.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
+    for _, row in read_jsonl(outdir / "errors.jsonl"):
         operator.print(f"{row['id']}  {relative.get(row['id'], '?')}", markup=False, highlight=False)
 
 
