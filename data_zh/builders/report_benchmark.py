@@ -12,6 +12,7 @@ import io
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,147 @@ def report_licence(roles: list[str]) -> str:
     return "; ".join(parts)
 
 
+ImageMaker = Callable[[], tuple]
+"""Draws one image when called: ``(image, file suffix)`` or ``(image, file suffix, how)``."""
+
+
+@dataclass(frozen=True)
+class _DistractorPools:
+    """Where one split's distractors come from: its labelled BUSI pool and the other sources' frames."""
+
+    busi_root: Path
+    rows: dict[str, dict]
+    pool: list[str]
+    laparoscopy: list[Path]
+    dicom: list[tuple[Path, int]]
+
+
+def _report_items(
+    path: str,
+    number: int,
+    true_image: Image.Image,
+    pools: _DistractorPools,
+    config: ReportBenchmarkConfig,
+    rng: random.Random,
+) -> list[tuple[str, ImageMaker, dict]]:
+    """The shuffled (role, image maker, detail) items of one report; images are drawn later, in
+    this order, so the seeded generator is consumed the same way every run."""
+    busi_root, rows = pools.busi_root, pools.rows
+    label = rows[path]["label"]
+    items: list[tuple[str, ImageMaker, dict]] = [
+        ("relevant", lambda img=true_image: (img, "png"), {"source_image": path})
+    ]
+    for index in range(config.duplicates):
+        kind = DUPLICATE_KINDS[(index + number) % len(DUPLICATE_KINDS)]
+        items.append(
+            (
+                "duplicate",
+                lambda k=kind, img=true_image: near_duplicate(img, k, rng),
+                {"duplicate_kind": kind},
+            )
+        )
+    others = [p for p in pools.pool if rows[p]["label"] != label]
+    for other in rng.sample(others, min(config.other_class, len(others))):
+        items.append(
+            (
+                "other_class",
+                lambda p=other: (read_image_file(busi_root / p), "png"),
+                {"source_image": other, "label": rows[other]["label"]},
+            )
+        )
+    for _ in range(config.blank):
+        items.append(("blank", lambda size=true_image.size: (low_texture_frame(size, rng), "png"), {}))
+    for frame in rng.sample(pools.laparoscopy, min(config.laparoscopy, len(pools.laparoscopy))):
+        items.append(
+            (
+                "laparoscopy",
+                lambda f=frame: (_shrink(read_image_file(f), config.max_side), "jpg"),
+                {"source_image": frame.name},
+            )
+        )
+    for dcm, frame in rng.sample(pools.dicom, min(config.other_modality, len(pools.dicom))):
+        items.append(
+            (
+                "other_modality",
+                lambda d=dcm, f=frame: (_shrink(dicom_frame_image(d, f), config.max_side), "png"),
+                {"source_image": f"{dcm.name}#{frame}"},
+            )
+        )
+    rng.shuffle(items)
+    return items
+
+
+def _write_items(
+    items: list[tuple[str, ImageMaker, dict]], out_dir: Path, report_id: str
+) -> tuple[list[str], list[str], list[dict]]:
+    """Draw and save each item's image under ``images/<report_id>/``; returns the relative paths,
+    roles and details (with how each near-duplicate was made) in item order."""
+    (out_dir / "images" / report_id).mkdir(exist_ok=True)
+    images, roles, details = [], [], []
+    for index, (role, make, detail) in enumerate(items):
+        image, suffix, *how = make()
+        detail = {**detail, **(how[0] if how else {})}
+        rel = f"images/{report_id}/{index:02d}.{suffix}"
+        image.save(out_dir / rel, **({"quality": 95} if suffix == "jpg" else {}))
+        images.append(rel)
+        roles.append(role)
+        details.append(detail)
+    return images, roles, details
+
+
+def _screening_answer(relevant: int, duplicates: list[int]) -> str:
+    """The reference answer: the relevant image and its duplicates, numbered from 1."""
+    return f"相关图像：第{relevant + 1}张。重复图像：" + (
+        "、".join(f"第{i + 1}张" for i in duplicates) + f"（与第{relevant + 1}张重复）。"
+        if duplicates
+        else "无。"
+    )
+
+
+def _report_record(
+    report_id: str,
+    split: str,
+    out_dir: Path,
+    path: str,
+    label: str,
+    report: str,
+    images: list[str],
+    roles: list[str],
+    details: list[dict],
+    seed: int,
+) -> Record:
+    """One report's record; ``labels.image_roles`` and ``extra`` hold the ground truth."""
+    relevant = roles.index("relevant")
+    duplicates = [i for i, role in enumerate(roles) if role == "duplicate"]
+    return Record(
+        id=report_id,
+        source="busi_report_benchmark",
+        licence=report_licence(roles),
+        specialty="breast",
+        modality="US",
+        language="zh",
+        task="report_screening",
+        media=Media(root=str(out_dir.resolve()), images=images),
+        conversations=qa_turns(
+            QUESTION.format(report=report, n=len(images)),
+            _screening_answer(relevant, duplicates),
+            n_images=len(images),
+        ),
+        answer_type="open",
+        labels=Labels(classes=[label], image_roles=roles),
+        split=split,
+        extra={
+            "report": report,
+            "source_image": path,
+            "relevant": [relevant],
+            "duplicates": duplicates,
+            "duplicate_of": {str(i): relevant for i in duplicates},
+            "image_details": details,
+            "seed": seed,
+        },
+    )
+
+
 def build_report_benchmark(
     busi_root: str | Path,
     out_dir: str | Path,
@@ -172,99 +314,25 @@ def build_report_benchmark(
         raise ValueError(f"unknown busi split {split!r}; known: {sorted(splits)}")
     pool = [path for path in splits[split] if path in rows]
     chosen = pool if n_reports is None else rng.sample(pool, min(n_reports, len(pool)))
-    lap_frames = _laparoscopy_frames(Path(laparoscopy_root), split) if laparoscopy_root else []
-    dicom_frames = _other_modality_frames(Path(dicom_root), split) if dicom_root else []
+    pools = _DistractorPools(
+        busi_root=busi_root,
+        rows=rows,
+        pool=pool,
+        laparoscopy=_laparoscopy_frames(Path(laparoscopy_root), split) if laparoscopy_root else [],
+        dicom=_other_modality_frames(Path(dicom_root), split) if dicom_root else [],
+    )
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     records = []
     bar = progress_bar(chosen, description="report benchmark", total=len(chosen), leave=False)
     for number, path in enumerate(bar):
         label = rows[path]["label"]
         true_image = read_image_file(busi_root / path)
-        items: list[tuple[str, Callable[[], tuple[Image.Image, str]], dict]] = [
-            ("relevant", lambda img=true_image: (img, "png"), {"source_image": path})
-        ]
-        for index in range(config.duplicates):
-            kind = DUPLICATE_KINDS[(index + number) % len(DUPLICATE_KINDS)]
-            items.append(
-                (
-                    "duplicate",
-                    lambda k=kind, img=true_image: near_duplicate(img, k, rng),
-                    {"duplicate_kind": kind},
-                )
-            )
-        others = [p for p in pool if rows[p]["label"] != label]
-        for other in rng.sample(others, min(config.other_class, len(others))):
-            items.append(
-                (
-                    "other_class",
-                    lambda p=other: (read_image_file(busi_root / p), "png"),
-                    {"source_image": other, "label": rows[other]["label"]},
-                )
-            )
-        for _ in range(config.blank):
-            items.append(("blank", lambda size=true_image.size: (low_texture_frame(size, rng), "png"), {}))
-        for frame in rng.sample(lap_frames, min(config.laparoscopy, len(lap_frames))):
-            items.append(
-                (
-                    "laparoscopy",
-                    lambda f=frame: (_shrink(read_image_file(f), config.max_side), "jpg"),
-                    {"source_image": frame.name},
-                )
-            )
-        for dcm, frame in rng.sample(dicom_frames, min(config.other_modality, len(dicom_frames))):
-            items.append(
-                (
-                    "other_modality",
-                    lambda d=dcm, f=frame: (_shrink(dicom_frame_image(d, f), config.max_side), "png"),
-                    {"source_image": f"{dcm.name}#{frame}"},
-                )
-            )
-        rng.shuffle(items)
+        items = _report_items(path, number, true_image, pools, config, rng)
         report_id = f"report-{split}-{number:04d}"
-        (out_dir / "images" / report_id).mkdir(exist_ok=True)
-        images, roles, details = [], [], []
-        for index, (role, make, detail) in enumerate(items):
-            image, suffix, *how = make()
-            detail = {**detail, **(how[0] if how else {})}
-            rel = f"images/{report_id}/{index:02d}.{suffix}"
-            image.save(out_dir / rel, **({"quality": 95} if suffix == "jpg" else {}))
-            images.append(rel)
-            roles.append(role)
-            details.append(detail)
-        relevant = roles.index("relevant")
-        duplicates = [i for i, role in enumerate(roles) if role == "duplicate"]
+        images, roles, details = _write_items(items, out_dir, report_id)
         report = rng.choice(IMPRESSIONS[label])
-        answer = f"相关图像：第{relevant + 1}张。重复图像：" + (
-            "、".join(f"第{i + 1}张" for i in duplicates) + f"（与第{relevant + 1}张重复）。"
-            if duplicates
-            else "无。"
-        )
         records.append(
-            Record(
-                id=report_id,
-                source="busi_report_benchmark",
-                licence=report_licence(roles),
-                specialty="breast",
-                modality="US",
-                language="zh",
-                task="report_screening",
-                media=Media(root=str(out_dir.resolve()), images=images),
-                conversations=qa_turns(
-                    QUESTION.format(report=report, n=len(images)), answer, n_images=len(images)
-                ),
-                answer_type="open",
-                labels=Labels(classes=[label], image_roles=roles),
-                split=split,
-                extra={
-                    "report": report,
-                    "source_image": path,
-                    "relevant": [relevant],
-                    "duplicates": duplicates,
-                    "duplicate_of": {str(i): relevant for i in duplicates},
-                    "image_details": details,
-                    "seed": seed,
-                },
-            )
+            _report_record(report_id, split, out_dir, path, label, report, images, roles, details, seed)
         )
     write_records(records, out_dir / "benchmark.jsonl")
     logger.info(
