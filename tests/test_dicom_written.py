@@ -111,6 +111,9 @@ def _planted(original: Path, folder: Path) -> Path:
         setattr(ds, keyword, value)
     if "Manufacturer" not in ds or not ds.Manufacturer:
         ds.Manufacturer = "QZMAKER"
+    if ds.Modality == "US":  # so that keeping them is checked on every ultrasound file
+        ds.BodyPartExamined = ds.get("BodyPartExamined") or "BREAST"
+        ds.Laterality = ds.get("Laterality") or "R"
     ds.add_new(UNKNOWN_TAG, "LO", "QZUNKNOWN")
     ds.private_block(0x0019, "QZ PRIVATE", create=True).add_new(0x10, "LO", "QZPRIVATE")
     path = folder / original.name
@@ -224,6 +227,7 @@ def test_image_modules_are_the_sources(written: dict[str, list[Written]]) -> Non
     for w in _every(written):
         source, out = pydicom.dcmread(w.source), pydicom.dcmread(w.path)
         masked = w in written["masked"]
+        assert out.Modality and (out.Modality != "US" or (out.BodyPartExamined and out.Laterality)), w.name
         for keyword in IMAGE_PIXEL + CINE_AND_IMAGE:
             if masked and keyword in DECOMPRESSED_COLOUR and source.PhotometricInterpretation.startswith("YBR"):
                 continue
