@@ -33,7 +33,6 @@ KEY_LIBRARIES = (
 OPTIONAL_EXTRAS = {
     "dicom (JPEG/JPEG-LS/JPEG 2000/RLE decoders)": ("pylibjpeg", "libjpeg", "openjpeg", "rle"),
     "cluster (ray)": ("ray",),
-    "dpo (trl)": ("trl",),
 }
 
 
