@@ -4,7 +4,9 @@ Three measurements, each independent of the masking code (so the same script sco
 version of it too):
 
 - kept: for every PNG of ``process_input`` over ``dicom/us``, the share of the source frame's
-  non-black pixels inside the crop box that the PNG still shows, and the PNG's size;
+  non-black pixels inside the crop box that the PNG still shows (text and marks inside the crop
+  are meant to go), the PNG's size, and the masking's own largest share of scan blanked outside
+  text boxes (``pixel_cleaning.scan_loss``, where the code has it);
 - planted: US1_UNCR with text drawn inside its scan (Latin and Chinese in the bundled font, 9–28
   px, white / grey / yellow / blue; no, full-frame or central ultrasound region in the header):
   cases where RapidOCR (detection + recognition, any confidence) still reads a piece of the text
@@ -57,12 +59,12 @@ def _process(path: Path, out: Path, **options: object):
 
 
 def kept(folder: Path, out: Path) -> None:
-    print("| file | status | PNG size (w×h) | kept share of the scan, per PNG |")
-    print("|---|---|---|---|")
+    print("| file | status | PNG size (w×h) | non-black pixels of the crop still shown, per PNG | scan lost outside text boxes |")
+    print("|---|---|---|---|---|")
     for path in sorted(folder.glob("*.dcm")):
         outcome = _process(path, out / path.stem)
         if outcome.record is None:
-            print(f"| {path.name} | {outcome.status}: {outcome.reason} | | |")
+            print(f"| {path.name} | {outcome.status}: {outcome.reason} | | | |")
             continue
         ds = read_dataset(path)
         x0, y0, x1, y1 = outcome.record["crop_box"]
@@ -73,7 +75,9 @@ def kept(folder: Path, out: Path) -> None:
             shown = png.max(axis=2) > 0
             shares.append(f"{(source & shown).sum() / max(1, source.sum()):.0%}")
             size = f"{png.shape[1]}×{png.shape[0]}"
-        print(f"| {path.name} | {outcome.status} | {size} | {' '.join(shares)} |")
+        lost = outcome.record["pixel_cleaning"].get("scan_loss")  # the masking's own measure, where it has one
+        lost_text = "—" if lost is None else f"{lost:.1%}"
+        print(f"| {path.name} | {outcome.status} | {size} | {' '.join(shares)} | {lost_text} |")
 
 
 @functools.cache

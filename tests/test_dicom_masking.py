@@ -72,6 +72,7 @@ def test_ybr_cine_and_palette_frames_keep_their_scan(shared_data: Path, tmp_path
     for name, frames in (("examples_ybr_color.dcm", 2), ("OBXXXX1A_2frame.dcm", 2)):
         path = _us(shared_data, name)
         record = _process(path, tmp_path / name, frames_per_cine=frames)
+        assert record["pixel_cleaning"]["scan_loss"] <= MAX_LOSS
         ds = read_dataset(path)
         crop = Box(*record["crop_box"])
         for image, index in zip(record["images"], record["frame_indices"], strict=True):

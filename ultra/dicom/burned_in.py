@@ -60,6 +60,7 @@ class PixelPlan:
     ocr_seconds: float = 0.0
     checked: bool = False  # every frame with new text-like strokes was OCR'd and settled
     refused_boxes: int = 0  # detector boxes too tall to be text, left unmasked
+    scan_loss: float = 0.0  # the largest share of a written frame's scan blanked outside text boxes
 
     def apply(self, rgb: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
         """Mask a frame, or a crop of it whose top-left corner is at ``origin`` (x, y)."""
@@ -81,6 +82,7 @@ class PixelPlan:
             "ocr_frames": self.ocr_frames,
             "checked": self.checked,
             "refused_boxes": self.refused_boxes,
+            "scan_loss": round(self.scan_loss, 4),
         }
 
     def note(self) -> str:

@@ -206,9 +206,12 @@ def _process_dataset(
         band = min(band, min(k.y0 for k in keep)) if use_ocr else band
         views = _written_views(box, width, height, options)
         plan = plan_masking(keep, band, total, frame, use_ocr, views=views)
-        crop = box if options.crop else Box(0, 0, width, height)
-        for index in indices:
+        whole = Box(0, 0, width, height)
+        written = [(index, box if options.crop else whole) for index in indices]
+        written += [(index, whole) for index in range(total)] if options.write_dicom else []
+        for index, crop in written:
             loss = scan_area_loss(frame(index), plan.keep, plan.band_rows, crop, plan.text_boxes, keep)
+            plan.scan_loss = max(plan.scan_loss, loss)
             if loss > MAX_SCAN_LOSS:
                 reason = (
                     f"masking would remove {loss:.0%} of the scan area of frame {index} outside text boxes "
