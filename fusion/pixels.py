@@ -40,10 +40,20 @@ class PixelError(ValueError):
         self.reason = reason
 
 
+_BAND_VALUES = 1 << 18  # values converted at a time: a few 2 MB float64 bands of work space
+
+
 def to_uint8(array: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Map ``[low, high]`` linearly onto 0..255 (rounded, clipped); a flat range maps to 0."""
-    scaled = (array.astype(np.float64) - low) / max(high - low, 1e-9)
-    return np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
+    """Map ``[low, high]`` linearly onto 0..255 (rounded, clipped); a flat range maps to 0.
+
+    Done a band of values at a time, so a 64-megapixel frame needs no 512 MB float64 copies."""
+    span = max(high - low, 1e-9)
+    flat = np.ascontiguousarray(array).reshape(-1)
+    out = np.empty(flat.shape, dtype=np.uint8)
+    for start in range(0, flat.size, _BAND_VALUES):
+        scaled = (flat[start : start + _BAND_VALUES].astype(np.float64) - low) / span
+        out[start : start + _BAND_VALUES] = np.clip(np.rint(scaled * 255.0), 0, 255)
+    return out.reshape(array.shape)
 
 
 def _scaled(array: np.ndarray, source_id: str) -> np.ndarray:

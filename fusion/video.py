@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from fusion.frame_sampling import uniform_frame_indices
 from fusion.model import VisionFusion
 from fusion.pixels import PixelError, read_image_file, video_frame_to_rgb
 from fusion.progress import progress_bar
@@ -29,15 +30,6 @@ logger = logging.getLogger(__name__)
 
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 SamplingStrategy = Literal["uniform", "scene"]
-
-
-def uniform_frame_indices(total: int, num_frames: int) -> list[int]:
-    """``num_frames`` indices at the centres of equal segments; repeats frames when total < num_frames."""
-    if total <= 0:
-        raise ValueError(f"cannot sample from a clip with {total} frames")
-    if num_frames <= 0:
-        raise ValueError(f"num_frames must be positive, got {num_frames}")
-    return [min(total - 1, int((index + 0.5) * total / num_frames)) for index in range(num_frames)]
 
 
 def _thumbnail(frame: Image.Image, size: int) -> np.ndarray:
