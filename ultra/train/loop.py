@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +107,84 @@ def stage_average(plan: StagePlan, accelerator: Accelerator) -> WeightAverage:
     return WeightAverage(plan.module, plan.stage.ema_decay)
 
 
+def _optimisation(plan: StagePlan, accelerator: Accelerator, parameters: list[nn.Parameter]) -> Optimisation:
+    """AdamW over the trainable parameters, its warm-up-cosine schedule and the weight average."""
+    stage = plan.stage
+    optimizer = torch.optim.AdamW(parameters, lr=stage.lr, weight_decay=stage.weight_decay)
+    scheduler = warmup_cosine(optimizer, int(stage.warmup_ratio * plan.total_steps), plan.total_steps)
+    average = None
+    if stage.ema_decay is not None:
+        average = stage_average(plan, accelerator)
+    return Optimisation(optimizer, scheduler, average)
+
+
+def _stage_loader(plan: StagePlan, order: list[int], offset: int, num_workers: int) -> DataLoader:
+    """Batches of the stage order from ``offset`` samples on, unloadable items set aside."""
+    return DataLoader(
+        plan.view(plan.dataset, order, offset),
+        batch_size=plan.stage.batch_size,
+        shuffle=False,
+        collate_fn=SkippingCollator(plan.collate),
+        num_workers=num_workers,
+    )
+
+
+def _accumulate(
+    plan: StagePlan,
+    accelerator: Accelerator,
+    module: nn.Module,
+    batches: Iterator,
+    failures: FailureLog,
+    step: int,
+) -> tuple[list[float], int]:
+    """The micro-batches of one optimizer step: forward and backward, gradients synchronised on
+    the last only; a non-finite loss stops the run. Returns the losses and the samples seen."""
+    stage = plan.stage
+    losses, seen = [], 0
+    for micro in range(stage.grad_accum):
+        batch = next(batches, None)
+        if batch is None:
+            continue
+        failures.report(batch.failures)
+        if not batch.size:
+            continue
+        sync = micro == stage.grad_accum - 1
+        with nullcontext() if sync else accelerator.no_sync(module), accelerator.autocast():
+            loss = plan.loss_fn(module, batch.inputs)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"stage {stage.name!r}: loss is {loss.item()} at step {step + 1}")
+            accelerator.backward(loss / stage.grad_accum)
+        losses.append(loss.item())
+        seen += batch.size
+    return losses, seen
+
+
+def _record_step(
+    plan: StagePlan, state: RunState, step: int, losses: list[float], rate: float, lr: float, log_every: int
+) -> float:
+    """Count the finished step in ``state`` and its history (and the log every ``log_every``
+    steps); returns the step's mean loss."""
+    stage = plan.stage
+    state.stage_step = step + 1
+    state.global_step += 1
+    mean_loss = sum(losses) / len(losses) if losses else float("nan")
+    state.history.append(
+        {
+            "stage": stage.name,
+            "step": step + 1,
+            "global_step": state.global_step,
+            "loss": mean_loss,
+            "lr": lr,
+            "samples_per_s": rate,
+        }
+    )
+    if log_every and (step + 1) % log_every == 0:
+        logger.info(
+            "%s step %d/%d loss %.4f, %.2f samples/s", stage.name, step + 1, plan.total_steps, mean_loss, rate
+        )
+    return mean_loss
+
+
 def run_stage(
     plan: StagePlan,
     accelerator: Accelerator,
@@ -133,25 +211,15 @@ def run_stage(
     parameters = [p for p in plan.module.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError(f"stage {stage.name!r}: no trainable parameters")
-    optimizer = torch.optim.AdamW(parameters, lr=stage.lr, weight_decay=stage.weight_decay)
-    scheduler = warmup_cosine(optimizer, int(stage.warmup_ratio * plan.total_steps), plan.total_steps)
-    average = None
-    if stage.ema_decay is not None:
-        average = stage_average(plan, accelerator)
-    optimisation = Optimisation(optimizer, scheduler, average)
+    optimisation = _optimisation(plan, accelerator, parameters)
+    scheduler, average = optimisation.scheduler, optimisation.average
     if restore is not None:
         restore(optimisation)
     per_step = stage.batch_size * stage.grad_accum
     start = state.stage_step
     order = seed_order(len(plan.dataset), plan.total_steps * per_step)
-    loader = DataLoader(
-        plan.view(plan.dataset, order, start * per_step),
-        batch_size=stage.batch_size,
-        shuffle=False,
-        collate_fn=SkippingCollator(plan.collate),
-        num_workers=num_workers,
-    )
-    module, optimizer_p, loader_p = accelerator.prepare(plan.module, optimizer, loader)
+    loader = _stage_loader(plan, order, start * per_step, num_workers)
+    module, optimizer_p, loader_p = accelerator.prepare(plan.module, optimisation.optimizer, loader)
     set_training_mode(module, stage.freeze_norm_statistics)
     batches = iter(loader_p)
     started = time.perf_counter()
@@ -164,24 +232,8 @@ def run_stage(
         enabled=show_progress and accelerator.is_local_main_process,
     ) as progress:
         for step in range(start, plan.total_steps):
-            losses = []
-            for micro in range(stage.grad_accum):
-                batch = next(batches, None)
-                if batch is None:
-                    continue
-                failures.report(batch.failures)
-                if not batch.size:
-                    continue
-                sync = micro == stage.grad_accum - 1
-                with nullcontext() if sync else accelerator.no_sync(module), accelerator.autocast():
-                    loss = plan.loss_fn(module, batch.inputs)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"stage {stage.name!r}: loss is {loss.item()} at step {step + 1}"
-                        )
-                    accelerator.backward(loss / stage.grad_accum)
-                losses.append(loss.item())
-                seen += batch.size
+            losses, samples = _accumulate(plan, accelerator, module, batches, failures, step)
+            seen += samples
             if stage.max_grad_norm is not None and accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(parameters, stage.max_grad_norm)
             optimizer_p.step()
@@ -191,31 +243,10 @@ def run_stage(
                 average.update(plan.module)
                 if step + 1 == plan.total_steps:
                     average.load_into(plan.module)
-            state.stage_step = step + 1
-            state.global_step += 1
-            mean_loss = sum(losses) / len(losses) if losses else float("nan")
             rate = seen / max(time.perf_counter() - started, 1e-9)
-            state.history.append(
-                {
-                    "stage": stage.name,
-                    "step": step + 1,
-                    "global_step": state.global_step,
-                    "loss": mean_loss,
-                    "lr": scheduler.get_last_lr()[0],
-                    "samples_per_s": rate,
-                }
-            )
+            mean_loss = _record_step(plan, state, step, losses, rate, scheduler.get_last_lr()[0], log_every)
             progress.set_postfix(loss=f"{mean_loss:.4f}", samples_per_s=f"{rate:.1f}", refresh=False)
             progress.update()
-            if log_every and (step + 1) % log_every == 0:
-                logger.info(
-                    "%s step %d/%d loss %.4f, %.2f samples/s",
-                    stage.name,
-                    step + 1,
-                    plan.total_steps,
-                    mean_loss,
-                    rate,
-                )
             if on_step is not None:
                 on_step(step + 1, optimisation)
                 set_training_mode(module, stage.freeze_norm_statistics)
