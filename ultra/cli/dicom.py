@@ -175,9 +175,10 @@ def _print_paths(source: str, outdir: Path, deid_key: Path | None) -> None:
     """id -> real path of each input in errors.jsonl, on stderr (the operator's terminal)."""
     from data_zh.io import read_jsonl
     from ultra.dicom.deid_key import load_or_create_key
-    from ultra.dicom.sources import list_inputs
+    from ultra.dicom.sources import display_path, list_inputs
 
-    relative = {item.id: item.relative for item in list_inputs(source, load_or_create_key(deid_key))}
+    listed = list_inputs(source, load_or_create_key(deid_key))
+    relative = {item.id: display_path(item.relative) for item in listed}
     for _, row in read_jsonl(outdir / "errors.jsonl"):
         operator.print(f"{row['id']}  {relative.get(row['id'], '?')}", markup=False, highlight=False)
 
@@ -189,7 +190,7 @@ def dicom_locate(
 ) -> None:
     """Print the path (relative to SOURCE) of the input with this id; exit 2 when none matches."""
     from ultra.dicom.deid_key import DeidKeyError, load_or_create_key
-    from ultra.dicom.sources import SourceError, locate
+    from ultra.dicom.sources import SourceError, display_path, locate
 
     try:
         found = locate(input_id, source, load_or_create_key(deid_key))
@@ -200,4 +201,4 @@ def dicom_locate(
         operator.print(f"error: no input of SOURCE has id {input_id} with this key", markup=False)
         raise typer.Exit(EXIT_USAGE)
     for item in found:
-        console.print(item.relative, markup=False, highlight=False)
+        console.print(display_path(item.relative), markup=False, highlight=False)

@@ -5,17 +5,22 @@ summary where processed + skipped + failed = inputs seen. Inputs are named by id
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +36,7 @@ from ultra.dicom.process import InstanceOutcome, ProcessOptions, process_input
 from ultra.dicom.sources import InputItem, list_inputs
 from ultra.dicom.studies import ImageSelector, group_studies, keep_all
 from ultra.media import read_image
+from ultra.media.limits import DEFAULT_LIMITS
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +61,8 @@ class BatchSummary:
         return dataclasses.asdict(self)
 
 
-_WORKER_PRELOAD = ["ultra.dicom.process", "ultra.dicom.burned_in", "fusion.video", "fusion.ultrasound"]
+# What a worker needs, imported once in the forkserver; nothing that pulls in torch (~800 MB a process).
+_WORKER_PRELOAD = ["ultra.dicom.process", "ultra.dicom.burned_in", "fusion.frame_sampling", "fusion.ultrasound"]
 
 
 def _worker_pid(delay_s: float) -> int:
@@ -63,9 +70,61 @@ def _worker_pid(delay_s: float) -> int:
     return os.getpid()
 
 
-def make_pool(workers: int) -> ProcessPoolExecutor:
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent(parent_alive: Connection) -> None:
+    """Worker initializer: end this worker as soon as the batch process is gone.
+
+    The batch process holds the only other end of ``parent_alive``; when it dies (even by
+    ``kill -9``) the pipe reads end-of-file and the worker exits at once, mid-file or idle. On
+    Linux the kernel also sends SIGKILL when the forkserver that forked the worker dies.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    thread = threading.Thread(target=_exit_on_eof, args=(parent_alive,), name="parent-watch", daemon=True)
+    thread.start()
+
+
+def _exit_on_eof(parent_alive: Connection) -> None:
+    with contextlib.suppress(EOFError, OSError):
+        parent_alive.recv_bytes()
+    os._exit(1)  # no cleanup to wait for: outputs are written atomically and swept by the next run
+
+
+class BoundPool(ProcessPoolExecutor):
+    """A process pool whose workers live no longer than the process that made it.
+
+    Each worker watches a pipe that only this process writes to (see :func:`_end_with_parent`);
+    :meth:`stop` closes it, so workers end now rather than after the file each is on.
+    """
+
+    def __init__(self, workers: int, context: multiprocessing.context.BaseContext) -> None:
+        reader, self._parent_alive = context.Pipe(duplex=False)
+        super().__init__(
+            max_workers=workers, mp_context=context, initializer=_end_with_parent, initargs=(reader,)
+        )
+        self._reader = reader
+
+    def stop(self) -> None:
+        """End every worker at once (interrupted or terminated batch) and shut the pool down."""
+        self._parent_alive.close()
+        self.shutdown(wait=True, cancel_futures=True)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        if wait:
+            self._parent_alive.close()
+            self._reader.close()
+
+
+def make_pool(workers: int) -> BoundPool:
     """A started process pool of ``workers`` processes, forked from a forkserver (safe beside
-    threads of torch or Ray) that imports the worker's modules once.
+    threads of torch or Ray) that imports the worker's modules once; its workers end with this
+    process (see :class:`BoundPool`).
 
     All workers are started here: a forkserver pool otherwise spawns a worker only when none is
     idle, so a pool first used one file at a time stays at one process for good.
@@ -73,10 +132,28 @@ def make_pool(workers: int) -> ProcessPoolExecutor:
     workers = max(1, workers)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_WORKER_PRELOAD)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = BoundPool(workers, context)
     pids = {f.result() for f in [pool.submit(_worker_pid, 0.2) for _ in range(workers)]}
     logger.debug("process pool of %d workers started (%d answered)", workers, len(pids))
     return pool
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """While a batch runs, SIGTERM raises SystemExit in the main thread, so the pool is stopped
+    (its workers ended) on the way out like on Ctrl-C; elsewhere the handler is left as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_pool(
@@ -113,6 +190,9 @@ def _without_duplicates(items: list[InputItem]) -> Iterator[InputItem | Instance
             yield item
             continue
         try:
+            if os.stat(item.path).st_size > DEFAULT_LIMITS.max_bytes:
+                yield item  # the worker refuses it by its size, before reading
+                continue
             header = dcmread(item.path, stop_before_pixels=True)
             sop = str(header.SOPInstanceUID)
         except Exception:
@@ -220,6 +300,7 @@ def _run(
     seen = len(items)
     outcomes: list[InstanceOutcome] = []
     entries = _without_duplicates(items)
+    own: BoundPool | None = None
     with progress_bar(total=seen, description="DICOM", unit="file", enabled=show_progress) as progress:
         if engine == "ray":
             checked = list(entries)
@@ -232,13 +313,18 @@ def _run(
             own = make_pool(workers)
             stream = _run_pool(job, entries, own)
         try:
-            for outcome in stream:
-                outcomes.append(outcome)
-                if outcome.status == "failed":
-                    logger.warning("%s: %s", outcome.name, outcome.reason)
-                progress.update()
+            with _sigterm_as_exit():
+                for outcome in stream:
+                    outcomes.append(outcome)
+                    if outcome.status == "failed":
+                        logger.warning("%s: %s", outcome.name, outcome.reason)
+                    progress.update()
+        except BaseException:
+            if own is not None:
+                own.stop()  # Ctrl-C or SIGTERM: the workers end now, not after their files
+            raise
         finally:
-            if engine != "ray" and executor is None:
+            if own is not None:
                 own.shutdown(cancel_futures=True)
     outcomes.sort(key=lambda o: o.name)
     return _finish(out, outcomes, seen, questions, answerer, selector, start, options)

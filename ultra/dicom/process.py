@@ -7,8 +7,9 @@ everything it needs travels in its (picklable) arguments and it never raises for
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
-from collections.abc import Callable
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,9 +20,9 @@ from pydicom import Dataset
 
 from ultra.dicom.burned_in import PixelPlan, ocr_available, plan_masking
 from ultra.dicom.deid import Deidentifier
-from ultra.dicom.errors import DicomReadError
+from ultra.dicom.errors import DicomReadError, without_header_values
 from ultra.dicom.integrity import check_complete
-from ultra.dicom.outputs import atomic_write_bytes, atomic_write_json, write_png
+from ultra.dicom.outputs import atomic_write_json, header_copy, write_dicom, write_dicom_frames, write_png
 from ultra.dicom.regions import (
     MAX_SCAN_LOSS,
     Box,
@@ -30,7 +31,7 @@ from ultra.dicom.regions import (
     scan_box,
     ultrasound_regions,
 )
-from ultra.dicom.sources import InputItem
+from ultra.dicom.sources import InputItem, read_input_file
 from ultra.media.dicom import decode_frame_rgb, frame_count, read_dataset
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class ProcessOptions(BaseModel):
     crop: bool = True
     write_dicom: bool = False
     resume: bool = False
+    frame_cache_mb: int = Field(
+        256, ge=0, description="decoded frames an instance keeps for reuse (MiB; at least one frame is held)"
+    )
 
 
 @dataclass
@@ -79,18 +83,15 @@ def _file_bytes(item: InputItem) -> bytes:
         try:
             return fetch_instance(item.url)
         except Exception as exc:
-            raise DicomReadError(item.name, f"cannot fetch from DICOMweb ({type(exc).__name__})") from None
-    try:
-        return Path(item.path or "").read_bytes()
-    except OSError as exc:
-        raise DicomReadError(item.name, f"cannot open file ({exc.strerror})") from None
+            raise DicomReadError(item.id, f"cannot fetch from DICOMweb ({type(exc).__name__})") from None
+    return read_input_file(item.path or "", item.id)
 
 
 def sample_frame_indices(total: int, wanted: int) -> list[int]:
-    """Key frames of a cine loop, spread uniformly (``fusion.video``), without repeats."""
+    """Key frames of a cine loop, spread uniformly (``fusion.frame_sampling``), without repeats."""
     if total <= 1:
         return [0]
-    from fusion.video import uniform_frame_indices
+    from fusion.frame_sampling import uniform_frame_indices
 
     return sorted(set(uniform_frame_indices(total, min(total, wanted))))
 
@@ -141,13 +142,14 @@ def process_input(
     label = item.id
     if item.problem is not None:
         return InstanceOutcome(label, item.problem_status, item.problem)
+    ds = None
     try:
         data = _file_bytes(item)
         ds = read_dataset(data, label)
         check_complete(ds, label)
         return _process_dataset(ds, data, label, out, options, key)
     except DicomReadError as exc:
-        return InstanceOutcome(exc.name, "failed", exc.reason)
+        return InstanceOutcome(exc.name, "failed", without_header_values(exc.reason, ds))
     except ImportError as exc:
         return InstanceOutcome(label, "failed", f"missing dependency ({exc.name})")
     except Exception as exc:  # one bad file must never end a batch
@@ -161,11 +163,8 @@ def _process_dataset(
     modality = str(ds.get("Modality", "") or "").upper()
     if modality not in options.modalities:
         wanted = "/".join(options.modalities)
-        reason = (
-            f"modality {modality} is not {wanted}"
-            if modality
-            else f"no Modality in the header (not {wanted})"
-        )
+        # The header's value is not repeated: errors.jsonl and run.log hold no header values.
+        reason = f"modality is not {wanted}" if modality else f"no Modality in the header (not {wanted})"
         return InstanceOutcome(label, "skipped", reason)
     if "PixelData" not in ds:
         raise DicomReadError(label, "no pixel data")
@@ -192,7 +191,7 @@ def _process_dataset(
 
     total = frame_count(ds)
     indices = sample_frame_indices(total, options.frames_per_cine)
-    frame = _frame_reader(ds, options, label)
+    frame = _Frames(ds, options, label)
     first = frame(indices[0])
     height, width = first.shape[:2]
     box, box_source = scan_box(ds, first)
@@ -221,13 +220,15 @@ def _process_dataset(
     images: list[str] = []
     for index in indices:
         rgb = frame(index)
-        if plan is not None:
-            rgb = plan.apply(rgb)
-        if options.crop:
+        if options.crop:  # crop first: the mask is then drawn on the crop alone, one copy
             rgb = rgb[box.y0 : box.y1, box.x0 : box.x1]
+        if plan is not None:
+            rgb = plan.apply(rgb, origin=(box.x0, box.y0) if options.crop else (0, 0))
         rel = f"images/{study}/{sop}_f{index:04d}.png"
         write_png(out / rel, np.ascontiguousarray(rgb))
         images.append(rel)
+    del first, rgb  # no decoded frame is needed again
+    frame.release()
 
     # In place: the frames are written, and the pixel module that a DICOM output decodes is untouched.
     cleaned = plan is not None and plan.checked
@@ -281,32 +282,52 @@ def _written_views(box: Box, width: int, height: int, options: ProcessOptions) -
     return views
 
 
-def _frame_reader(ds: Dataset, options: ProcessOptions, label: str) -> Callable[[int], np.ndarray]:
-    """Decode frames on demand, each once: OCR, the PNGs and the DICOM output share them."""
-    decoded: dict[int, np.ndarray] = {}
+class _Frames:
+    """Decode frames on demand: OCR, the PNGs and the DICOM output share them.
 
-    def frame(index: int) -> np.ndarray:
-        if index not in decoded:
-            decoded[index] = decode_frame_rgb(ds, index, plugins=options.plugins, name=label)
-        return decoded[index]
+    Decoded frames are kept up to ``options.frame_cache_mb`` (least recently used out first): the
+    default holds a 170-frame 800x600 cine, decoded once, while an instance of huge frames costs
+    re-decoding rather than memory (one frame of 8000x8000).
+    """
 
-    return frame
+    def __init__(self, ds: Dataset, options: ProcessOptions, label: str) -> None:
+        self.ds, self.plugins, self.label = ds, options.plugins, label
+        self.budget = options.frame_cache_mb << 20
+        self.decoded: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __call__(self, index: int) -> np.ndarray:
+        if index in self.decoded:
+            self.decoded.move_to_end(index)
+            return self.decoded[index]
+        while self.decoded:  # make room first, so a new frame never sits beside a full cache
+            held = sum(a.nbytes for a in self.decoded.values())
+            if held + next(iter(self.decoded.values())).nbytes <= self.budget:
+                break
+            self.decoded.popitem(last=False)
+        rgb = decode_frame_rgb(self.ds, index, plugins=self.plugins, name=self.label)
+        self.decoded[index] = rgb
+        return rgb
+
+    def release(self) -> None:
+        """Drop every decoded frame (the DICOM output decodes its own, one at a time)."""
+        self.decoded.clear()
 
 
 def _write_dicom(
     public: Dataset, path: Path, total: int, plan: PixelPlan | None, options: ProcessOptions, label: str
 ) -> None:
     """Save the de-identified header; when pixels were masked, every frame masked, in the source's
-    pixel representation (see :mod:`ultra.dicom.pixel_module`)."""
-    import io
+    pixel representation (see :mod:`ultra.dicom.pixel_module`), decoded and written one at a time."""
+    if plan is None:
+        write_dicom(path, public)  # encoded as its transfer syntax says
+        return
+    from ultra.dicom.pixel_module import masked_frames, set_written_pixel_module
 
-    if plan is not None:
-        from ultra.dicom.pixel_module import replace_with_masked_pixels
-
-        kept = plan.apply(np.ones((int(public.Rows), int(public.Columns)), dtype=bool))
-        replace_with_masked_pixels(public, kept, total, plugins=options.plugins, name=label)
-    from pydicom import dcmwrite
-
-    buffer = io.BytesIO()
-    dcmwrite(buffer, public, enforce_file_format=True)  # encoded as its transfer syntax says
-    atomic_write_bytes(path, buffer.getvalue())
+    kept = plan.apply(np.ones((int(public.Rows), int(public.Columns)), dtype=bool))
+    frames = masked_frames(public, kept, total, plugins=options.plugins, name=label)
+    first, photometric = next(frames)
+    header = header_copy(public)  # ``public``'s pixel module stays as read until every frame is
+    set_written_pixel_module(header, photometric)
+    chunks = itertools.chain([first], (chunk for chunk, _ in frames))
+    write_dicom_frames(path, header, chunks, len(first), total)
+    set_written_pixel_module(public, photometric)  # the metadata record describes the written file
