@@ -221,7 +221,8 @@ def _run_ray(
         raise RuntimeError("--engine ray needs the cluster extra: pip install 'ultra[cluster]'") from None
     if not ray.is_initialized():
         ray.init()
-    rows = [{"item": json.dumps(dataclasses.asdict(item), ensure_ascii=False)} for item in items]
+    # ASCII JSON: a path that is not UTF-8 holds lone surrogates, which Arrow strings cannot carry.
+    rows = [{"item": json.dumps(dataclasses.asdict(item))} for item in items]
     if not rows:
         return
     dataset = ray.data.from_items(rows).map(
