@@ -1,6 +1,10 @@
 """The page: a Chinese ``gr.Blocks`` with the 图像问答 and 手术视频 tabs, and how it is launched
-(loopback by default, optional password, upload size limit, a queue with a concurrency limit,
-analytics off, per-session upload folders removed on ``unload``)."""
+(loopback by default, optional password, a queue with a concurrency limit, analytics off).
+
+Uploads (``demo.uploads``): Gradio's own folder lies in the run's private folder; handlers take
+each file out of it, check its type and size on the server and delete it once read; the intake
+folder is never served; uploads nobody submitted go after ``UNSUBMITTED_UPLOAD_S``; a file over
+``max_file_size`` is refused in Chinese before it is stored; session folders go on ``unload``."""
 
 from __future__ import annotations
 
@@ -10,11 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.responses import PlainTextResponse
 
 from demo import texts
-from demo.uploads import SessionFiles
+from demo.uploads import SessionFiles, UploadKinds, parse_size, too_large
 from ultra.answerer.requests import DEFAULT_MODEL
 
+# Gradio's cache sweep: every minute, files older than this go (uploads never submitted included;
+# what the page shows is copied again from the session folder when it is shown again).
+UNSUBMITTED_UPLOAD_S = 600
 HEAD = '<meta name="description" content="ultra 中文超声视觉问答 — 仅供研究，非临床诊断">'
 
 
@@ -45,11 +55,16 @@ def build_demo(answerer, files: SessionFiles, options: DemoOptions, screener=Non
     from ultra.media import DEFAULT_LIMITS
 
     deid = Deidentifier(secrets.token_bytes(32))  # per run: pseudonyms are for display only
-    chat = ImageChat(answerer, files, deid, DEFAULT_LIMITS, options.max_images, options.max_new_tokens)
-    video = VideoChat(answerer, files, DEFAULT_LIMITS, options.max_new_tokens)
+    max_bytes = parse_size(options.max_file_size)
+    images = UploadKinds.images(max_bytes)
+    chat = ImageChat(
+        answerer, files, deid, DEFAULT_LIMITS, images, options.max_images, options.max_new_tokens
+    )
+    video = VideoChat(answerer, files, DEFAULT_LIMITS, UploadKinds.video(max_bytes), options.max_new_tokens)
     weights = answerer.model.vision_tower.fusion_weights()
 
-    with gr.Blocks(title=texts.TITLE, analytics_enabled=False) as blocks:
+    sweep = (60, UNSUBMITTED_UPLOAD_S)
+    with gr.Blocks(title=texts.TITLE, analytics_enabled=False, delete_cache=sweep) as blocks:
         gr.Markdown(f"# {texts.TITLE}\n\n{texts.INTRO}\n\n**{texts.NOTICE}**", elem_id="intro")
         with gr.Tab(texts.TAB_IMAGE, id="image"):
             state = gr.State(ChatState())
@@ -79,7 +94,9 @@ def build_demo(answerer, files: SessionFiles, options: DemoOptions, screener=Non
                     heatmap = gr.Image(label=texts.HEATMAP_LABEL, type="filepath", interactive=False)
                     gr.Markdown(texts.NOTICE, elem_classes=["notice"])
             outputs = [chatbot, state, box, scans, header]
-            box.submit(chat.ask, [box, state], outputs, api_name="ask")
+            # preprocess=False: Gradio's own file_types check would refuse in English and leave the
+            # file behind; the handlers check type and size themselves and delete every upload
+            box.submit(chat.ask, [box, state], outputs, api_name="ask", preprocess=False)
             example.change(chat.ask_example, [example, state], outputs, api_name="ask_example")
             explain_button.click(chat.explain, [state], [heatmap], api_name="explain")
             clear_button.click(chat.clear, None, [chatbot, state, scans, header], api_name="clear")
@@ -101,7 +118,9 @@ def build_demo(answerer, files: SessionFiles, options: DemoOptions, screener=Non
                     video_chat = gr.Chatbot(label=texts.TAB_VIDEO, height=360)
                     gr.Markdown(texts.NOTICE, elem_classes=["notice"])
                     question = gr.Textbox(placeholder=texts.VIDEO_PLACEHOLDER, show_label=False)
-            load_button.click(video.load, [upload], [strip, video_state, video_chat], api_name="load_video")
+            load_button.click(
+                video.load, [upload], [strip, video_state, video_chat], api_name="load_video", preprocess=False
+            )
             if example_frames():
                 example_button.click(
                     video.load_example, None, [strip, video_state, video_chat], api_name="load_video_example"
@@ -112,7 +131,7 @@ def build_demo(answerer, files: SessionFiles, options: DemoOptions, screener=Non
 
         if screener is not None:
             report_tab = ReportScreening(
-                answerer, screener, files, deid, DEFAULT_LIMITS, options.max_new_tokens
+                answerer, screener, files, deid, DEFAULT_LIMITS, images, options.max_new_tokens
             )
             with gr.Tab(texts.TAB_REPORT, id="report"):
                 report_state = gr.State(ReportState())
@@ -134,7 +153,11 @@ def build_demo(answerer, files: SessionFiles, options: DemoOptions, screener=Non
                         report_question = gr.Textbox(placeholder="关于保留图像的问题…", show_label=False)
                 screen_outputs = [verdicts, report_state, report_chat]
                 screen_button.click(
-                    report_tab.screen, [report_text, report_files], screen_outputs, api_name="screen_report"
+                    report_tab.screen,
+                    [report_text, report_files],
+                    screen_outputs,
+                    api_name="screen_report",
+                    preprocess=False,
                 )
                 report_example.click(
                     report_tab.screen_example, None, [report_text, *screen_outputs], api_name="screen_example"
@@ -153,6 +176,33 @@ def build_demo(answerer, files: SessionFiles, options: DemoOptions, screener=Non
     return blocks
 
 
+class UploadLimitMessage(BaseHTTPMiddleware):
+    """Gradio's upload route answers a file over ``max_file_size`` with 413 (the partial file
+    deleted) in English; the page's users read Chinese."""
+
+    def __init__(self, app, message: str) -> None:
+        super().__init__(app)
+        self.message = message
+
+    async def dispatch(self, request, call_next):
+        response = await call_next(request)
+        if response.status_code == 413 and request.url.path.endswith("/upload"):
+            return PlainTextResponse(self.message, status_code=413)
+        return response
+
+
+def check_upload_folder(files: SessionFiles) -> None:
+    """Refuse to serve when Gradio's upload folder is not the run's private one (Gradio reads
+    ``GRADIO_TEMP_DIR`` when imported; ``ultra demo`` sets it first)."""
+    from gradio.utils import get_upload_folder
+
+    if Path(get_upload_folder()).resolve() != files.gradio_cache.resolve():
+        raise RuntimeError(
+            "Gradio's upload folder is not the demo's private folder: set GRADIO_TEMP_DIR from "
+            "SessionFiles.gradio_environment() before Gradio is imported (ultra demo does)"
+        )
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -165,6 +215,7 @@ def launch_demo(options: DemoOptions, files: SessionFiles) -> None:
 
     signal.signal(signal.SIGTERM, _interrupt)  # a service stop cleans up like Ctrl-C
     try:
+        check_upload_folder(files)
         answerer = Answerer.load(
             options.model, adapter=options.adapter, allow_untrained=options.allow_untrained
         )
@@ -176,7 +227,13 @@ def launch_demo(options: DemoOptions, files: SessionFiles) -> None:
             server_port=options.port,
             auth=options.auth,
             max_file_size=options.max_file_size,
-            allowed_paths=[str(files.root), str(examples), str(shared_data_root() / "laparoscopy_frames")],
+            allowed_paths=[str(files.shown), str(examples), str(shared_data_root() / "laparoscopy_frames")],
+            blocked_paths=[str(files.intake)],
+            app_kwargs={
+                "middleware": [
+                    Middleware(UploadLimitMessage, message=too_large(parse_size(options.max_file_size)))
+                ]
+            },
             share=False,
             show_error=False,
             quiet=True,

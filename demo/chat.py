@@ -14,7 +14,7 @@ from PIL import Image
 
 from demo import texts
 from demo.reading import ShownImage, read_upload
-from demo.uploads import SessionFiles
+from demo.uploads import SessionFiles, UploadKinds, UploadRefused
 from ultra.answerer import Answerer, GenerationSettings, PromptTooLongError, Request, Turn
 from ultra.dicom.deid import Deidentifier
 from ultra.media import MediaError, MediaLimits
@@ -50,6 +50,11 @@ def read_uploads(
     return shown
 
 
+def refused(error: UploadRefused, first_index: int) -> gr.Error:
+    """An upload refused before reading, named by its position like an unreadable one."""
+    return gr.Error(texts.unreadable(first_index + error.offset, error.reason), print_exception=False)
+
+
 @dataclass
 class ChatState:
     """One session's chat: the turns the model sees, what the page shows, the last answer."""
@@ -66,6 +71,7 @@ class ImageChat:
     files: SessionFiles
     deid: Deidentifier
     limits: MediaLimits
+    kinds: UploadKinds
     max_images: int = 8
     max_new_tokens: int = 128
 
@@ -84,15 +90,18 @@ class ImageChat:
         state = state or ChatState()
         message = message or {}
         question = (message.get("text") or "").strip()
-        uploads = [f if isinstance(f, str) else f["path"] for f in message.get("files") or []]
+        uploads = list(message.get("files") or [])
         if not question:
             raise gr.Error(texts.NO_QUESTION, print_exception=False)
         if len(state.shown) + len(uploads) > self.max_images:
             raise gr.Error(texts.TOO_MANY_IMAGES.format(limit=self.max_images), print_exception=False)
-        moved = [self.files.adopt(request.session_hash, path) for path in uploads]
-        yield from self._answer(
-            question, self._read([str(p) for p in moved], len(state.shown) + 1), state, request
-        )
+        first = len(state.shown) + 1
+        try:
+            with self.files.take(uploads, self.kinds) as taken:
+                shown = self._read([str(p) for p in taken], first)
+        except UploadRefused as error:
+            raise refused(error, first) from None
+        yield from self._answer(question, shown, state, request)
 
     def ask_example(self, name: str, state: ChatState | None, request: gr.Request):
         """One click on a bundled example: its image and question, answered in a fresh chat."""

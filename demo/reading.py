@@ -1,6 +1,7 @@
 """Uploaded files to images the page may show and the model may see.
 
-PNG/JPEG/DICOM are read by ``ultra.media`` (the one reader). A DICOM is shown de-identified the
+PNG/JPEG/DICOM are read by ``ultra.media`` (the one reader), from the file's bytes read once (its
+size checked first), so an upload is on disk only while ``SessionFiles.take`` holds it. A DICOM is shown de-identified the
 way ``ultra dicom`` writes its outputs (``ultra.dicom.burned_in``): everything outside the
 ultrasound regions and the top band where scanners print names is masked, plus text the OCR finds
 when the ``ocr`` extra is installed; header text comes only from ``ultra.dicom``'s PS3.15
@@ -42,9 +43,9 @@ class ShownImage:
     header: list[str] = field(default_factory=list)
 
 
-def _deidentified_dicom(path: Path, source_id: str, deid: Deidentifier, limits: MediaLimits) -> ShownImage:
-    ds = read_dataset(path, name=source_id, limits=limits)
-    image = read_image(path, limits=limits, source_id=source_id)
+def _deidentified_dicom(data: bytes, source_id: str, deid: Deidentifier, limits: MediaLimits) -> ShownImage:
+    ds = read_dataset(data, name=source_id, limits=limits)
+    image = read_image(data, limits=limits, source_id=source_id)
     rgb = np.asarray(image)
     height, width = rgb.shape[:2]
     keep = ultrasound_regions(ds, width, height) or [scan_box(ds, rgb)[0]]
@@ -60,9 +61,18 @@ def _deidentified_dicom(path: Path, source_id: str, deid: Deidentifier, limits: 
 def read_upload(path: str | Path, source_id: str, deid: Deidentifier, limits: MediaLimits) -> ShownImage:
     """One uploaded file; ``MediaError`` (naming ``source_id``, never the file name) if unusable."""
     path = Path(path)
-    if is_dicom_file(path):
-        return _deidentified_dicom(path, source_id, deid, limits)
-    return ShownImage(read_image(path, limits=limits, source_id=source_id))
+    try:
+        info = path.stat()
+    except OSError:
+        raise MediaError(source_id, "file not found") from None
+    if not path.is_file():
+        raise MediaError(source_id, "not a regular file")
+    limits.check_bytes(source_id, info.st_size)
+    dicom = is_dicom_file(path)
+    data = path.read_bytes()
+    if dicom:
+        return _deidentified_dicom(data, source_id, deid, limits)
+    return ShownImage(read_image(data, limits=limits, source_id=source_id))
 
 
 __all__ = ["MediaError", "ShownImage", "read_upload"]

@@ -14,9 +14,9 @@ import gradio as gr
 from PIL import Image
 
 from demo import texts
-from demo.chat import EXAMPLES_DIR, read_uploads
+from demo.chat import EXAMPLES_DIR, read_uploads, refused
 from demo.replies import stream_reply
-from demo.uploads import SessionFiles
+from demo.uploads import SessionFiles, UploadKinds, UploadRefused
 from ultra.answerer import Answerer, GenerationSettings, Request, Turn
 from ultra.dicom.deid import Deidentifier
 from ultra.media import MediaLimits
@@ -50,6 +50,7 @@ class ReportScreening:
     files: SessionFiles
     deid: Deidentifier
     limits: MediaLimits
+    kinds: UploadKinds
     max_new_tokens: int = 128
 
     def _screen(self, report: str, images: list[Image.Image]) -> tuple[list, ReportState, list]:
@@ -67,9 +68,12 @@ class ReportScreening:
         state = ReportState(kept=[images[v.index] for v in kept], weights=[v.weight for v in kept])
         return gallery, state, []
 
-    def screen(self, report: str, uploads: list[str] | None, request: gr.Request):
-        moved = [str(self.files.adopt(request.session_hash, path)) for path in uploads or []]
-        shown = read_uploads(moved, 1, self.deid, self.limits)
+    def screen(self, report: str, uploads: list[str | dict] | None, request: gr.Request):
+        try:
+            with self.files.take(uploads or [], self.kinds) as taken:
+                shown = read_uploads([str(p) for p in taken], 1, self.deid, self.limits)
+        except UploadRefused as error:
+            raise refused(error, 1) from None
         return self._screen(report, [item.image for item in shown])
 
     def screen_example(self) -> tuple[str, list, ReportState, list]:

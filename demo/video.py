@@ -16,7 +16,7 @@ from PIL import Image
 
 from demo import texts
 from demo.replies import stream_reply
-from demo.uploads import SessionFiles
+from demo.uploads import SessionFiles, UploadKinds, UploadRefused, upload_path
 from ultra.answerer import Answerer, GenerationSettings, Request, Turn
 from ultra.media import MediaError, MediaLimits, read_video
 
@@ -59,6 +59,7 @@ class VideoChat:
     answerer: Answerer
     files: SessionFiles
     limits: MediaLimits
+    kinds: UploadKinds
     max_new_tokens: int = 128
 
     def _loaded(self, frames: list[Image.Image]) -> tuple[list, VideoState, list]:
@@ -67,14 +68,18 @@ class VideoChat:
         ]
         return strip, VideoState(frames=frames), []
 
-    def load(self, uploads: list[str] | None, request: gr.Request) -> tuple[list, VideoState, list]:
+    def load(self, uploads: list[str | dict] | None, request: gr.Request) -> tuple[list, VideoState, list]:
         """Read the upload (a video, or frames in name order) and show the sampled frames."""
         if not uploads:
             raise gr.Error(texts.NO_VIDEO, print_exception=False)
-        paths = [self.files.adopt(request.session_hash, path) for path in uploads]
-        # the adopted names are random; keep the uploaded order of names for frames
-        order = sorted(range(len(uploads)), key=lambda i: _natural(Path(uploads[i])))
-        return self._loaded(self._frames_in_order([paths[i] for i in order]))
+        # the taken names are random; frames keep the order of the uploaded names
+        order = sorted(range(len(uploads)), key=lambda i: _natural(upload_path(uploads[i])))
+        try:
+            with self.files.take(uploads, self.kinds) as paths:
+                frames = self._frames_in_order([paths[i] for i in order])
+        except UploadRefused as error:
+            raise gr.Error(texts.unreadable_video(error.reason), print_exception=False) from None
+        return self._loaded(frames)
 
     def _frames_in_order(self, paths: list[Path]) -> list[Image.Image]:
         try:

@@ -53,7 +53,7 @@ def demo_env(tmp_path_factory):
     args = ["demo", "--port", str(port), "--screening-student", str(student)]
     with running(args, url, tmp / "demo.log", env={"TMPDIR": str(private)}):
         yield url, tmp, private
-    assert not list(private.glob("ultra-demo-*")), "the private upload folder outlived the demo"
+    assert not list(private.glob("ultra-demo-*/run-*")), "the private upload folder outlived the demo"
 
 
 @pytest.fixture(scope="module")
@@ -204,14 +204,11 @@ def test_report_upload_with_a_bad_image_gives_a_chinese_message(url, tmp_path):
 
 
 def test_session_files_are_private_and_removed_per_session(tmp_path):
-    files = SessionFiles(tmp_path / "root")
-    upload, another = tmp_path / "patient-name.png", tmp_path / "other.png"
-    upload.write_bytes(b"x")
-    another.write_bytes(b"y")
-    kept = files.adopt("abc123", upload)
-    other = files.adopt("zzz", another)
-    assert not upload.exists() and "patient" not in kept.name and kept.parent.name == "abc123"
-    assert (files.root.stat().st_mode & 0o777) == 0o700
+    files = SessionFiles(tmp_path / "base")
+    kept, other = files.new_file("abc123", ".png"), files.new_file("zzz", ".png")
+    kept.write_bytes(b"x")
+    other.write_bytes(b"y")
+    assert kept.parent.name == "abc123" and (files.root.stat().st_mode & 0o777) == 0o700
     files.end_session("abc123")
     assert not kept.exists() and other.exists() and files.sessions() == ["zzz"]
     with pytest.raises(ValueError):

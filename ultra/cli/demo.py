@@ -36,9 +36,15 @@ def demo(
         credentials = (user, password)
     import os
 
-    from demo.uploads import SessionFiles
+    from demo.uploads import SessionFiles, parse_size
 
-    files = SessionFiles()
+    try:
+        parse_size(max_file_size)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--max-file-size") from None
+    files = SessionFiles()  # also deletes what runs that died (kill -9) left behind
+    if files.removed_leftovers:
+        Console(stderr=True).print(f"removed {files.removed_leftovers} leftover upload folder(s)")
     os.environ.update(files.gradio_environment())  # before Gradio is imported
     from demo.app import DemoOptions, launch_demo
     from ultra.answerer import UntrainedModelError
