@@ -219,4 +219,4 @@ def read_input_file(path: str, label: str, limits: MediaLimits = DEFAULT_LIMITS)
             data = handle.read(info.st_size)
         except OSError as exc:
             raise DicomReadError(label, f"cannot read file ({exc.strerror})") from None
-    return data or b""
+    return data
