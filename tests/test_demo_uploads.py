@@ -31,23 +31,40 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """One demo whose ``TMPDIR`` is the test's, started over a planted leftover of a dead run."""
-    tmp = tmp_path_factory.mktemp("uploads")
-    base = tmp / "tmpdir" / f"ultra-demo-{os.getuid()}"
-    stale = base / "run-stale"
-    (stale / "gradio" / "0123abcd").mkdir(parents=True)
-    (stale / "gradio" / "0123abcd" / f"{PATIENT}_遗留.dcm").write_bytes(DICOM.read_bytes())
-    (stale / "intake").mkdir()
-    (stale / "intake" / "left.dcm").write_bytes(b"x")
-    (stale / ".lock").touch()  # its owner died: nobody holds the lock
+def _args(port: int) -> list[str]:
+    return ["demo", "--port", str(port), "--max-file-size", f"{LIMIT_MB}mb"]
+
+
+def _killed_run(tmp: Path, env: dict[str, str]) -> Path:
+    """The run folder of a demo killed with ``kill -9`` while an upload waited in it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    args = ["demo", "--port", str(port), "--max-file-size", f"{LIMIT_MB}mb"]
-    with running(args, url, tmp / "demo.log", env={"TMPDIR": str(tmp / "tmpdir")}):
+    named = tmp / f"{PATIENT}_未提交.dcm"
+    shutil.copyfile(DICOM, named)
+    with running(_args(port), url, tmp / "killed.log", env=env) as process:
+        (uploaded,) = _upload(url, named).json()
+        process.kill()
+        process.wait()
+    assert Path(uploaded).is_file(), "nothing left behind: the test would not test the next start"
+    return Path(uploaded).parents[2]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One demo whose ``TMPDIR`` is the test's, started over what a killed run and a dead run
+    without its lock file left behind."""
+    tmp = tmp_path_factory.mktemp("uploads")
+    env = {"TMPDIR": str(tmp / "tmpdir")}
+    base = tmp / "tmpdir" / f"ultra-demo-{os.getuid()}"
+    stale = base / "run-stale"
+    (stale / "intake").mkdir(parents=True)
+    (stale / "intake" / f"{PATIENT}_遗留.dcm").write_bytes(DICOM.read_bytes())
+    killed = _killed_run(tmp, env)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with running(_args(port), url, tmp / "demo.log", env=env):
         (root,) = base.glob("run-*")
-        yield url, base, root, stale
+        yield url, base, root, [stale, killed]
     assert not list(base.glob("run-*")), "the run's private folder outlived the demo"
 
 
@@ -63,9 +80,9 @@ def _ask(url: str, server_path: str, name: str):
     return Client(url, verbose=False).predict(message, api_name="/ask")
 
 
-def test_a_dead_runs_leftovers_are_deleted_at_start(server):
-    _, base, root, stale = server
-    assert not stale.exists()
+def test_what_dead_runs_left_is_deleted_at_the_next_start(server):
+    _, base, root, leftovers = server
+    assert not any(folder.exists() for folder in leftovers)
     assert _mode(base) == 0o700 and _mode(root) == 0o700
 
 
