@@ -39,14 +39,20 @@ def stratified_split(
     ratios: Mapping[str, float],
     seed: int,
     groups: Mapping[str, str] | None = None,
+    fixed: Mapping[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """Split keys (image paths) by label so each split keeps the label mix; sorted output.
 
     Keys sharing a group (near-duplicate images, one DICOM study) always land in the same split.
     Groups are placed largest first into the split furthest below its target, then single keys
     fill the remaining places, so the counts match the ratios exactly whenever groups allow.
+
+    ``fixed`` pins keys to a split (a committed split being extended with new images): a unit
+    holding a pinned key goes to that split and counts towards it, the other units fill the
+    targets of all keys as above. Without pins the result is the unpinned rule's, unit for unit.
     """
     groups = groups or {}
+    fixed = fixed or {}
     members: dict[str, list[str]] = defaultdict(list)
     for key in labels:
         members[groups.get(key, f"key:{key}")].append(key)
@@ -57,15 +63,31 @@ def stratified_split(
     splits: dict[str, list[str]] = {name: [] for name in ratios}
     for label in sorted(by_label):
         units = sorted(by_label[label])
-        random.Random(f"{seed}:{label}").shuffle(units)
-        units.sort(key=len, reverse=True)  # stable: shuffled order kept within each size
         target = _allocate(sum(map(len, units)), ratios)
         placed = dict.fromkeys(ratios, 0)
+        for unit in (unit for unit in units if any(key in fixed for key in unit)):
+            name = _pinned_split(unit, fixed, ratios)
+            splits[name].extend(unit)
+            placed[name] += len(unit)
+        units = [unit for unit in units if not any(key in fixed for key in unit)]
+        random.Random(f"{seed}:{label}").shuffle(units)
+        units.sort(key=len, reverse=True)  # stable: shuffled order kept within each size
         for unit in units:
             name = max(ratios, key=lambda n: (target[n] - placed[n], ratios[n]))
             splits[name].extend(unit)
             placed[name] += len(unit)
     return {name: sorted(keys) for name, keys in splits.items()}
+
+
+def _pinned_split(unit: Sequence[str], fixed: Mapping[str, str], ratios: Mapping[str, float]) -> str:
+    """The one split the pinned keys of a unit name; a unit pinned to two splits cannot be kept whole."""
+    names = sorted({fixed[key] for key in unit if key in fixed})
+    if len(names) > 1:
+        pins = ", ".join(f"{key!r} in {fixed[key]!r}" for key in unit if key in fixed)
+        raise ValueError(f"a group is pinned to several splits and cannot stay whole: {pins}")
+    if names[0] not in ratios:
+        raise ValueError(f"{unit[0]!r} is pinned to {names[0]!r}, not one of {sorted(ratios)}")
+    return names[0]
 
 
 def near_duplicate_groups(images: Mapping[str, Path], max_distance: int = 8) -> dict[str, str]:
@@ -130,14 +152,30 @@ def temporal_block_split(
 
 
 def busi_split_payload(
-    labels: Mapping[str, str], groups: Mapping[str, str], seed: int = 20240601, max_distance: int = 8
+    labels: Mapping[str, str],
+    groups: Mapping[str, str],
+    seed: int = 20240601,
+    max_distance: int = 8,
+    previous: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """The BUSI split: by image, stratified by benign/malignant/normal, 55/20/25, near-duplicate
-    images (BUSI holds several near-identical frames of one scan) kept in one split."""
+    images (BUSI holds several near-identical frames of one scan) kept in one split.
+
+    ``previous`` is an earlier committed split (split -> keys) being extended with new images: its
+    keys keep their split, a new near-duplicate of one of them joins it, and the other new images
+    fill the 55/20/25 targets of the whole folder by the same seeded rule. It is kept in the file
+    as ``first_release`` so results can still be given on the earlier val images alone.
+    """
     grouped: dict[str, list[str]] = defaultdict(list)
     for key, group in groups.items():
         grouped[group].append(key)
-    return {
+    fixed = {key: name for name, keys in (previous or {}).items() for key in keys}
+    missing = sorted(set(fixed) - set(labels))
+    if missing:
+        raise ValueError(
+            f"{len(missing)} image(s) of the previous split are not in labels.csv, e.g. {missing[0]!r}"
+        )
+    payload: dict[str, Any] = {
         "name": "busi",
         "unit": "image path relative to the BUSI root",
         "seed": seed,
@@ -145,17 +183,27 @@ def busi_split_payload(
         "stratified_by": "label",
         "grouped_by": f"near-duplicate images (pHash distance <= {max_distance} bits, transitive)",
         "groups": sorted(sorted(keys) for keys in grouped.values()),
-        "splits": stratified_split(labels, BUSI_RATIOS, seed, groups),
+        "splits": stratified_split(labels, BUSI_RATIOS, seed, groups, fixed),
     }
+    if previous:
+        payload["first_release"] = {name: sorted(keys) for name, keys in previous.items()}
+    return payload
 
 
-def make_busi_split_payload(root: str | Path, seed: int = 20240601, max_distance: int = 8) -> dict[str, Any]:
-    """``busi_split_payload`` computed from a BUSI-layout folder (labels.csv + images/)."""
+def make_busi_split_payload(
+    root: str | Path,
+    seed: int = 20240601,
+    max_distance: int = 8,
+    previous: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """``busi_split_payload`` computed from a BUSI-layout folder (labels.csv + images/); pass the
+    committed file's ``first_release`` (or its splits) as ``previous`` to extend it."""
     from data_zh.converters.busi import read_busi_labels
 
     rows = read_busi_labels(root)
     groups = near_duplicate_groups({key: Path(root) / key for key in rows}, max_distance)
-    return busi_split_payload({key: row["label"] for key, row in rows.items()}, groups, seed, max_distance)
+    labels = {key: row["label"] for key, row in rows.items()}
+    return busi_split_payload(labels, groups, seed, max_distance, previous)
 
 
 def laparoscopy_split_payload(

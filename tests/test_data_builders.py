@@ -20,6 +20,7 @@ from data_zh.converters.dicom import convert_dicom
 from data_zh.converters.laparoscopy import CLASS_ZH, convert_laparoscopy
 from data_zh.splits import load_split_payload
 from data_zh.splitting import (
+    BUSI_RATIOS,
     check_disjoint,
     dicom_split_payload,
     laparoscopy_split_payload,
@@ -36,20 +37,34 @@ def busi_truth(shared_data):
         return {row["image_path"]: row["label"] for row in csv.DictReader(handle)}
 
 
-def test_busi_split_is_disjoint_stratified_and_reproducible(shared_data, busi_truth, tmp_path):
+def test_busi_split_is_disjoint_stratified_and_reproducible(shared_data, busi_truth):
     splits = load_split("busi")
     check_disjoint(splits)
-    assert {k: len(v) for k, v in splits.items()} == {"train": 132, "selftrain_pool": 48, "val": 60}
-    # the committed split covers the folder's first release: the first 240 rows of labels.csv
-    first_release = list(busi_truth)[:240]
-    assert sorted(sum(splits.values(), [])) == sorted(first_release)
-    assert Counter(busi_truth[p] for p in splits["val"]) == {"benign": 25, "malignant": 20, "normal": 15}
+    assert sorted(sum(splits.values(), [])) == sorted(busi_truth)  # every labels.csv row, once
+    assert {k: len(v) for k, v in splits.items()} == {"train": 361, "selftrain_pool": 131, "val": 164}
+    for name, keys in splits.items():  # 55/20/25 of each class, within the groups' slack
+        for label, total in Counter(busi_truth.values()).items():
+            share = sum(busi_truth[key] == label for key in keys) / total
+            assert share == pytest.approx(BUSI_RATIOS[name], abs=0.02), (name, label)
+    payload = load_split_payload("busi")
+    previous = payload["first_release"]
+    assert make_busi_split_payload(shared_data / "busi", seed=payload["seed"], previous=previous) == payload
+
+
+def test_busi_first_release_keeps_its_split(shared_data, busi_truth, tmp_path):
+    """The first 240 images keep the split they were committed with; the old val 60 stay val."""
+    payload = load_split_payload("busi")
+    first = payload["first_release"]
+    assert {k: len(v) for k, v in first.items()} == {"train": 132, "selftrain_pool": 48, "val": 60}
+    first_release = list(busi_truth)[:240]  # the folder's first release: the first 240 rows of labels.csv
+    assert sorted(sum(first.values(), [])) == sorted(first_release)
+    assert Counter(busi_truth[p] for p in first["val"]) == {"benign": 25, "malignant": 20, "normal": 15}
+    for name, keys in first.items():
+        assert set(keys) <= set(payload["splits"][name]), name
     lines = (shared_data / "busi" / "labels.csv").read_text(encoding="utf-8").splitlines()
     (tmp_path / "labels.csv").write_text("\n".join(lines[: 1 + len(first_release)]) + "\n", encoding="utf-8")
     (tmp_path / "images").symlink_to(shared_data / "busi" / "images")
-    payload = load_split_payload("busi")
-    regenerated = make_busi_split_payload(tmp_path, seed=payload["seed"])
-    assert regenerated["splits"] == splits and regenerated["groups"] == payload["groups"]
+    assert make_busi_split_payload(tmp_path, seed=payload["seed"])["splits"] == first
 
 
 def test_busi_near_duplicates_never_straddle_splits():
@@ -58,6 +73,30 @@ def test_busi_near_duplicates_never_straddle_splits():
     assert len(payload["groups"]) >= 10
     for group in payload["groups"]:
         assert len({split_of[key] for key in group}) == 1, group
+
+
+def test_busi_near_duplicates_of_first_release_images_join_their_split():
+    payload = load_split_payload("busi")
+    old = {key: name for name, keys in payload["first_release"].items() for key in keys}
+    split_of = {key: name for name, keys in payload["splits"].items() for key in keys}
+    joined = [group for group in payload["groups"] if {k in old for k in group} == {True, False}]
+    assert len(joined) >= 10  # BUSI's second release holds many frames of scans in the first
+    for group in joined:
+        assert {split_of[key] for key in group} == {old[key] for key in group if key in old}, group
+
+
+def test_pinned_keys_keep_their_split_and_pull_their_group():
+    labels = {f"k{i}": "a" if i < 60 else "b" for i in range(100)}
+    groups = {"k0": "g1", "k1": "g1", "k70": "g2", "k71": "g2"}
+    fixed = {"k0": "val", "k5": "val", "k70": "train"}
+    splits = stratified_split(labels, {"train": 0.5, "val": 0.5}, seed=3, groups=groups, fixed=fixed)
+    assert {"k0", "k1", "k5"} <= set(splits["val"]) and {"k70", "k71"} <= set(splits["train"])
+    assert {k: len(v) for k, v in splits.items()} == {"train": 50, "val": 50}
+    assert stratified_split(labels, {"train": 0.5, "val": 0.5}, 3, groups, {}) == stratified_split(
+        labels, {"train": 0.5, "val": 0.5}, 3, groups
+    )
+    with pytest.raises(ValueError, match="pinned to several splits"):
+        stratified_split(labels, {"train": 0.5, "val": 0.5}, 3, groups, {"k0": "val", "k1": "train"})
 
 
 def test_grouped_stratified_split_keeps_groups_and_counts():
@@ -98,13 +137,8 @@ def test_busi_instructions_follow_labels_csv(shared_data, busi_truth):
     train = set(load_split("busi")["train"])
     assert {r.media.images[0] for r in records} == train
     kinds = Counter(r.extra["question_type"] for r in records)
-    assert kinds == {
-        "site": 132,
-        "lesion": 132,
-        "malignancy": 132,
-        "impression": 132,
-        "question_generation": 132,
-    }
+    kinds_asked = ("site", "lesion", "malignancy", "impression", "question_generation")
+    assert kinds == dict.fromkeys(kinds_asked, len(train))
     for record in records:
         _check_answer(record, busi_truth)
     assert len({r.id for r in records}) == len(records)
@@ -118,9 +152,9 @@ def test_busi_vqa_is_closed_on_val_only(shared_data, busi_truth):
     for record in records:
         _check_answer(record, busi_truth)
     assert Counter(r.answer for r in records if r.extra["question_type"] == "malignancy") == {
-        "良性": 25,
-        "恶性": 20,
-        "未见明确病灶": 15,
+        "良性": 96,
+        "恶性": 44,
+        "未见明确病灶": 24,
     }
     with pytest.raises(ValueError, match="unknown busi split 'dev'"):
         build_busi_vqa(shared_data / "busi", split="dev")

@@ -34,7 +34,7 @@ def test_convert_validate_stats_on_busi(shared_data, tmp_path):
     chart = tmp_path / "stats.png"
     result = runner.invoke(app, ["data", "stats", str(out), "--chart", str(chart)])
     assert result.exit_code == 0, result.output
-    assert "selftrain_pool" in result.output and "132" in result.output
+    assert "selftrain_pool" in result.output and "361" in result.output
     assert Image.open(chart).format == "PNG"
 
 
@@ -46,8 +46,8 @@ def test_build_and_convert_to_llava(shared_data, tmp_path):
     )
     assert result.exit_code == 0, result.output
     records = read_llava(out)
-    # site and lesion on 60 images, 良恶性 on all 60 (45 lesions: a class; 15 normal: 未见明确病灶)
-    assert len(records) == 60 + 60 + 60 and all(r.split == "val" for r in records)
+    # site, lesion and 良恶性 on each of the 164 val images (24 normal ones: 未见明确病灶)
+    assert len(records) == 164 + 164 + 164 and all(r.split == "val" for r in records)
     result = runner.invoke(app, ["data", "build", "nonsense", str(shared_data / "busi"), "-o", str(out)])
     assert result.exit_code == 2 and "unknown data source 'nonsense'; known: busi_instructions" in result.output
 
@@ -133,7 +133,7 @@ def test_stats_counts_and_cjk_chart(shared_data, tmp_path):
     rows = busi_rows(shared_data)
     assert counts["source"] == {"busi": rows, "promptcblue": 240}
     assert counts["modality"] == {"US": rows, "text": 240}
-    assert counts["split"]["val"] == 60 + 80
+    assert counts["split"]["val"] == 164 + 80
     path = plot_stats(counts, tmp_path / "chart.png")
     image = Image.open(path)
     assert image.format == "PNG" and image.size[0] > 600

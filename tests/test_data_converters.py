@@ -51,10 +51,10 @@ def test_busi_counts_labels_and_split_tags(shared_data):
         truth = {row["image_path"]: row["label"] for row in csv.DictReader(handle)}
     assert len(records) == len(truth)
     assert Counter(r.labels.classes[0] for r in records) == Counter(truth.values())
-    # the committed split tags its images; the images added to the folder after it carry none
+    # the committed split tags every image
     committed = {name: len(keys) for name, keys in load_split("busi").items()}
-    assert committed == {"train": 132, "selftrain_pool": 48, "val": 60}
-    assert Counter(r.split for r in records) == {**committed, None: len(truth) - sum(committed.values())}
+    assert committed == {"train": 361, "selftrain_pool": 131, "val": 164}
+    assert Counter(r.split for r in records) == committed
     zh = {"benign": "良性", "malignant": "恶性", "normal": "正常"}
     for record in records:
         assert record.answer == zh[truth[record.media.images[0]]]

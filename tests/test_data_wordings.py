@@ -49,7 +49,7 @@ def test_training_data_never_holds_a_heldout_wording(shared_data, which):
     texts = [fold_wording(turn.content) for record in records for turn in record.conversations]
     assert not [w for w in heldout if any(w in text for text in texts)]
     lesion = {r.question for r in records if r.extra["question_type"] == "lesion"}
-    assert len(lesion) >= 60  # 132 images x 5 wordings drawn from the training set
+    assert len(lesion) >= 60  # 361 images x 5 wordings drawn from the training set
 
 
 def test_heldout_vqa_asks_heldout_wordings_and_no_class_without_a_lesion(shared_data):
@@ -62,7 +62,7 @@ def test_heldout_vqa_asks_heldout_wordings_and_no_class_without_a_lesion(shared_
         kind = record.extra["question_type"].removesuffix("_no_lesion")
         assert record.question in HELDOUT_WORDINGS[kind]
     malignancy = [r for r in records if r.extra["question_type"] == "malignancy"]
-    assert sum(r.answer == "未见明确病灶" for r in malignancy) == 15  # the val split's normal images
+    assert sum(r.answer == "未见明确病灶" for r in malignancy) == 24  # the val split's normal images
     assert {r.answer for r in malignancy} == {"良性", "恶性", "未见明确病灶"}
     assert len({r.question for r in records if r.extra["question_type"] == "lesion"}) >= 5
 
