@@ -104,6 +104,68 @@ def join_parts(answers_path: str | Path) -> int:
     return moved
 
 
+def _unanswered(
+    records: Sequence[Any],
+    answers_path: Path,
+    image_root: str | Path | None,
+    blank_images: bool,
+    strict: bool,
+) -> tuple[GenerationReport, list[Any]]:
+    """The records still to answer and a report counting the answered ones (those in leftover
+    part files too) and those whose media are missing (an error with ``strict``)."""
+    done = answered_ids(answers_path)
+    parked = {key for part in _part_files(answers_path) for key in answered_ids(part)} - done
+    done |= parked
+    report = GenerationReport(
+        answers_path, already_answered=sum(r.id in done for r in records), in_part_files=len(parked)
+    )
+    todo = []
+    for record in records:
+        if record.id in done:
+            continue
+        missing = None if blank_images else _missing_path(record, image_root)
+        if missing is not None:
+            report.missing_media.append((record.id, missing))
+        else:
+            todo.append(record)
+    if report.missing_media:
+        first_id, first_path = report.missing_media[0]
+        message = f"{len(report.missing_media)} record(s) have missing media, e.g. {first_id}: {first_path}"
+        if strict:
+            raise MissingMediaError(message)
+        log.warning("%s; they are not answered (pass strict to fail instead)", message)
+    return report, todo
+
+
+def _batch_requests(
+    batch: Sequence[Any],
+    report: GenerationReport,
+    image_root: str | Path | None,
+    blank_images: bool,
+    strict: bool,
+    settings: GenerationSettings,
+    limits: MediaLimits,
+    allow_outside_root: bool,
+) -> tuple[list[Any], list[Request]]:
+    """The requests of one batch and the records they answer; a record whose media cannot be
+    read is reported and skipped, so one bad file does not end the run (unless ``strict``)."""
+    ready, requests = [], []
+    for record in batch:
+        try:
+            requests.append(
+                request_for(
+                    record, image_root, blank_images, settings, limits=limits, allow_outside_root=allow_outside_root
+                )
+            )
+            ready.append(record)
+        except MediaError as error:
+            if strict:
+                raise MissingMediaError(f"{record.id}: unreadable media ({error})") from error
+            log.warning("%s: unreadable media, not answered (%s)", record.id, error)
+            report.missing_media.append((record.id, f"unreadable: {error}"))
+    return ready, requests
+
+
 def generate_answers_file(
     answerer: Answerer,
     records: Sequence[Any],
@@ -130,27 +192,7 @@ def generate_answers_file(
     """
     shard = shard or Shard()
     answers_path = Path(answers_path)
-    done = answered_ids(answers_path)
-    parked = {key for part in _part_files(answers_path) for key in answered_ids(part)} - done
-    done |= parked
-    report = GenerationReport(
-        answers_path, already_answered=sum(r.id in done for r in records), in_part_files=len(parked)
-    )
-    todo = []
-    for record in records:
-        if record.id in done:
-            continue
-        missing = None if blank_images else _missing_path(record, image_root)
-        if missing is not None:
-            report.missing_media.append((record.id, missing))
-        else:
-            todo.append(record)
-    if report.missing_media:
-        first_id, first_path = report.missing_media[0]
-        message = f"{len(report.missing_media)} record(s) have missing media, e.g. {first_id}: {first_path}"
-        if strict:
-            raise MissingMediaError(message)
-        log.warning("%s; they are not answered (pass strict to fail instead)", message)
+    report, todo = _unanswered(records, answers_path, image_root, blank_images, strict)
     if limit is not None:
         todo = todo[:limit]
     todo = todo[shard.index :: shard.count]
@@ -165,25 +207,9 @@ def generate_answers_file(
     with progress_bar(total=len(todo), unit="q", description=label, enabled=show_progress) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            ready, requests = [], []
-            for record in batch:
-                try:
-                    requests.append(
-                        request_for(
-                            record,
-                            image_root,
-                            blank_images,
-                            settings,
-                            limits=limits,
-                            allow_outside_root=allow_outside_root,
-                        )
-                    )
-                    ready.append(record)
-                except MediaError as error:  # one bad file must not end the run
-                    if strict:
-                        raise MissingMediaError(f"{record.id}: unreadable media ({error})") from error
-                    log.warning("%s: unreadable media, not answered (%s)", record.id, error)
-                    report.missing_media.append((record.id, f"unreadable: {error}"))
+            ready, requests = _batch_requests(
+                batch, report, image_root, blank_images, strict, settings, limits, allow_outside_root
+            )
             answers = answerer.answer(requests, batch_size=batch_size) if requests else []
             rows = [
                 {"id": r.id, "question": r.question, "answer": answer.text, "blank_images": blank_images}
