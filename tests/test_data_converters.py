@@ -7,9 +7,12 @@ import json
 import shutil
 from collections import Counter
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from data_zh import ConversionError, convert, load_split, read_llava, write_llava
+from data_zh.masks import record_mask
 from fusion.registry import UnknownEntryError
 
 
@@ -59,6 +62,37 @@ def test_busi_counts_labels_and_split_tags(shared_data):
     for record in records:
         assert record.answer == zh[truth[record.media.images[0]]]
         assert record.media.all_paths()[0].is_file()
+
+
+def test_busi_records_carry_their_lesion_masks(shared_data):
+    records = convert("busi", shared_data / "busi")
+    assert all(len(r.extra["masks"]) == 1 for r in records)  # the shared copy: merged, one per image
+    for record in records[::40]:  # a few images of each class
+        mask = record_mask(record)
+        assert mask.shape == (256, 256)
+        assert mask.any() == (record.labels.classes[0] != "normal"), record.id
+        assert record.extra["masks"][0] == record.media.images[0].replace("images/", "masks/", 1)[:-4] + "_mask.png"
+
+
+def test_busi_masks_beside_the_image_are_found_and_merged(tmp_path):
+    """BUSI's own layout: ``_mask.png`` and ``_mask_1.png`` beside the image, a lesion each."""
+    folder = tmp_path / "images" / "benign"
+    folder.mkdir(parents=True)
+    Image.new("L", (8, 6), 90).save(folder / "benign (4).png")
+    Image.new("L", (8, 6), 90).save(folder / "benign (41).png")
+    for name, columns in (("benign (4)_mask.png", slice(0, 2)), ("benign (4)_mask_1.png", slice(5, 7))):
+        pixels = np.zeros((6, 8), np.uint8)
+        pixels[1:3, columns] = 255
+        Image.fromarray(pixels).save(folder / name)
+    (tmp_path / "labels.csv").write_text(
+        "image_path,label\nimages/benign/benign (4).png,benign\nimages/benign/benign (41).png,benign\n",
+        encoding="utf-8",
+    )
+    first, second = convert("busi", tmp_path)
+    assert first.extra["masks"] == ["images/benign/benign (4)_mask.png", "images/benign/benign (4)_mask_1.png"]
+    assert second.extra["masks"] == [] and record_mask(second) is None  # "benign (41)" is not "(4)"'s
+    mask = record_mask(first)
+    assert mask.sum() == 8 and mask[1:3, 0:2].all() and mask[1:3, 5:7].all()
 
 
 def test_any_busi_layout_folder_converts_and_bad_rows_are_skipped(shared_data, tmp_path, caplog):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import csv
 import logging
-from pathlib import Path
+import os
+import re
+from functools import cache
+from pathlib import Path, PurePosixPath
 
 from data_zh.converters.base import ConversionError, require_dir
+from data_zh.masks import MASKS
 from data_zh.schema import Labels, Media, Reasoning, Record, qa_turns
 from data_zh.splits import split_lookup
 from fusion.progress import progress_bar
@@ -48,11 +52,39 @@ def read_busi_labels(root: str | Path) -> dict[str, dict[str, str]]:
     return rows
 
 
-def busi_record(root: Path, path: str, row: dict[str, str], split: str | None) -> Record:
-    """The labelled classification record of one image."""
+def busi_mask_finder(root: Path):
+    """``masks_of(image)``: the mask files of one image, relative to ``root``, sorted.
+
+    BUSI names a lesion's mask ``<image stem>_mask.png`` and a second lesion's ``_mask_1.png``;
+    they lie beside the image (BUSI's own layout) or in ``masks/`` mirroring ``images/`` (the
+    shared copy, where the two-lesion masks are already merged). Each folder is listed once.
+    """
+
+    @cache
+    def listing(folder: PurePosixPath) -> tuple[str, ...]:
+        directory = root / folder
+        return tuple(sorted(os.listdir(directory))) if directory.is_dir() else ()
+
+    def masks_of(image: str) -> list[str]:
+        path = PurePosixPath(image)
+        pattern = re.compile(re.escape(path.stem) + r"_mask(?:_\d+)?\.png", re.IGNORECASE)
+        folders = [path.parent]
+        if path.parts[0] == "images":
+            folders.insert(0, PurePosixPath("masks", *path.parent.parts[1:]))
+        names = [(folder, name) for folder in folders for name in listing(folder)]
+        return [(folder / name).as_posix() for folder, name in names if pattern.fullmatch(name)]
+
+    return masks_of
+
+
+def busi_record(
+    root: Path, path: str, row: dict[str, str], split: str | None, masks: list[str] | None = None
+) -> Record:
+    """The labelled classification record of one image, with its mask files (``extra["masks"]``,
+    their union is the lesion; all-zero for a normal image)."""
     label = row["label"]
     perception = "未见明确局灶性病灶" if label == "normal" else "可见局灶性病灶"
-    extra = {"busi_label": label}
+    extra: dict[str, object] = {"busi_label": label, MASKS: masks or []}
     if row.get("caption_en"):
         extra["caption_en"] = row["caption_en"]
     return Record(
@@ -74,11 +106,13 @@ def busi_record(root: Path, path: str, row: dict[str, str], split: str | None) -
 
 
 def convert_busi(root: str | Path, split_map: dict[str, str] | None = None) -> list[Record]:
-    """One classification record per image of labels.csv, tagged with its committed split when known."""
+    """One classification record per image of labels.csv, tagged with its committed split when
+    known, with its lesion mask files."""
     root = Path(root)
     rows = read_busi_labels(root)
     split_map = split_lookup("busi") if split_map is None else split_map
+    masks_of = busi_mask_finder(root)
     return [
-        busi_record(root, path, row, split_map.get(path))
+        busi_record(root, path, row, split_map.get(path), masks_of(path))
         for path, row in progress_bar(rows.items(), description="BUSI", total=len(rows), leave=False)
     ]
