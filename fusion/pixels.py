@@ -46,7 +46,17 @@ _BAND_VALUES = 1 << 18  # values converted at a time: a few 2 MB float64 bands o
 def to_uint8(array: np.ndarray, low: float, high: float) -> np.ndarray:
     """Map ``[low, high]`` linearly onto 0..255 (rounded, clipped); a flat range maps to 0.
 
-    Done a band of values at a time, so a 64-megapixel frame needs no 512 MB float64 copies."""
+    8- and 16-bit integers go through a table of every value they can hold (the same values, one
+    lookup per pixel); anything else is converted a band at a time, so a 64-megapixel frame never
+    needs 512 MB float64 copies."""
+    if array.dtype.kind in "ui" and array.dtype.itemsize <= 2:
+        unsigned = np.dtype(f"u{array.dtype.itemsize}")
+        every = np.arange(2 ** (8 * array.dtype.itemsize), dtype=unsigned).view(array.dtype)
+        return _scaled_bands(every, low, high)[array.view(unsigned)]
+    return _scaled_bands(array, low, high)
+
+
+def _scaled_bands(array: np.ndarray, low: float, high: float) -> np.ndarray:
     span = max(high - low, 1e-9)
     flat = np.ascontiguousarray(array).reshape(-1)
     out = np.empty(flat.shape, dtype=np.uint8)
