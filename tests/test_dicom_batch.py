@@ -147,7 +147,7 @@ def test_results_group_studies_with_uniform_weights(full_run) -> None:
 
 
 def test_cine_loops_are_sampled_with_fusion_video(full_run) -> None:
-    from fusion.video import uniform_frame_indices
+    from fusion.frame_sampling import uniform_frame_indices
 
     out, _ = full_run
     records = [json.loads(p.read_text())["ultra"] for p in (out / "metadata").rglob("*.json")]
