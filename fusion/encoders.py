@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -82,93 +83,72 @@ class EncoderSpec(BaseModel):
         )
 
 
-def _builtin_specs() -> list[EncoderSpec]:
-    vit_tiny = {"depth": 3, "embed_dim": 32, "num_heads": 2}
-    # zero_init_last=False: zero-initialised residual branches pass no gradient to their first
-    # layers on step one, which would hide a wiring bug in the gradient test.
-    cnn_tiny_resnet = {"channels": [8, 16, 32, 64], "zero_init_last": False}
-    return [
-        # The paper's pair: a semantic CLIP ViT and the fine-grained SAM image encoder.
-        EncoderSpec(
-            name="clip-vit-l-336",
-            timm_name="vit_large_patch14_clip_quickgelu_336.openai",
-            pretrained=True,
-            input_size=336,
-            tiny_model_kwargs={**vit_tiny, "img_size": 56},
-            tiny_input_size=56,
-        ),
-        EncoderSpec(
-            name="sam-vit-b",
-            timm_name="samvit_base_patch16.sa1b",
-            pretrained=True,
-            input_size=1024,
-            tiny_model_kwargs={**vit_tiny, "img_size": 64, "window_size": 2, "global_attn_indexes": [2]},
-            tiny_input_size=64,
-        ),
-        EncoderSpec(
-            name="convnext-tiny",
-            timm_name="convnext_tiny.fb_in22k_ft_in1k",
-            pretrained=True,
-            input_size=224,
-            tiny_model_kwargs={"dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1]},
-        ),
-        # Small CNNs trained from scratch: the only encoders that learn from a few hundred images.
-        EncoderSpec(
-            name="resnet10t",
-            timm_name="resnet10t",
-            pretrained=False,
-            input_size=160,
-            tiny_model_kwargs=cnn_tiny_resnet,
-        ),
-        EncoderSpec(
-            name="resnet10t-128",
-            timm_name="resnet10t",
-            pretrained=False,
-            input_size=128,
-            tiny_model_kwargs=cnn_tiny_resnet,
-            tiny_input_size=48,
-        ),
-        EncoderSpec(
-            name="convnext-atto",
-            timm_name="convnext_atto",
-            pretrained=False,
-            input_size=160,
-            tiny_model_kwargs={"dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1]},
-        ),
-        # Tiny random-init encoders for tests and the offline tiny presets.
-        EncoderSpec(
-            name="tiny-vit",
-            timm_name="vit_tiny_patch16_224",
-            input_size=32,
-            model_kwargs={"depth": 2, "embed_dim": 32, "num_heads": 2, "img_size": 32, "patch_size": 8},
-            tiny_input_size=32,
-        ),
-        EncoderSpec(
-            name="tiny-vit-cls",
-            timm_name="vit_tiny_patch16_224",
-            drop_prefix_tokens=False,
-            input_size=32,
-            model_kwargs={"depth": 2, "embed_dim": 24, "num_heads": 2, "img_size": 32, "patch_size": 8},
-            tiny_input_size=32,
-        ),
-        EncoderSpec(
-            name="tiny-cnn",
-            timm_name="resnet10t",
-            input_size=32,
-            model_kwargs=cnn_tiny_resnet,
-            tiny_input_size=32,
-        ),
-        EncoderSpec(
-            name="tiny-convnext",
-            timm_name="convnext_atto",
-            input_size=32,
-            model_kwargs={"dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1]},
-            tiny_input_size=32,
-        ),
-    ]
+_VIT_TINY = MappingProxyType({"depth": 3, "embed_dim": 32, "num_heads": 2})
+# zero_init_last=False: zero-initialised residual branches pass no gradient to their first
+# layers on step one, which would hide a wiring bug in the gradient test.
+_RESNET_TINY = MappingProxyType({"channels": [8, 16, 32, 64], "zero_init_last": False})
+_CONVNEXT_TINY = MappingProxyType({"dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1]})
+
+_BUILTIN_SPECS: tuple[EncoderSpec, ...] = (
+    # The paper's pair: a semantic CLIP ViT and the fine-grained SAM image encoder.
+    EncoderSpec(
+        name="clip-vit-l-336",
+        timm_name="vit_large_patch14_clip_quickgelu_336.openai",
+        pretrained=True,
+        input_size=336,
+        tiny_model_kwargs={**_VIT_TINY, "img_size": 56},
+        tiny_input_size=56,
+    ),
+    EncoderSpec(
+        name="sam-vit-b",
+        timm_name="samvit_base_patch16.sa1b",
+        pretrained=True,
+        input_size=1024,
+        tiny_model_kwargs={**_VIT_TINY, "img_size": 64, "window_size": 2, "global_attn_indexes": [2]},
+        tiny_input_size=64,
+    ),
+    EncoderSpec(
+        name="convnext-tiny",
+        timm_name="convnext_tiny.fb_in22k_ft_in1k",
+        pretrained=True,
+        input_size=224,
+        tiny_model_kwargs=_CONVNEXT_TINY,
+    ),
+    # Small CNNs trained from scratch: the only encoders that learn from a few hundred images.
+    EncoderSpec(name="resnet10t", timm_name="resnet10t", input_size=160, tiny_model_kwargs=_RESNET_TINY),
+    EncoderSpec(
+        name="resnet10t-128",
+        timm_name="resnet10t",
+        input_size=128,
+        tiny_model_kwargs=_RESNET_TINY,
+        tiny_input_size=48,
+    ),
+    EncoderSpec(name="convnext-atto", timm_name="convnext_atto", input_size=160, tiny_model_kwargs=_CONVNEXT_TINY),
+    # Tiny random-init encoders for tests and the offline tiny presets.
+    EncoderSpec(
+        name="tiny-vit",
+        timm_name="vit_tiny_patch16_224",
+        input_size=32,
+        model_kwargs={"depth": 2, "embed_dim": 32, "num_heads": 2, "img_size": 32, "patch_size": 8},
+        tiny_input_size=32,
+    ),
+    EncoderSpec(
+        name="tiny-vit-cls",
+        timm_name="vit_tiny_patch16_224",
+        drop_prefix_tokens=False,
+        input_size=32,
+        model_kwargs={"depth": 2, "embed_dim": 24, "num_heads": 2, "img_size": 32, "patch_size": 8},
+        tiny_input_size=32,
+    ),
+    EncoderSpec(name="tiny-cnn", timm_name="resnet10t", input_size=32, model_kwargs=_RESNET_TINY, tiny_input_size=32),
+    EncoderSpec(
+        name="tiny-convnext", timm_name="convnext_atto", input_size=32, model_kwargs=_CONVNEXT_TINY, tiny_input_size=32
+    ),
+)
+"""The built-in encoders as a table of entries (``ENCODERS`` holds them by name)."""
 
 
-ENCODERS: Registry[EncoderSpec] = Registry("encoder", {spec.name: spec for spec in _builtin_specs()})
+ENCODERS: Registry[EncoderSpec] = Registry("encoder", {spec.name: spec for spec in _BUILTIN_SPECS})
 """The built-in encoder specs by name; a caller with its own encoders passes
 ``ENCODERS.extended({...})`` wherever an ``encoders`` registry is taken."""
 
