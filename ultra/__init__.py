@@ -11,6 +11,7 @@ _FRONT_DOOR = (
     "DEFAULT_MODEL",
     "Answer",
     "Answerer",
+    "Choice",
     "GenerationSettings",
     "Likelihood",
     "PromptTooLongError",

@@ -5,6 +5,7 @@ See :mod:`ultra.answerer.answerer` for the design (batching, streaming, thread s
 
 from ultra.answerer.answerer import Answerer, check_projectors_trained
 from ultra.answerer.blank import blank_like
+from ultra.answerer.choice import MAX_CANDIDATES, CandidateError, Choice, softmax
 from ultra.answerer.requests import (
     DEFAULT_MODEL,
     Answer,
@@ -19,8 +20,11 @@ from ultra.answerer.streaming import AnswerStream
 
 __all__ = [
     "DEFAULT_MODEL",
+    "MAX_CANDIDATES",
     "Answer",
     "AnswerStream",
+    "CandidateError",
+    "Choice",
     "Answerer",
     "GenerationSettings",
     "Likelihood",
@@ -30,4 +34,5 @@ __all__ = [
     "UntrainedModelError",
     "blank_like",
     "check_projectors_trained",
+    "softmax",
 ]

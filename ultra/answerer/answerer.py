@@ -23,7 +23,14 @@ from torch import nn
 from transformers import StoppingCriteriaList
 
 from fusion.progress import progress_bar
-from ultra.answerer.inputs import EncodedRequest, base_model, collate_requests, encode_request
+from ultra.answerer.choice import Choice, check_candidates, softmax
+from ultra.answerer.inputs import (
+    EncodedRequest,
+    base_model,
+    collate_requests,
+    encode_answers,
+    encode_request,
+)
 from ultra.answerer.requests import (
     DEFAULT_MODEL,
     Answer,
@@ -237,22 +244,40 @@ class Answerer:
         results: list[Likelihood] = []
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start : start + batch_size]
-            encoded = [encode_request(self.model, self.processor, request, text) for request, text in chunk]
-            for item in encoded:
-                if item.input_ids.shape[0] > self.context_length:
-                    raise PromptTooLongError(int(item.input_ids.shape[0]), self.context_length)
-            with self._lock, _eval_mode(self.model):
-                batch = collate_requests(self.model, self.processor, encoded, padding_side="right")
-                labels = batch.pop("labels")
-                logits = self.model(**batch).logits[:, :-1].float()
-            targets = labels[:, 1:]
-            mask = targets != IGNORE_INDEX
-            picked = (
-                torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-            )
-            totals = (picked * mask).sum(dim=1)
-            results += [
-                Likelihood(total=float(total), tokens=int(count))
-                for total, count in zip(totals.tolist(), mask.sum(dim=1).tolist(), strict=True)
-            ]
+            results += self._score([encode_request(self.model, self.processor, r, t) for r, t in chunk])
         return results
+
+    def choose(self, request: Request, candidates: Sequence[str], temperature: float = 1.0) -> Choice:
+        """Probabilities of the closed answers ``candidates`` (at most 16) to ``request``: a softmax
+        at ``temperature`` over each candidate's summed log-likelihood (``ultra.answerer.choice``).
+
+        The prompt and its images are encoded once and every candidate scored in one batch.
+        """
+        items = check_candidates(candidates)
+        scores = self._score(encode_answers(self.model, self.processor, request, items))
+        totals = tuple(score.total for score in scores)
+        return Choice(
+            candidates=items,
+            log_likelihoods=totals,
+            tokens=tuple(score.tokens for score in scores),
+            probabilities=tuple(softmax(totals, temperature)),
+            temperature=float(temperature),
+        )
+
+    def _score(self, encoded: Sequence[EncodedRequest]) -> list[Likelihood]:
+        """Summed log-probabilities of the labelled tokens of each encoded exchange (one batch)."""
+        for item in encoded:
+            if item.input_ids.shape[0] > self.context_length:
+                raise PromptTooLongError(int(item.input_ids.shape[0]), self.context_length)
+        with self._lock, _eval_mode(self.model):
+            batch = collate_requests(self.model, self.processor, encoded, padding_side="right")
+            labels = batch.pop("labels")
+            logits = self.model(**batch).logits[:, :-1].float()
+        targets = labels[:, 1:]
+        mask = targets != IGNORE_INDEX
+        picked = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+        totals = (picked * mask).sum(dim=1)
+        return [
+            Likelihood(total=float(total), tokens=int(count))
+            for total, count in zip(totals.tolist(), mask.sum(dim=1).tolist(), strict=True)
+        ]

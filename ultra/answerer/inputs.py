@@ -59,19 +59,22 @@ class EncodedRequest:
         }
 
 
-def encode_request(
-    model: nn.Module, processor: UltraProcessor, request: Request, answer: str | None = None
-) -> EncodedRequest:
-    """The prompt of ``request`` (ending with the assistant header), or with ``answer`` the whole
-    exchange with labels on the answer's tokens only (for likelihoods)."""
-    prompt_ids, _ = processor.tokenize_conversation(conversation(request), add_generation_prompt=True)
-    input_ids, labels = prompt_ids, None
-    if answer is not None:
-        input_ids, labels = processor.tokenize_conversation(conversation(request, answer), False)
-        # only this answer's own tokens: not earlier assistant turns, not the closing <|im_end|>
-        labels = [IGNORE_INDEX] * len(prompt_ids) + [
-            IGNORE_INDEX if label == processor.eos_token_id else label for label in labels[len(prompt_ids) :]
-        ]
+def _answer_tokens(
+    processor: UltraProcessor, request: Request, prompt_ids: list[int], answer: str
+) -> tuple[list[int], list[int]]:
+    """The whole exchange with ``answer`` and labels on the answer's own tokens only."""
+    input_ids, labels = processor.tokenize_conversation(conversation(request, answer), False)
+    # only this answer's own tokens: not earlier assistant turns, not the closing <|im_end|>
+    labels = [IGNORE_INDEX] * len(prompt_ids) + [
+        IGNORE_INDEX if label == processor.eos_token_id else label for label in labels[len(prompt_ids) :]
+    ]
+    return input_ids, labels
+
+
+def _media(
+    model: nn.Module, processor: UltraProcessor, request: Request
+) -> tuple[list[torch.Tensor] | None, list[torch.Tensor] | None]:
+    """The request's image and video pixel tensors (blank ones for the blind check)."""
     images = request.all_images
     tower = model.vision_tower
     pixel_values = None
@@ -88,13 +91,48 @@ def encode_request(
             if request.blank_images
             else processor.preprocess_images(processor.sample_frames(request.video_frames))
         )
+    return pixel_values, videos
+
+
+def encode_request(
+    model: nn.Module, processor: UltraProcessor, request: Request, answer: str | None = None
+) -> EncodedRequest:
+    """The prompt of ``request`` (ending with the assistant header), or with ``answer`` the whole
+    exchange with labels on the answer's tokens only (for likelihoods)."""
+    if answer is not None:
+        return encode_answers(model, processor, request, [answer])[0]
+    prompt_ids, _ = processor.tokenize_conversation(conversation(request), add_generation_prompt=True)
+    pixel_values, videos = _media(model, processor, request)
     return EncodedRequest(
-        input_ids=torch.tensor(input_ids, dtype=torch.long),
-        labels=torch.tensor(labels, dtype=torch.long) if labels is not None else None,
+        input_ids=torch.tensor(prompt_ids, dtype=torch.long),
+        labels=None,
         pixel_values=pixel_values,
         pixel_values_videos=videos,
         scales=image_scales(request),
     )
+
+
+def encode_answers(
+    model: nn.Module, processor: UltraProcessor, request: Request, answers: Sequence[str]
+) -> list[EncodedRequest]:
+    """One scored exchange per answer to the same request: the prompt and its images are
+    tokenised and preprocessed once and shared by every row (closed-answer probabilities)."""
+    prompt_ids, _ = processor.tokenize_conversation(conversation(request), add_generation_prompt=True)
+    pixel_values, videos = _media(model, processor, request)
+    scales = image_scales(request)
+    encoded = []
+    for answer in answers:
+        input_ids, labels = _answer_tokens(processor, request, prompt_ids, answer)
+        encoded.append(
+            EncodedRequest(
+                input_ids=torch.tensor(input_ids, dtype=torch.long),
+                labels=torch.tensor(labels, dtype=torch.long),
+                pixel_values=pixel_values,
+                pixel_values_videos=videos,
+                scales=scales,
+            )
+        )
+    return encoded
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
