@@ -15,8 +15,6 @@ from pathlib import Path
 
 import gradio as gr
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.responses import PlainTextResponse
 
 from demo import texts
 from demo.uploads import SessionFiles, UploadKinds, parse_size, too_large
@@ -176,19 +174,34 @@ def build_demo(answerer, files: SessionFiles, options: DemoOptions, screener=Non
     return blocks
 
 
-class UploadLimitMessage(BaseHTTPMiddleware):
+class UploadLimitMessage:
     """Gradio's upload route answers a file over ``max_file_size`` with 413 (the partial file
-    deleted) in English; the page's users read Chinese."""
+    deleted) in English; the page's users read Chinese. Only that route passes through here."""
 
     def __init__(self, app, message: str) -> None:
-        super().__init__(app)
-        self.message = message
+        self.app = app
+        self.body = message.encode("utf-8")
 
-    async def dispatch(self, request, call_next):
-        response = await call_next(request)
-        if response.status_code == 413 and request.url.path.endswith("/upload"):
-            return PlainTextResponse(self.message, status_code=413)
-        return response
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/upload"):
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def send_in_chinese(message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                replaced = True
+                headers = [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(self.body)).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 413, "headers": headers})
+                await send({"type": "http.response.body", "body": self.body})
+            elif not replaced:
+                await send(message)
+
+        await self.app(scope, receive, send_in_chinese)
 
 
 def check_upload_folder(files: SessionFiles) -> None:
