@@ -55,11 +55,12 @@ def shared_us_folder() -> Path:
 
 
 def _process(path: Path, out: Path, **options: object):
-    return process_input(InputItem(path.stem, path.name, path=str(path)), str(out), ProcessOptions(**options), KEY)
+    item = InputItem(path.stem, path.name, path=str(path))
+    return process_input(item, str(out), ProcessOptions(**options), KEY)
 
 
 def kept(folder: Path, out: Path) -> None:
-    print("| file | status | PNG size (w×h) | non-black pixels of the crop still shown, per PNG | scan lost outside text boxes |")
+    print("| file | status | PNG size (w×h) | crop shown, per PNG | scan lost outside text |")
     print("|---|---|---|---|---|")
     for path in sorted(folder.glob("*.dcm")):
         outcome = _process(path, out / path.stem)
@@ -75,7 +76,7 @@ def kept(folder: Path, out: Path) -> None:
             shown = png.max(axis=2) > 0
             shares.append(f"{(source & shown).sum() / max(1, source.sum()):.0%}")
             size = f"{png.shape[1]}×{png.shape[0]}"
-        lost = outcome.record["pixel_cleaning"].get("scan_loss")  # the masking's own measure, where it has one
+        lost = outcome.record["pixel_cleaning"].get("scan_loss")  # the masking's own measure, if any
         lost_text = "—" if lost is None else f"{lost:.1%}"
         print(f"| {path.name} | {outcome.status} | {size} | {' '.join(shares)} | {lost_text} |")
 
@@ -139,9 +140,11 @@ def planted(folder: Path, out: Path, cases: int) -> None:
         claims[claim] = claims.get(claim, 0) + 1
         if hits:
             leaks += 1
-            print(f"  case {number} ({header}, {text!r}, {size} px, {fill}): readable {hits}, header says {claim}")
+            case = f"case {number} ({header}, {text!r}, {size} px, {fill})"
+            print(f"  {case}: readable {hits}, header says {claim}")
     took = time.perf_counter() - start
-    print(f"planted: readable in {leaks} of {min(cases, len(grid))} cases; BurnedInAnnotation {claims}; {took:.0f} s")
+    done = min(cases, len(grid))
+    print(f"planted: readable in {leaks} of {done} cases; BurnedInAnnotation {claims}; {took:.0f} s")
 
 
 def cine(folder: Path, out: Path) -> None:
@@ -158,7 +161,8 @@ def cine(folder: Path, out: Path) -> None:
     assert outcome.record is not None, outcome.reason
     frames = pydicom.dcmread(out / "cine" / outcome.record["dicom"]).pixel_array
     masked = frames[8, y0:y1, x0:x1].max() == 0
-    print(f"cine: frames OCR'd {outcome.record['pixel_cleaning'].get('ocr_frames')}; frame 8 masked: {masked}")
+    checked = outcome.record["pixel_cleaning"].get("ocr_frames")
+    print(f"cine: frames OCR'd {checked}; frame 8 masked: {masked}")
 
 
 def main() -> None:

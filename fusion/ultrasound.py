@@ -130,7 +130,8 @@ def find_scan_region(
     Steps: grayscale (channel max, so colour Doppler counts) → pixels above ``threshold`` that
     are not flat (local 5×5 std above ``flat_tolerance``: speckle is never flat, while header
     bars and info panels are a uniform colour) or are a vivid colour (max − min channel at least
-    ``vivid_chroma``: saturated colour flow is flat too, and a panel is grey or dark) → a small closing (speckle joins up) → an opening
+    ``vivid_chroma``: saturated colour flow is flat too, and a panel is grey or dark) → a small
+    closing (speckle joins up) → an opening
     with a disk of diameter ``text_size`` (erases characters, text lines, calliper marks and the
     thin edge where a grey background meets a black margin, all narrower than that) → hole
     filling (dark fluid inside the scan) → the bounding box of the largest connected component

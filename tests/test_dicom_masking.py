@@ -54,7 +54,8 @@ def _assert_glyphs(text: str) -> None:
 
 
 def _process(path: Path, out: Path, **options: object) -> dict:
-    outcome = process_input(InputItem("in-test", path.name, path=str(path)), str(out), ProcessOptions(**options), KEY)
+    item = InputItem("in-test", path.name, path=str(path))
+    outcome = process_input(item, str(out), ProcessOptions(**options), KEY)
     assert outcome.status == "processed", outcome.reason
     assert outcome.record is not None
     return outcome.record
@@ -98,7 +99,8 @@ def test_masking_that_would_erase_the_scan_fails_with_the_reason(shared_data: Pa
         InputItem("in-band", path.name, path=str(path)), str(tmp_path / "out"), ProcessOptions(ocr=False), KEY
     )
     assert outcome.status == "failed"
-    assert outcome.reason is not None and "of the scan area" in outcome.reason and "at most 5%" in outcome.reason
+    assert outcome.reason is not None
+    assert "of the scan area" in outcome.reason and "at most 5%" in outcome.reason
     assert not (tmp_path / "out" / "images").exists()
 
 

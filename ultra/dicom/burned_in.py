@@ -157,7 +157,9 @@ def text_map(rgb: np.ndarray) -> np.ndarray:
     return strokes > TEXT_MAP_CONTRAST
 
 
-def text_change_frames(total: int, frame: Callable[[int], np.ndarray], plan: PixelPlan) -> list[tuple[int, int]]:
+def text_change_frames(
+    total: int, frame: Callable[[int], np.ndarray], plan: PixelPlan
+) -> list[tuple[int, int]]:
     """Frames whose text map has strokes no earlier picked frame has, with that count (frame 0: all).
 
     Maps are made on the region-masked frame, so what masking removes anyway never counts.
