@@ -34,7 +34,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "draw_scan_box",
         "find_scan_region",
         "prepare_ultrasound",
-        "to_three_channels",
     ),
     "fusion.video": (
         "count_video_frames",

@@ -17,6 +17,8 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from skimage import measure, restoration
 
+from fusion.pixels import to_rgb
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,49 +43,8 @@ class ScanBox:
         return self.x0, self.y0, self.x1, self.y1
 
 
-def _to_array(image: np.ndarray | Image.Image) -> np.ndarray:
-    if isinstance(image, Image.Image):
-        if image.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "1"):
-            image = image.convert("RGB")
-        return np.asarray(image)
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"expected a PIL image or numpy array, got {type(image).__name__}")
-    return image
-
-
-def _scale_to_uint8(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype == bool:
-        return array.astype(np.uint8) * 255
-    values = array.astype(np.float64)
-    if np.issubdtype(array.dtype, np.floating) and values.size and values.min() >= 0 and values.max() <= 1:
-        return np.round(values * 255).astype(np.uint8)
-    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
-    if high <= low:
-        return np.zeros(array.shape, dtype=np.uint8)
-    return np.round((values - low) / (high - low) * 255).astype(np.uint8)
-
-
-def to_three_channels(image: np.ndarray | Image.Image) -> Image.Image:
-    """Any grayscale/RGB(A)/palette/16-bit/float frame as an 8-bit RGB PIL image.
-
-    Integer frames wider than 8 bits and floats outside [0, 1] are min-max scaled.
-    """
-    array = _scale_to_uint8(_to_array(image))
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    elif array.ndim == 3 and array.shape[2] == 1:
-        array = np.repeat(array, 3, axis=2)
-    elif array.ndim == 3 and array.shape[2] == 4:
-        array = array[:, :, :3]
-    elif not (array.ndim == 3 and array.shape[2] == 3):
-        raise ValueError(f"cannot make 3 channels from an array of shape {array.shape}")
-    return Image.fromarray(np.ascontiguousarray(array), mode="RGB")
-
-
 def _gray_and_chroma(image: np.ndarray | Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    array = np.asarray(to_three_channels(image), dtype=np.float32) / 255.0
+    array = np.asarray(to_rgb(image), dtype=np.float32) / 255.0
     # Max over channels, not luma: colour Doppler and colour bars count as signal.
     high = array.max(axis=2)
     return high, high - array.min(axis=2)
@@ -173,7 +134,7 @@ def crop_scan_region(
     image: np.ndarray | Image.Image, **kwargs: float | int | None
 ) -> tuple[Image.Image, ScanBox]:
     """The scan region as an RGB image, and the box it was cut from."""
-    rgb = to_three_channels(image)
+    rgb = to_rgb(image)
     box = find_scan_region(rgb, **kwargs)
     return rgb.crop(box.as_tuple()), box
 
@@ -181,10 +142,10 @@ def crop_scan_region(
 def denoise_speckle(image: Image.Image, strength: float = 0.6) -> Image.Image:
     """Non-local means with a filter strength below the noise estimate, so speckle texture
     (which carries tissue information) is softened rather than erased."""
-    array = np.asarray(to_three_channels(image), dtype=np.float32) / 255.0
+    array = np.asarray(to_rgb(image), dtype=np.float32) / 255.0
     sigma = float(np.mean(restoration.estimate_sigma(array, channel_axis=-1)))
     if sigma <= 0:
-        return to_three_channels(image)
+        return to_rgb(image)
     result = restoration.denoise_nl_means(
         array,
         h=strength * sigma,
@@ -194,14 +155,14 @@ def denoise_speckle(image: Image.Image, strength: float = 0.6) -> Image.Image:
         fast_mode=True,
         channel_axis=-1,
     )
-    return to_three_channels(np.clip(result, 0.0, 1.0))
+    return to_rgb(np.clip(result, 0.0, 1.0))
 
 
 def prepare_ultrasound(
     image: np.ndarray | Image.Image, crop: bool = True, denoise: bool = False
 ) -> tuple[Image.Image, ScanBox]:
     """The model's view of an ultrasound frame: 3 channels, scan region, optionally denoised."""
-    rgb = to_three_channels(image)
+    rgb = to_rgb(image)
     if crop:
         rgb, box = crop_scan_region(rgb)
     else:
@@ -213,7 +174,7 @@ def prepare_ultrasound(
 
 def draw_scan_box(image: np.ndarray | Image.Image, box: ScanBox, colour: str = "#00ff66") -> Image.Image:
     """A copy of the frame with the box outlined, for the demo and reports."""
-    rgb = to_three_channels(image).copy()
+    rgb = to_rgb(image).copy()
     line = max(1, round(min(rgb.size) / 200))
     ImageDraw.Draw(rgb).rectangle((box.x0, box.y0, box.x1 - 1, box.y1 - 1), outline=colour, width=line)
     return rgb

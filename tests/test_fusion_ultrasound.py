@@ -10,13 +10,13 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.pixels import apply_color_lut
 
+from fusion.pixels import to_rgb
 from fusion.ultrasound import (
     ScanBox,
     crop_scan_region,
     draw_scan_box,
     find_scan_region,
     prepare_ultrasound,
-    to_three_channels,
 )
 
 TOLERANCE = 2
@@ -30,7 +30,7 @@ def _read_us_frame(path: Path, frame: int = 0) -> np.ndarray:
         pixels = pixels[frame]
     if dataset.PhotometricInterpretation == "PALETTE COLOR":
         pixels = apply_color_lut(pixels, dataset)
-    return np.asarray(to_three_channels(pixels))
+    return np.asarray(to_rgb(pixels))
 
 
 def _pad_with_margins_and_text(
@@ -127,16 +127,6 @@ def test_real_dicom_frames_padded_box_shifts_with_padding(
 
 def test_all_black_frame_returns_whole_frame() -> None:
     assert find_scan_region(np.zeros((40, 60), dtype=np.uint8)) == ScanBox(0, 0, 60, 40)
-
-
-def test_to_three_channels_handles_modes() -> None:
-    gray = Image.new("L", (5, 4), 100)
-    assert to_three_channels(gray).mode == "RGB"
-    assert np.asarray(to_three_channels(np.full((4, 5), 0.5, dtype=np.float32)))[0, 0, 0] == 128
-    rgba = np.zeros((4, 5, 4), dtype=np.uint8)
-    assert to_three_channels(rgba).size == (5, 4)
-    with pytest.raises(ValueError, match="shape"):
-        to_three_channels(np.zeros((2, 2, 2, 2), dtype=np.uint8))
 
 
 def test_prepare_ultrasound_crops_and_denoise_keeps_size(shared_data: Path) -> None:
