@@ -192,7 +192,9 @@ class UltraProcessor:
     def prepare_image(self, image: Image.Image) -> Image.Image:
         """What the encoders see before resizing: RGB, cut to the scan region when configured."""
         if not self.crop_scan_region:
-            return image.convert("RGB")
+            from fusion.pixels import to_rgb
+
+            return to_rgb(image)  # the one pixel policy: 16-bit images scaled, not clipped
         from fusion.ultrasound import prepare_ultrasound
 
         return prepare_ultrasound(image, crop=True)[0]
