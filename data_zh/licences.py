@@ -1,8 +1,10 @@
-"""Which record licences forbid commercial use, and which sources a set of records came from.
+"""Which record licences forbid commercial use or require a citation, and which sources a set of
+records came from.
 
 Records carry their licence as text (``Record.licence``); a model whose weights ship with the
-package may only learn from records whose licence allows redistribution for any use. The markers
-below are the phrasings the converters write (Cholec80's CC BY-NC-SA, PromptCBLUE's 仅供学术研究).
+package may only learn from records whose licence allows redistribution for any use, and its card
+must cite every source whose licence asks for it. The markers below are the phrasings the
+converters write (Cholec80's CC BY-NC-SA, PromptCBLUE's 仅供学术研究, BUS-BRA's citation required).
 """
 
 from __future__ import annotations
@@ -20,15 +22,30 @@ _NON_COMMERCIAL = re.compile(
 )
 
 
+_CITATION_REQUIRED = re.compile(r"citation required|required to cite|须引用", re.IGNORECASE)
+
+
 def is_non_commercial(licence: str) -> bool:
     """True when a licence text says the data may not be used commercially."""
     return bool(_NON_COMMERCIAL.search(licence))
 
 
+def requires_citation(licence: str) -> bool:
+    """True when a licence text makes citing the dataset's article a condition of use."""
+    return bool(_CITATION_REQUIRED.search(licence))
+
+
 def source_licences(records: Iterable[Record]) -> list[dict[str, object]]:
-    """One row per (source, licence): how many records, and whether the licence is non-commercial."""
+    """One row per (source, licence): how many records, whether the licence is non-commercial, and
+    whether it requires the dataset's article to be cited."""
     counts = Counter((record.source, record.licence) for record in records)
     return [
-        {"source": source, "licence": licence, "records": count, "non_commercial": is_non_commercial(licence)}
+        {
+            "source": source,
+            "licence": licence,
+            "records": count,
+            "non_commercial": is_non_commercial(licence),
+            "citation_required": requires_citation(licence),
+        }
         for (source, licence), count in sorted(counts.items())
     ]

@@ -17,6 +17,7 @@ SPLITS_DIR = Path(__file__).resolve().parent / "splits"
 BUSI_RATIOS = {"train": 0.55, "selftrain_pool": 0.20, "val": 0.25}
 LAPAROSCOPY_RATIOS = {"train": 0.7, "val": 0.3}
 DICOM_RATIOS = {"train": 0.7, "val": 0.3}
+BUSBRA_FOLDS = {1: "train", 2: "train", 3: "train", 4: "val"}  # official fold 5 is held out of shared/data
 
 
 def _allocate(n: int, ratios: Mapping[str, float]) -> dict[str, int]:
@@ -204,6 +205,49 @@ def make_busi_split_payload(
     groups = near_duplicate_groups({key: Path(root) / key for key in rows}, max_distance)
     labels = {key: row["label"] for key, row in rows.items()}
     return busi_split_payload(labels, groups, seed, max_distance, previous)
+
+
+def busbra_split_payload(folds: Mapping[str, int], patients: Mapping[str, str]) -> dict[str, Any]:
+    """The BUS-BRA split: the official folds kept, fold 4 = ``val``, folds 1–3 = ``train`` and its
+    cross-validation folds (``cv_folds``). The official folds are patient-disjoint; this checks it,
+    so both views (``-l``/``-r``) of one lesion, one patient's, can never straddle two splits."""
+    fold_of_patient: dict[str, int] = {}
+    for key in sorted(folds):
+        patient, fold = patients[key], folds[key]
+        if fold_of_patient.setdefault(patient, fold) != fold:
+            raise ValueError(f"patient {patient} lies in folds {fold_of_patient[patient]} and {fold} ({key})")
+    unknown = sorted(set(folds.values()) - set(BUSBRA_FOLDS))
+    if unknown:
+        raise ValueError(f"BUS-BRA fold(s) {unknown} are not one of {sorted(BUSBRA_FOLDS)}")
+    by_fold = {fold: sorted(key for key in folds if folds[key] == fold) for fold in sorted(BUSBRA_FOLDS)}
+    splits = sorted(set(BUSBRA_FOLDS.values()), key=list(BUSBRA_FOLDS.values()).index)
+    return {
+        "name": "busbra",
+        "unit": "image ID (bus_data.csv ID, Images/<ID>.png)",
+        "rule": "official 5-fold-cv.csv kFold: 4 = val, 1-3 = train (the folds kept for cross-validation)",
+        "grouped_by": "patient (Case); the official folds are patient-disjoint",
+        "cv_folds": {str(fold): keys for fold, keys in by_fold.items() if BUSBRA_FOLDS[fold] == "train"},
+        "splits": {name: sorted(key for key in folds if BUSBRA_FOLDS[folds[key]] == name) for name in splits},
+    }
+
+
+def make_busbra_split_payload(root: str | Path) -> dict[str, Any]:
+    """``busbra_split_payload`` from a BUS-BRA folder (bus_data.csv, 5-fold-cv.csv)."""
+    from data_zh.converters.busbra import read_busbra_rows
+
+    rows = read_busbra_rows(root)
+    folds = {key: row["fold"] for key, row in rows.items()}
+    return busbra_split_payload(folds, {key: row["patient"] for key, row in rows.items()})
+
+
+def official_folds(split_name: str = "busbra") -> list[list[str]]:
+    """The committed cross-validation folds of a split that keeps its dataset's own folds, in order."""
+    from data_zh.splits import load_split_payload
+
+    folds = load_split_payload(split_name).get("cv_folds")
+    if not folds:
+        raise ValueError(f"the {split_name} split keeps no official folds")
+    return [folds[name] for name in sorted(folds, key=int)]
 
 
 def laparoscopy_split_payload(

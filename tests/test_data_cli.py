@@ -49,7 +49,7 @@ def test_build_and_convert_to_llava(shared_data, tmp_path):
     # site, lesion and 良恶性 on each of the 164 val images (24 normal ones: 未见明确病灶)
     assert len(records) == 164 + 164 + 164 and all(r.split == "val" for r in records)
     result = runner.invoke(app, ["data", "build", "nonsense", str(shared_data / "busi"), "-o", str(out)])
-    assert result.exit_code == 2 and "unknown data source 'nonsense'; known: busi_instructions" in result.output
+    assert result.exit_code == 2 and "unknown data source 'nonsense'; known: busbra_labels, busbra_vqa" in result.output
 
 
 def test_sources_lists_every_source_and_converter_and_build_takes_any(shared_data, tmp_path):

@@ -108,7 +108,8 @@ def test_a_split_keeps_only_its_records_and_all_keeps_every_split(tmp_path):
 
 
 def test_errors_name_the_source_and_what_it_needs(tmp_path):
-    with pytest.raises(UnknownEntryError, match="unknown data source 'imagenet'; known: busi_instructions"):
+    known = "known: busbra_labels, busbra_vqa, busi_instructions"
+    with pytest.raises(UnknownEntryError, match=f"unknown data source 'imagenet'; {known}"):
         load_records("imagenet", tmp_path)
     with pytest.raises(ValueError, match=r"busi_vqa: pass a BUSI-layout folder \(labels.csv, images/\) as root"):
         load_records("busi_vqa")

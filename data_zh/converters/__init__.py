@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_zh.converters.base import ConversionError
+from data_zh.converters.busbra import BUSBRA_LAYOUT, convert_busbra
 from data_zh.converters.busi import convert_busi
 from data_zh.converters.detect import (
     looks_like_busi,
@@ -63,6 +64,7 @@ CONVERTERS: Registry[Converter] = Registry(
         "busi": Converter(
             convert_busi, "a BUSI-layout folder (labels.csv, images/)", SPLIT_MAP, looks_like=looks_like_busi
         ),
+        "busbra": Converter(convert_busbra, BUSBRA_LAYOUT, SPLIT_MAP),
         "laparoscopy": Converter(
             convert_laparoscopy,
             "YOLO frames (classes.txt, <subset>/images, <subset>/labels)",
@@ -110,6 +112,7 @@ __all__ = [
     "ConversionError",
     "Converter",
     "convert",
+    "convert_busbra",
     "convert_busi",
     "convert_dicom",
     "convert_laparoscopy",

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 BUSI_ROOT = "a BUSI-layout folder (labels.csv, images/)"
 LAPAROSCOPY_ROOT = "the laparoscopy frames folder (classes.txt, <subset>/images, <subset>/labels)"
 DICOM_ROOT = "a folder of .dcm files"
+BUSBRA_ROOT = "the BUS-BRA folder (bus_data.csv, 5-fold-cv.csv, Images/, Masks/)"
 
 
 def of_split(records: list[Record], split: str) -> list[Record]:
@@ -60,6 +61,12 @@ def _busi_vqa(root: Path, split: str, wordings: str = "train") -> list[Record]:
     from data_zh.builders import build_busi_vqa
 
     return build_busi_vqa(root, split, wordings=wordings)
+
+
+def _busbra_vqa(root: Path, split: str, wordings: str = "train") -> list[Record]:
+    from data_zh.builders.busbra import build_busbra_vqa
+
+    return build_busbra_vqa(root, split, wordings=wordings)
 
 
 def _busi_question_types(root: None, split: str, wordings: str = "train") -> list[Record]:
@@ -169,6 +176,24 @@ SOURCES: Registry[DataSourceSpec] = Registry(
             test_split="val",
             dataset="busi",
             folder="busi",
+        ),
+        "busbra_vqa": DataSourceSpec(
+            "BUS-BRA closed questions: site, lesion (always 是), 良恶性 from biopsy; each image's facts kept",
+            _busbra_vqa,
+            root=BUSBRA_ROOT,
+            options=("wordings",),
+            default_split="val",
+            test_split="val",
+            dataset="busbra",
+            folder="busbra",
+        ),
+        "busbra_labels": DataSourceSpec(
+            "one BUS-BRA record per image: pathology, histology, BI-RADS, scanner, box, mask, patient, view",
+            _converted("busbra"),
+            root=BUSBRA_ROOT,
+            test_split="val",
+            dataset="busbra",
+            folder="busbra",
         ),
         "dicom_instructions": DataSourceSpec(
             "modality questions (超声 / CT / 磁共振, 是否为超声) on DICOM files, from the Modality tag",

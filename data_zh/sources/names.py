@@ -2,7 +2,9 @@
 
 Shipped configs say ``kind: busi`` and ``ultra eval -d busi``, and those words meant different
 sources (BUSI instruction tasks for training, the BUSI-zh closed questions for evaluation). They
-keep working through these tables, and nowhere else: every other name is a ``SOURCES`` entry.
+keep working through these tables, and nowhere else: every other name is a ``SOURCES`` entry. A
+dataset added later takes the same short evaluation names (``busbra``, ``busbra_heldout``) so
+``ultra eval -d`` reads alike across datasets.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ EVALUATION_NAMES: Registry[SourceRef] = Registry(
     {
         "busi": SourceRef("busi_vqa", {"wordings": "train"}),
         "busi_heldout": SourceRef("busi_vqa", {"wordings": "heldout"}),
+        "busbra": SourceRef("busbra_vqa", {"wordings": "train"}),
+        "busbra_heldout": SourceRef("busbra_vqa", {"wordings": "heldout"}),
         "dicom": SourceRef("dicom_modality"),
         "laparoscopy": SourceRef("laparoscopy_frames"),
     },
