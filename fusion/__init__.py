@@ -35,6 +35,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "find_scan_region",
         "prepare_ultrasound",
     ),
+    "fusion.frame_sampling": ("uniform_frame_indices",),
     "fusion.video": (
         "count_video_frames",
         "encode_clip",
@@ -42,7 +43,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "read_video_frames",
         "sample_frames",
         "scene_change_frame_indices",
-        "uniform_frame_indices",
         "video_token_count",
     ),
 }
