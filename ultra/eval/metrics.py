@@ -11,7 +11,8 @@ Open questions compare token lists (see :mod:`ultra.eval.tokenize`):
   perfect two-character answer; with the effective order a perfect answer always scores 1;
 - ROUGE-L = F1 of the longest common subsequence.
 
-Closed questions compare canonical labels (see :mod:`ultra.eval.canonical`).
+Closed questions compare canonical labels (:mod:`ultra.eval.canonical`, in :func:`ultra.eval.score.score_item`);
+their hits are summed up here by ``accuracy`` and ``balanced_accuracy``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
-
-from ultra.eval.canonical import canonical_label
 
 BLEU_ORDERS = (1, 2, 3, 4)
 
@@ -116,11 +115,6 @@ def open_scores(hypothesis: Sequence[str], reference: Sequence[str]) -> OpenScor
     )
 
 
-def closed_correct(prediction: str, gold: str) -> bool:
-    """A closed answer is right when its canonical label equals the gold's."""
-    return canonical_label(prediction) == canonical_label(gold)
-
-
 def accuracy(hits: Sequence[bool | float]) -> float:
     """Mean of 0/1 hits; 0.0 for an empty list."""
     return sum(float(h) for h in hits) / len(hits) if hits else 0.0
@@ -163,3 +157,91 @@ def bootstrap_ci(
     low = stats[max(0, math.floor(tail * n_resamples))]
     high = stats[min(n_resamples - 1, math.ceil((1 - tail) * n_resamples) - 1)]
     return (low, high)
+
+
+# Probabilities of closed answers (``Answerer.choose``): ranking and calibration -----------------
+ECE_BINS = 15
+
+
+def roc_auc(labels: Sequence[int | bool], scores: Sequence[float]) -> float | None:
+    """Area under the ROC curve of ``scores`` for the positive ``labels`` (1/True), as the
+    Mann-Whitney statistic: the chance that a random positive outscores a random negative, ties
+    counting one half. None when either class is absent (no ranking to judge)."""
+    import numpy as np
+
+    y = np.asarray(labels, dtype=bool)
+    s = np.asarray(scores, dtype=float)
+    if y.shape != s.shape:
+        raise ValueError(f"{y.size} labels but {s.size} scores")
+    positives, negatives = s[y], s[~y]
+    if not positives.size or not negatives.size:
+        return None
+    greater = (positives[:, None] > negatives[None, :]).sum()
+    ties = (positives[:, None] == negatives[None, :]).sum()
+    return float((greater + 0.5 * ties) / (positives.size * negatives.size))
+
+
+def sensitivity_specificity(
+    labels: Sequence[int | bool], predicted: Sequence[int | bool]
+) -> tuple[float | None, float | None]:
+    """(share of positives predicted positive, share of negatives predicted negative); None for
+    a class with no members."""
+    if len(labels) != len(predicted):
+        raise ValueError(f"{len(labels)} labels but {len(predicted)} predictions")
+    pos = [bool(p) for y, p in zip(labels, predicted, strict=True) if y]
+    neg = [not bool(p) for y, p in zip(labels, predicted, strict=True) if not y]
+    return (accuracy(pos) if pos else None, accuracy(neg) if neg else None)
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One confidence bin: its edges, how many answers fell in it, their mean confidence and accuracy."""
+
+    low: float
+    high: float
+    count: int
+    confidence: float
+    accuracy: float
+
+
+def reliability_bins(
+    confidences: Sequence[float], correct: Sequence[bool], n_bins: int = ECE_BINS
+) -> list[ReliabilityBin]:
+    """Equal-width bins over [0, 1] of the top probability; bin ``b`` holds ``(b/n, (b+1)/n]``
+    (the first also holds 0). Empty bins are kept with count 0."""
+    import numpy as np
+
+    if len(confidences) != len(correct):
+        raise ValueError(f"{len(confidences)} confidences but {len(correct)} outcomes")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    conf = np.asarray(confidences, dtype=float)
+    hits = np.asarray(correct, dtype=float)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    bins = []
+    for b in range(n_bins):
+        members = index == b
+        count = int(members.sum())
+        bins.append(
+            ReliabilityBin(
+                low=float(edges[b]),
+                high=float(edges[b + 1]),
+                count=count,
+                confidence=float(conf[members].mean()) if count else 0.0,
+                accuracy=float(hits[members].mean()) if count else 0.0,
+            )
+        )
+    return bins
+
+
+def expected_calibration_error(
+    confidences: Sequence[float], correct: Sequence[bool], n_bins: int = ECE_BINS
+) -> float:
+    """ECE: ``sum_b |B_b|/n * |accuracy(B_b) - confidence(B_b)|`` over ``reliability_bins``
+    (confidence = the argmax candidate's probability, correct = the argmax is the gold answer)."""
+    bins = reliability_bins(confidences, correct, n_bins)
+    total = sum(b.count for b in bins)
+    if not total:
+        return 0.0
+    return sum(b.count / total * abs(b.accuracy - b.confidence) for b in bins)
