@@ -156,6 +156,9 @@ def test_busi_vqa_is_closed_on_val_only(shared_data, busi_truth):
         "恶性": 44,
         "未见明确病灶": 24,
     }
+    for record in records:  # each image's mask file, for the pointing game
+        image = record.media.images[0]
+        assert record.extra["masks"] == [image.replace("images/", "masks/", 1).removesuffix(".png") + "_mask.png"]
     with pytest.raises(ValueError, match="unknown busi split 'dev'"):
         build_busi_vqa(shared_data / "busi", split="dev")
 

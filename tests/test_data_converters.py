@@ -127,7 +127,7 @@ def test_round_trip_through_llava_jsonl(shared_data, tmp_path, source):
 
 
 def test_unknown_source_is_a_clear_error(tmp_path):
-    with pytest.raises(UnknownEntryError, match="unknown converter 'imagenet'; known: busi, dicom"):
+    with pytest.raises(UnknownEntryError, match="unknown converter 'imagenet'; known: busbra, busi, dicom"):
         convert("imagenet", tmp_path)
 
 

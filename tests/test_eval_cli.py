@@ -111,7 +111,8 @@ def test_eval_names_read_the_registry_sources(shared_data):
     assert [r.id for r in busi] == [r.id for r in load_eval_records("busi_vqa", shared_data / "busi", "val")]
     clips = load_eval_records("laparoscopy_video", shared_data / "laparoscopy_frames", "all")
     assert {r.split for r in clips} == {"train", "val"}
-    with pytest.raises(ValueError, match="unknown dataset 'nope': use one of busi, busi_heldout, busi_instructions"):
+    names = "busbra, busbra_heldout, busbra_labels, busbra_vqa, busi, busi_heldout"
+    with pytest.raises(ValueError, match=f"unknown dataset 'nope': use one of {names}"):
         load_eval_records("nope", shared_data)
     with pytest.raises(ValueError, match=r"busi_vqa: pass a BUSI-layout folder \(labels.csv, images/\) as root"):
         load_eval_records("busi_heldout")

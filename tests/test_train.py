@@ -536,7 +536,8 @@ def test_source_kinds_name_registry_entries_and_the_old_words_still_load(shared_
     old = load_source(DataSource(kind="busi", path=busi, split="val", max_records=30))
     new = load_source(DataSource(kind="busi_instructions", path=busi, split="val", max_records=30))
     assert [r.id for r in old] == [r.id for r in new] and {r.split for r in new} == {"val"}
-    with pytest.raises(ValueError, match="unknown data source kind 'imagenet'; known: busi, busi_instructions"):
+    known = "busbra_labels, busbra_vqa, busi, busi_instructions"
+    with pytest.raises(ValueError, match=f"unknown data source kind 'imagenet'; known: {known}"):
         DataSource(kind="imagenet", path=busi)
     with pytest.raises(ValueError, match=r"a busi_vqa data source needs a path \(a BUSI-layout folder"):
         DataSource(kind="busi_vqa")

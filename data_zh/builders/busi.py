@@ -7,7 +7,8 @@ from pathlib import Path
 
 from data_zh.builders.phrasing import pick, pick_distinct
 from data_zh.builders.wordings import WordingSet, question_wordings
-from data_zh.converters.busi import BUSI_LICENCE, LABEL_ZH, read_busi_labels
+from data_zh.converters.busi import BUSI_LICENCE, LABEL_ZH, busi_mask_finder, read_busi_labels
+from data_zh.masks import MASKS
 from data_zh.schema import Labels, Media, Reasoning, Record, qa_turns
 from data_zh.splits import load_split, split_lookup
 
@@ -81,13 +82,14 @@ def _images_of(split: str, rows: dict[str, dict[str, str]], split_name: str) -> 
     return [path for path in wanted if path in rows]
 
 
-def _labelled_images(root: Path, split: str, split_name: str) -> list[tuple[str, str, str | None]]:
-    """``(image path, label, split tag)`` for each image the builders turn into records; with
-    ``split="all"`` the tag is the image's committed split (None for a user's own images)."""
+def _labelled_images(root: Path, split: str, split_name: str) -> list[tuple[str, str, str | None, list[str]]]:
+    """``(image path, label, split tag, mask files)`` for each image the builders turn into records;
+    with ``split="all"`` the tag is the image's committed split (None for a user's own images)."""
     rows = read_busi_labels(root)
     tags = split_lookup(split_name) if split == "all" else {}
+    masks_of = busi_mask_finder(root)
     return [
-        (path, rows[path]["label"], tags.get(path) if split == "all" else split)
+        (path, rows[path]["label"], tags.get(path) if split == "all" else split, masks_of(path))
         for path in _images_of(split, rows, split_name)
     ]
 
@@ -110,7 +112,7 @@ def _record(
         answer_type=closed,
         labels=Labels(classes=[label]),
         split=split,
-        extra={"busi_label": label, "question_type": kind, **kw.pop("extra", {})},
+        extra={"busi_label": label, "question_type": kind, MASKS: kw.pop("masks", []), **kw.pop("extra", {})},
         **kw,
     )
 
@@ -146,14 +148,23 @@ def build_busi_instructions(
         raise ValueError(f"phrasings must be >= 1, got {phrasings}")
     root = Path(busi_root)
     records = []
-    for path, label, tag in _labelled_images(root, split, split_name):
+    for path, label, tag, masks in _labelled_images(root, split, split_name):
         impression = pick(IMPRESSIONS[label], path)
         for kind, questions, answer in _closed_questions(label, wordings):
             for index, question in enumerate(pick_distinct(questions, phrasings, path, kind)):
                 suffix = f"-p{index}" if phrasings > 1 else ""
                 records.append(
                     _record(
-                        root, path, label, tag, kind, question, answer, task="closed_vqa", id_suffix=suffix
+                        root,
+                        path,
+                        label,
+                        tag,
+                        kind,
+                        question,
+                        answer,
+                        task="closed_vqa",
+                        id_suffix=suffix,
+                        masks=masks,
                     )
                 )
         impression_questions = question_wordings("impression", wordings)
@@ -171,6 +182,7 @@ def build_busi_instructions(
                     answer_type="open",
                     reasoning=_reasoning(label, impression),
                     id_suffix=f"-p{index}" if phrasings > 1 else "",
+                    masks=masks,
                 )
             )
         prompts = pick_distinct(QUESTION_GENERATION_PROMPTS, phrasings, path, "qg-prompt")
@@ -187,6 +199,7 @@ def build_busi_instructions(
                     task="question_generation",
                     answer_type="open",
                     id_suffix=f"-p{index}" if phrasings > 1 else "",
+                    masks=masks,
                 )
             )
     return records
@@ -204,11 +217,12 @@ def build_busi_vqa(
     """
     root = Path(busi_root)
     records = []
-    for path, label, tag in _labelled_images(root, split, split_name):
+    for path, label, tag, masks in _labelled_images(root, split, split_name):
         for kind, questions, answer in _closed_questions(label, wordings):
             question = questions[0] if wordings == "train" else pick(questions, path, kind)
             extra = {"wordings": wordings}
-            records.append(
-                _record(root, path, label, tag, kind, question, answer, task="closed_vqa", extra=extra)
+            record = _record(
+                root, path, label, tag, kind, question, answer, task="closed_vqa", extra=extra, masks=masks
             )
+            records.append(record)
     return records
