@@ -93,16 +93,33 @@ def _split_multipart(body: bytes, content_type: str) -> list[bytes]:
     return parts
 
 
-def fetch_instance(url: str, session: requests.Session | None = None) -> bytes:
-    """The Part 10 bytes of one instance, in the transfer syntax the PACS stored it in."""
+def _bounded_body(response: requests.Response, max_bytes: int) -> bytes:
+    """The body, read in chunks and refused as soon as it passes ``max_bytes`` (a declared
+    Content-Length over it is refused before reading), so what a server claims or sends cannot
+    take the worker's memory."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise DicomWebError(f"WADO-RS answer of {int(declared):,} bytes exceeds the limit of {max_bytes:,} bytes")
+    body = bytearray()
+    for chunk in response.iter_content(chunk_size=1 << 20):
+        body += chunk
+        if len(body) > max_bytes:
+            raise DicomWebError(f"WADO-RS answer exceeds the limit of {max_bytes:,} bytes")
+    return bytes(body)
+
+
+def fetch_instance(url: str, session: requests.Session | None = None, max_bytes: int = 2**31) -> bytes:
+    """The Part 10 bytes of one instance, in the transfer syntax the PACS stored it in (at most
+    ``max_bytes`` of answer)."""
     session = session or requests.Session()
-    response = session.get(url, headers={"Accept": WADO_ACCEPT}, timeout=TIMEOUT_S)
-    if not response.ok:
-        raise DicomWebError(f"WADO-RS answered HTTP {response.status_code}")
+    with session.get(url, headers={"Accept": WADO_ACCEPT}, timeout=TIMEOUT_S, stream=True) as response:
+        if not response.ok:
+            raise DicomWebError(f"WADO-RS answered HTTP {response.status_code}")
+        content = _bounded_body(response, max_bytes)
     content_type = response.headers.get("Content-Type", "")
     if content_type.lower().startswith("multipart/"):
-        parts = _split_multipart(response.content, content_type)
+        parts = _split_multipart(content, content_type)
         if len(parts) != 1:
             raise DicomWebError(f"WADO-RS returned {len(parts)} parts for one instance")
         return parts[0]
-    return response.content
+    return content

@@ -33,6 +33,7 @@ from ultra.dicom.regions import (
 )
 from ultra.dicom.sources import InputItem, read_input_file
 from ultra.media.dicom import decode_frame_rgb, frame_count, read_dataset
+from ultra.media.limits import DEFAULT_LIMITS
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +79,12 @@ class InstanceOutcome:
 
 def _file_bytes(item: InputItem) -> bytes:
     if item.url is not None:
-        from ultra.dicom.dicomweb import fetch_instance
+        from ultra.dicom.dicomweb import DicomWebError, fetch_instance
 
         try:
-            return fetch_instance(item.url)
+            return fetch_instance(item.url, max_bytes=DEFAULT_LIMITS.max_bytes)
+        except DicomWebError as exc:
+            raise DicomReadError(item.id, str(exc)) from None
         except Exception as exc:
             raise DicomReadError(item.id, f"cannot fetch from DICOMweb ({type(exc).__name__})") from None
     return read_input_file(item.path or "", item.id)
