@@ -253,7 +253,7 @@ def test_video_frames_follow_the_same_rule(frame: np.ndarray, expected: np.ndarr
 def test_reading_pixels_pulls_in_no_model_code() -> None:
     """The policy sits on the lowest floor; reading an image must not import torch, timm or OpenCV."""
     probe = (
-        "import sys, fusion.pixels, ultra.media, data_zh.builders.report_instructions; "
+        "import sys, fusion.pixels, ultra.media, data_zh.builders.report_benchmark; "
         "print(sorted(m for m in ('torch', 'timm', 'cv2', 'skimage', 'fusion.model') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -1,5 +1,5 @@
-"""Screening wired into ultra's surfaces: ``ultra ask --report``, ``ultra dicom --screen`` (the
-``ImageSelector`` seam) and the report instruction builder.
+"""Screening wired into ultra's surfaces: ``ultra ask --report`` and ``ultra dicom --screen`` (the
+``ImageSelector`` seam).
 
 The student is real: trained here with ``screening.train_on_labels`` on a few TRAIN-split reports
 over the embedded ``ultra-tiny-zh`` vision tower (the backbone ``ultra ask`` answers with), so each
@@ -18,16 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import screening
 from data_zh.builders.report_benchmark import ReportBenchmarkConfig, build_report_benchmark
-from data_zh.builders.report_instructions import build_report_instructions
 from ultra import RESEARCH_NOTICE
 from ultra.answerer import Answerer, GenerationSettings, Request
 from ultra.media import read_image
 from ultra.resources import embedded_model_dir
-from ultra.screen.seams import builder_screen, screen_request
+from ultra.screen.seams import screen_request
 
 QUESTION = "图像中是否可见病灶？"
 
@@ -157,26 +155,3 @@ def test_dicom_screen_keeps_what_the_screener_keeps(
     assert line["images"] == [written[i] for i in expected.kept]
     kept_weights = [expected.images[i].weight for i in expected.kept]
     assert line["weights"] == [round(w / sum(kept_weights), 6) for w in kept_weights]
-
-
-def test_report_instruction_builder_drops_or_weighs_screened_images(reports, screener) -> None:
-    screen = builder_screen(screener)
-    dropped = build_report_instructions(reports[:3], screen, mode="drop")
-    weighted = build_report_instructions(reports[:3], screen, mode="weight")
-    untouched = build_report_instructions(reports[:3])
-    for source, drop, weigh, keep_all in zip(reports[:3], dropped, weighted, untouched, strict=True):
-        pictures = []
-        for rel in source.media.images:
-            with Image.open(source.media.resolve(rel)) as image:
-                pictures.append(image.convert("RGB"))
-        result = screener.screen(source.extra["report"], pictures)
-        assert drop.media.images == [source.media.images[i] for i in result.kept]
-        assert drop.extra["screened_out"] == [
-            r for i, r in enumerate(source.media.images) if i not in result.kept
-        ]
-        assert drop.conversations[0].content.count("<image>") == len(result.kept)
-        assert weigh.media.images == source.media.images
-        assert weigh.extra["image_weights"] == [verdict.weight for verdict in result.images]
-        assert keep_all.media.images == source.media.images and drop.answer == source.extra["report"]
-    with pytest.raises(ValueError, match="verdicts"):
-        build_report_instructions(reports[:1], lambda report, pictures: [(False, 0.5)] * len(pictures))

@@ -10,7 +10,7 @@ removes the image tokens from the prompt.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 from PIL import Image
@@ -51,13 +51,3 @@ def study_selector(screener: ReportScreener, report: str) -> ImageSelector:
 
     return select
 
-
-def builder_screen(
-    screener: ReportScreener,
-) -> Callable[[str, Sequence[Image.Image]], list[tuple[bool, float]]]:
-    """The screener as ``data_zh.builders.report_instructions``'s ``ImageScreen``: (keep, weight) per image."""
-
-    def screen(report: str, pictures: Sequence[Image.Image]) -> list[tuple[bool, float]]:
-        return [(verdict.keep, verdict.weight) for verdict in screener.screen(report, list(pictures)).images]
-
-    return screen
