@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from data_zh import convert, write_records
+from data_zh import convert, load_split, write_records
 from data_zh.builders import build_busi_instructions, build_question_type_instructions
 from data_zh.licences import is_non_commercial, source_licences
 from ultra.release.embedded import install
@@ -50,7 +50,8 @@ def test_trainer_records_the_provenance_and_the_gate_refuses_non_commercial(shar
     assert {row["data_source"] for row in clean} == {"busi", "qtypes"}
     check_shippable(clean)  # BUSI and ultra's own question-type text may ship
     table = sources_markdown(clean)
-    assert "| busi | busi | 660 | CC BY 4.0" in table and "busi-question-types" in table
+    records = 5 * len(load_split("busi")["train"])  # five instruction records per BUSI train image
+    assert f"| busi | busi | {records} | CC BY 4.0" in table and "busi-question-types" in table
 
     write_records(convert("laparoscopy", shared_data / "laparoscopy_frames")[:4], tmp_path / "frames.jsonl")
     write_records(convert("promptcblue", shared_data / "promptcblue_toy_zh")[:4], tmp_path / "cblue.jsonl")
