@@ -58,6 +58,24 @@ def _load_answerer(model: str, adapter: str | None, device: str, allow_untrained
         raise typer.BadParameter(str(error), param_hint="--model") from None
 
 
+def _temperature(value: float | None, path: Path | None) -> tuple[float, str]:
+    """The softmax temperature and where it came from (never fitted on the reported split)."""
+    if value is not None and path is not None:
+        raise typer.BadParameter("give --temperature or --temperature-file, not both", param_hint="--temperature")
+    if path is not None:
+        from ultra.eval.calibration import read_temperature
+
+        try:
+            return read_temperature(path), str(path)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--temperature-file") from None
+    if value is None:
+        return 1.0, "none (T = 1)"
+    if value <= 0:
+        raise typer.BadParameter("must be greater than 0", param_hint="--temperature")
+    return value, "--temperature"
+
+
 @eval_app.command("score")
 def score(
     answers: Path = typer.Argument(..., help="answers JSONL (id + answer per line)"),
@@ -220,13 +238,28 @@ def run(
     ),
     max_pixels: int | None = typer.Option(None, "--max-pixels", min=1, help=MAX_PIXELS_HELP),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help=ALLOW_OUTSIDE_ROOT_HELP),
+    choose: bool = typer.Option(
+        True, "--choose/--no-choose", help="score closed questions with a candidate set by their probabilities"
+    ),
+    temperature: float | None = typer.Option(
+        None, "--temperature", min=0.0, help="softmax temperature fitted on other answers (default 1)"
+    ),
+    temperature_file: Path | None = typer.Option(
+        None, "--temperature-file", help="temperature.json of a run on another split (CV folds, train)"
+    ),
 ) -> None:
-    """Generate + blind check + baselines + score, all into one folder."""
+    """Generate + blind check + baselines + score, all into one folder.
+
+    Closed questions with a candidate set are also scored by their probabilities (AUC, sensitivity
+    and specificity at the argmax, ECE over 15 bins, reliability.png) at a temperature fitted on
+    other answers; the run writes temperature.json, fitted on its own split, for use on another.
+    """
     from ultra.eval.generate import MissingMediaError
     from ultra.eval.report import print_report, rounded
     from ultra.eval.run import run_evaluation
 
     _check_modes(token_mode, compat)
+    chosen_temperature, temperature_source = _temperature(temperature, temperature_file)
     records = _records(dataset, root, split)
     train = None
     if train_split:
@@ -252,6 +285,9 @@ def run(
             title=f"{dataset} {split} — {model}",
             limits=media_limits(max_pixels),
             allow_outside_root=allow_outside_root,
+            choose=choose,
+            temperature=chosen_temperature,
+            temperature_source=temperature_source,
         )
     except MissingMediaError as error:
         console.print(f"[red]{error}[/red]")

@@ -77,7 +77,37 @@ def report_notes(metrics: dict[str, Any]) -> list[str]:
             f"{RULE_TITLES[lm['rule']]}: yes/no accuracy {lm['yes_no_accuracy']:.1f} "
             f"({lm['n_closed_counted']} of {lm['n_closed']} closed counted), open recall {lm['recall']:.1f}"
         )
+    notes += probability_notes(metrics)
     return notes
+
+
+def probability_notes(metrics: dict[str, Any]) -> list[str]:
+    """One sentence per candidate kind scored by ``Answerer.choose`` (fractions, not percent)."""
+    if "probabilities" not in metrics:
+        return []
+    probabilities = metrics["probabilities"]
+    notes = [
+        f"closed-answer probabilities (choose), temperature {probabilities['temperature']:.3g} "
+        f"from {probabilities.get('temperature_source', 'the caller')}; ECE over "
+        f"{probabilities['ece_bins']} equal-width bins"
+    ]
+    for kind, summary in probabilities["kinds"].items():
+        parts = [
+            f"n {summary['n']}",
+            f"argmax acc {summary['accuracy']:.3f}",
+            f"balanced {summary['balanced_accuracy']:.3f}",
+        ]
+        if "auc" in summary:
+            parts.append(f"AUC {summary['positive']} vs {summary['negative']} {_fraction(summary['auc'])}")
+            parts.append(f"sensitivity {_fraction(summary['sensitivity'])}")
+            parts.append(f"specificity {_fraction(summary['specificity'])}")
+        parts += [f"ECE {summary['ece']:.3f}", f"NLL {summary['nll']:.3f}"]
+        notes.append(f"choose {kind}: " + ", ".join(parts))
+    return notes
+
+
+def _fraction(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def markdown_table(metrics: dict[str, Any], title: str = "") -> str:
@@ -170,4 +200,8 @@ def write_report(metrics: dict[str, Any], out_dir: str | Path, title: str = "") 
         accuracy_chart(metrics, paths["chart"], chart_category)
     else:
         paths.pop("chart")
+    if metrics.get("probabilities", {}).get("kinds"):
+        from ultra.eval.calibration import reliability_chart
+
+        paths["reliability"] = reliability_chart(metrics["probabilities"], out_dir / "reliability.png")
     return paths

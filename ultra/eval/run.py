@@ -1,7 +1,11 @@
 """Both steps plus the checks that make a number trustworthy: generate, blind run, baselines, score.
 
 ``run_evaluation`` writes into one folder: ``answers.jsonl`` (images shown),
-``answers_blind.jsonl`` (blank images), ``metrics.json`` / ``metrics.md`` / ``accuracy.png``.
+``answers_blind.jsonl`` (blank images), ``metrics.json`` / ``metrics.md`` / ``accuracy.png``, and
+for closed questions with a candidate set ``choices.jsonl`` (``Answerer.choose``'s summed
+log-likelihoods), their AUC / sensitivity / specificity / ECE under ``probabilities`` in
+``metrics.json``, ``reliability.png``, and ``temperature.json`` (fitted on this split, for use on
+another; see :mod:`ultra.eval.calibration`).
 The blind run's accuracy and the share of answers that changed without the image ("image
 sensitivity") say whether the model looks at the image at all; the majority answer per
 question type from the train split says what the answer prior alone scores.
@@ -9,6 +13,7 @@ question type from the train split says what the answer prior alone scores.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +22,7 @@ from typing import Any
 from ultra.answerer import Answerer
 from ultra.eval.answers import read_answers
 from ultra.eval.baselines import fit_majority_baseline
+from ultra.eval.calibration import choose_answers, fit_temperature_on, probability_metrics, write_choices
 from ultra.eval.generate import generate_answers_file
 from ultra.eval.report import write_report
 from ultra.eval.score import Compat, image_sensitivity, score_answers
@@ -67,11 +73,16 @@ def run_evaluation(
     title: str = "",
     limits: MediaLimits = DEFAULT_LIMITS,
     allow_outside_root: bool = False,
+    choose: bool = True,
+    temperature: float = 1.0,
+    temperature_source: str = "none (T = 1)",
 ) -> dict[str, Any]:
     """Generate (resumably), run the blind check, score everything and write the report.
 
     ``blind_only`` is for sets without images here (SLAKE, VQA-RAD): only the blank-image run
-    is made and scored as the main result.
+    is made and scored as the main result. With ``choose``, closed questions with a candidate set
+    are also scored by ``Answerer.choose`` at ``temperature`` (fitted elsewhere: ``temperature_source``
+    says where), with the images shown (blank ones for ``blind_only``).
     """
     out_dir = Path(out_dir)
     common = {
@@ -100,5 +111,25 @@ def run_evaluation(
         )
         metrics["run"] = "images shown"
     metrics["missing_media"] = [{"id": key, "path": path} for key, path in missing]
+    if choose:
+        rows = choose_answers(
+            answerer,
+            records,
+            image_root,
+            blank_images=blind_only,
+            limits=limits,
+            allow_outside_root=allow_outside_root,
+        )
+        if any(row["gold"] is not None for row in rows):
+            write_choices(rows, out_dir / "choices.jsonl")
+            metrics["probabilities"] = {
+                **probability_metrics(rows, temperature),
+                "temperature_source": temperature_source,
+            }
+            fitted = fit_temperature_on(rows)
+            (out_dir / "temperature.json").write_text(
+                json.dumps({**fitted, "fitted_on": title or str(out_dir)}, ensure_ascii=False, indent=2),
+                encoding="utf-8",
+            )
     write_report(metrics, out_dir, title)
     return metrics
