@@ -6,14 +6,12 @@ functions stay here so the files can be regenerated and checked (the tests do bo
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-SPLITS_DIR = Path(__file__).resolve().parent / "splits"
 BUSI_RATIOS = {"train": 0.55, "selftrain_pool": 0.20, "val": 0.25}
 LAPAROSCOPY_RATIOS = {"train": 0.7, "val": 0.3}
 DICOM_RATIOS = {"train": 0.7, "val": 0.3}
@@ -282,13 +280,6 @@ def dicom_split_payload(
         "grouped_by": "StudyInstanceUID",
         "splits": stratified_split(modalities, DICOM_RATIOS, seed, studies),
     }
-
-
-def write_split(payload: dict[str, Any], directory: str | Path = SPLITS_DIR) -> Path:
-    """Write a split payload as ``<name>.json``."""
-    path = Path(directory) / f"{payload['name']}.json"
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    return path
 
 
 def folder_label(key: str) -> str:
