@@ -1,8 +1,8 @@
 """The one error type of the DICOM layer, so batches can catch it and keep going, and the rule
 that its reasons never carry a header value into ``errors.jsonl`` or ``run.log``.
 
-The type lives in ``ultra.media`` (below both ``ultra.inference`` and ``ultra.dicom``), where DICOM
-files are decoded; this module keeps the old import path.
+The type lives in ``ultra.media`` (below ``ultra.dicom``), where DICOM files are decoded; it is
+re-exported here so the DICOM layer catches its one error type from its own package.
 """
 
 from __future__ import annotations

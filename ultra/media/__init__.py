@@ -1,6 +1,7 @@
 """The one media reader: images, DICOM frames, videos and a record's media, as RGB PIL images.
 
-Below ``ultra.inference`` and ``ultra.dicom`` (both import from here, never the other way round).
+Below ``ultra.dicom``, ``ultra.serve``, ``ultra.eval`` and the commands (they import from here, never the
+other way round).
 Every failure is one ``MediaError`` naming the source by a caller-chosen id; sizes are checked
 against ``MediaLimits`` from headers before anything is decoded. A server passes ``max_side`` (what
 its model needs) and a ``DecodeAccount`` per request, drawn from one ``DecodeBudget``, so images

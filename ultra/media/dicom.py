@@ -1,7 +1,7 @@
 """Read DICOM files into RGB frames with pydicom's own decoders and pixel processing.
 
-It sits in ``ultra.media``, below both ``ultra.inference`` and ``ultra.dicom`` (which re-exports
-these names), so neither needs the other to read a DICOM file. The header's rows x columns x
+It sits in ``ultra.media``, below ``ultra.dicom`` (which re-exports these names) and every other
+reader of media, so none of them needs the DICOM layer to read a DICOM file. The header's rows x columns x
 frames are checked against ``MediaLimits`` before any frame is decoded.
 
 Decoding plugins are chosen through pydicom's ``decoding_plugin`` option, so a caller (or a test)
