@@ -1,7 +1,7 @@
 """Model presets: named architectures, from the offline ``tiny-zh`` to hub-weight Qwen2.5 models.
 
 A preset fixes the encoders, fusion, LLM shape and tokenizer. ``tiny-zh`` is the embedded default
-(trained from scratch by the training issue; its weights live in ``ultra/weights/ultra-tiny-zh``);
+(trained from scratch by ``ultra train``; its weights live in ``ultra/weights/ultra-tiny-zh``);
 ``small-zh``/``base-zh``/``large-zh`` pair the paper's CLIP ViT + SAM ViT with Qwen2.5-Instruct
 LLMs by hub name. ``debug-tiny`` is a random-init toy for tests.
 """

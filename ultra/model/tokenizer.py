@@ -133,7 +133,8 @@ def add_multimodal_tokens(tokenizer: PreTrainedTokenizerFast) -> list[str]:
 
 
 def bundled_tokenizer_dir() -> Path:
-    """The committed ``tiny-zh`` tokenizer files (the training issue copies them into the embedded model)."""
+    """The committed ``tiny-zh`` tokenizer files: the ``tiny-zh`` preset loads them, and a model trained
+    from it saves them beside its weights."""
     return Path(__file__).resolve().parent / "assets" / "tokenizer-tiny-zh"
 
 

@@ -17,7 +17,7 @@ from ultra.eval.intervals import mean_interval_text
 from ultra.release.scorecard import interval_text, scorecard_markdown
 from ultra.release.shippable import MAX_RELEASE_MB, sources_markdown
 
-# The targets, read the same way for CV means and the once-scored val split.
+# The scores a released model must reach, read the same way for CV means and the once-scored val split.
 TARGETS = (
     ("lesion_bacc", "lesion presence balanced accuracy", 80.0),
     ("malignancy_bacc", "malignancy balanced accuracy", 78.0),

@@ -168,7 +168,7 @@ def _final_model_scores(
 ) -> dict[str, float]:
     """What the finished fold model gives beyond its own validation: the same questions with blank
     images (``blind_*``) and the held-out fold asked in the wordings training never used
-    (``heldout_*``: lesion balanced accuracy and answer-type consistency are the issue's targets)."""
+    (``heldout_*``: lesion balanced accuracy and answer-type consistency are targets of the model card)."""
     from ultra.eval.score import QUESTION_TYPE, score_answers
     from ultra.model import load_model
     from ultra.train.data import drop_records_without_media, load_source
