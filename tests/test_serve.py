@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import httpx
+import numpy as np
 import openai
 import pytest
 
@@ -300,3 +301,54 @@ def test_batcher_waits_only_for_requests_still_being_read(answerer):
         assert batcher.stats()["batch_sizes"] == {"1": 1, "2": 1}
     finally:
         batcher.stop()
+
+
+def test_candidates_come_back_with_the_answerers_probabilities(client, answerer):
+    candidates = ["良性", "恶性", "未见明确病灶"]
+    reply = client.chat.completions.create(
+        model=MODEL,
+        messages=[user("该病灶是良性还是恶性？", EXAMPLES / "benign-1.png")],
+        max_tokens=MAX_TOKENS,
+        extra_body={"candidates": candidates},
+    )
+    scored = reply.choices[0].model_extra["candidates"]
+    request = Request("该病灶是良性还是恶性？", [read_image(EXAMPLES / "benign-1.png")], settings=settings())
+    local = answerer.choose(request, candidates)
+    # float32 sums over the answer's tokens, in a batch of another shape: sqrt(eps) apart at most
+    tolerance = float(np.finfo(np.float32).eps) ** 0.5
+    assert [row["text"] for row in scored] == candidates
+    assert [row["logprob"] for row in scored] == pytest.approx(list(local.log_likelihoods), abs=tolerance)
+    assert [row["probability"] for row in scored] == pytest.approx(list(local.probabilities), abs=tolerance)
+    assert reply.choices[0].message.content == local_answer(answerer, request).text
+
+
+def test_choose_names_a_candidate_set_in_the_questions_language(client):
+    for question, expected in (("图中是否可见病灶？", ["是", "否"]), ("Is there a lesion?", ["yes", "no"])):
+        reply = client.chat.completions.create(
+            model=MODEL,
+            messages=[user(question, EXAMPLES / "normal-1.png")],
+            max_tokens=4,
+            extra_body={"choose": "lesion"},
+        )
+        scored = reply.choices[0].model_extra["candidates"]
+        assert [row["text"] for row in scored] == expected
+        assert sum(row["probability"] for row in scored) == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"candidates": []}, "at least one candidate"),
+        ({"candidates": ["秘密答案", ""]}, "candidate 1 must be a non-empty string"),
+        ({"candidates": [f"秘密答案{i}" for i in range(17)]}, "at most 16"),
+        ({"candidates": ["秘密答案", "秘密答案"]}, "candidate 1 repeats candidate 0"),
+        ({"candidates": ["是"], "choose": "lesion"}, "not both"),
+        ({"choose": "秘密答案"}, "choose must be one of"),
+        ({"candidates": ["是", "否"], "stream": True}, "not scored in streamed answers"),
+    ],
+)
+def test_bad_candidates_are_a_400_that_quotes_nothing(server, extra, reason):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "秘密问题"}], **extra}
+    status, error = _error(server, body)
+    assert status == 400 and reason in error["message"], error
+    assert "秘密" not in error["message"]

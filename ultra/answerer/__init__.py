@@ -5,7 +5,7 @@ See :mod:`ultra.answerer.answerer` for the design (batching, streaming, thread s
 
 from ultra.answerer.answerer import Answerer, check_projectors_trained
 from ultra.answerer.blank import blank_like
-from ultra.answerer.choice import MAX_CANDIDATES, CandidateError, Choice, softmax
+from ultra.answerer.choice import MAX_CANDIDATES, CandidateError, Choice, check_candidates, softmax
 from ultra.answerer.requests import (
     DEFAULT_MODEL,
     Answer,
@@ -33,6 +33,7 @@ __all__ = [
     "Turn",
     "UntrainedModelError",
     "blank_like",
+    "check_candidates",
     "check_projectors_trained",
     "softmax",
 ]

@@ -32,12 +32,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ultra import RESEARCH_NOTICE
 from ultra.answerer import Answer, PromptTooLongError
+from ultra.answerer import Request as AnswerRequest
 from ultra.media import DEFAULT_LIMITS, DecodeBudget, MediaLimits
 from ultra.serve.batcher import BatchedStream, DynamicBatcher
 from ultra.serve.body import parse_body
 from ultra.serve.errors import APIError, bad_request
 from ultra.serve.memory import release_freed_memory
-from ultra.serve.messages import ImageReader, to_request
+from ultra.serve.messages import ImageReader, candidates_for, to_request
 from ultra.serve.schemas import ModelCard, ModelList
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,15 @@ async def _stream_for(future: Future) -> BatchedStream:
         raise bad_request("the model could not encode these messages", "messages") from None
 
 
+async def _scored(batcher: DynamicBatcher, request: AnswerRequest, candidates: tuple[str, ...]) -> list:
+    """``[{text, logprob, probability}]`` of the closed answers (``Answerer.choose``, T = 1)."""
+    try:
+        choice = await anyio.to_thread.run_sync(batcher.answerer.choose, request, candidates)
+    except PromptTooLongError as error:
+        raise bad_request(str(error), "candidates", "context_length_exceeded") from None
+    return choice.as_dicts()
+
+
 async def _next_piece(stream: BatchedStream) -> str | None:
     return await anyio.to_thread.run_sync(next, stream, None)
 
@@ -174,6 +184,7 @@ def create_app(batcher: DynamicBatcher, options: ServeOptions) -> FastAPI:
                         param="model",
                         code="model_not_found",
                     )
+                candidates = candidates_for(body)
                 reader = ImageReader(options.limits, options.max_side, account)
                 request = await anyio.to_thread.run_sync(to_request, body, options.max_images, reader)
                 streamed = body.stream
@@ -196,19 +207,20 @@ def create_app(batcher: DynamicBatcher, options: ServeOptions) -> FastAPI:
         answer = stream.answer
         if answer is None or answer.text != text:
             raise RuntimeError("the answer stream ended without its answer")
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": answer.text},
+            "finish_reason": answer.finish_reason,
+        }
+        if candidates is not None:
+            choice["candidates"] = await _scored(batcher, request, candidates)
         return JSONResponse(
             {
                 "id": completion_id,
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": options.model_id,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": answer.text},
-                        "finish_reason": answer.finish_reason,
-                    }
-                ],
+                "choices": [choice],
                 "usage": _usage(answer),
                 "notice": RESEARCH_NOTICE,
             },

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ultra.answerer import GenerationSettings, Request, Turn
+from data_zh.candidates import CANDIDATE_SETS
+from data_zh.text.cjk import has_cjk
+from ultra.answerer import CandidateError, GenerationSettings, Request, Turn, check_candidates
 from ultra.media import DEFAULT_LIMITS, DecodeAccount, DecodeBudgetError, MediaError, MediaLimits, read_image
 from ultra.model.tokenizer import IMAGE_TOKEN, VIDEO_TOKEN
 from ultra.serve.errors import APIError, bad_request, rate_limited
@@ -152,6 +154,26 @@ def to_request(body: ChatCompletionRequest, max_images: int, reader: ImageReader
         raise bad_request("the messages do not form a request this server can answer", "messages") from None
 
 
+def candidates_for(body: ChatCompletionRequest) -> tuple[str, ...] | None:
+    """The closed answers to score (``candidates``, or the ``choose`` set in the question's
+    language), checked before any image is read; None when neither is sent."""
+    if body.candidates is not None and body.choose is not None:
+        raise bad_request("send candidates or choose, not both", "candidates")
+    if body.stream and (body.candidates is not None or body.choose is not None):
+        raise bad_request("candidates are not scored in streamed answers; send stream: false", "candidates")
+    if body.choose is not None:
+        if body.choose not in CANDIDATE_SETS:
+            raise bad_request(f"choose must be one of: {', '.join(CANDIDATE_SETS.names())}", "choose")
+        language = "zh" if has_cjk(_question_text(body.messages[-1])) else "en"
+        return CANDIDATE_SETS[body.choose].candidates(language)
+    if body.candidates is None:
+        return None
+    try:
+        return check_candidates(body.candidates)
+    except CandidateError as error:
+        raise bad_request(str(error), "candidates") from None
+
+
 def _question_text(message: ChatMessage) -> str:
     if message.content is None:
         return ""
@@ -160,4 +182,4 @@ def _question_text(message: ChatMessage) -> str:
     return "".join(part.text for part in message.content if not isinstance(part, ImagePart))
 
 
-__all__ = ["APIError", "ImageReader", "settings_from", "to_request"]
+__all__ = ["APIError", "ImageReader", "candidates_for", "settings_from", "to_request"]

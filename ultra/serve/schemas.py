@@ -56,6 +56,17 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = Field(default=None, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    # ultra's extension: probabilities of closed answers (choices[0].candidates in the response)
+    candidates: list[str] | None = Field(
+        default=None,
+        description="closed answers to score (at most 16 non-empty strings): the response's "
+        "choices[0].candidates gives each one's summed log-likelihood and softmax probability",
+    )
+    choose: str | None = Field(
+        default=None,
+        description="a candidate-set name (lesion, malignancy, site, birads, histology): its "
+        "answers, in the question's language, are the candidates",
+    )
 
 
 class ModelCard(BaseModel):
