@@ -211,6 +211,17 @@ def generate(
         console.print(f"  [yellow]missing[/yellow] {key}: {path}")
 
 
+def _baseline_records(dataset: str, root: Path | None, train_split: str | None) -> list | None:
+    """The records of the majority baseline's split; none (said in one line) when the set has no such split."""
+    if not train_split:
+        return None
+    try:
+        return _records(dataset, root, train_split)
+    except typer.BadParameter as error:
+        console.print(f"[yellow]no majority baseline: {error}[/yellow]")
+        return None
+
+
 @eval_app.command("run")
 def run(
     model: str = typer.Option(
@@ -261,12 +272,7 @@ def run(
     _check_modes(token_mode, compat)
     chosen_temperature, temperature_source = _temperature(temperature, temperature_file)
     records = _records(dataset, root, split)
-    train = None
-    if train_split:
-        try:
-            train = _records(dataset, root, train_split)
-        except typer.BadParameter as error:
-            console.print(f"[yellow]no majority baseline: {error}[/yellow]")
+    train = _baseline_records(dataset, root, train_split)
     answerer = _load_answerer(model, adapter, device, allow_untrained)
     try:
         metrics = run_evaluation(
