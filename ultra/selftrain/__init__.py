@@ -17,7 +17,6 @@ from ultra.selftrain.generate import (
     Candidates,
     GenerateReport,
     generate_candidates,
-    image_records,
     read_candidates,
 )
 from ultra.selftrain.judges import JUDGES, Judge, Verdict, create_judge
@@ -29,9 +28,12 @@ from ultra.selftrain.pairs import (
     split_held_out,
 )
 from ultra.selftrain.run import NoPairsError, preference_train_config, run_dpo, run_round, run_selftrain
+from ultra.selftrain.sources import IMAGE_SOURCES, SELFTRAIN_NAMES, image_records
 
 __all__ = [
+    "IMAGE_SOURCES",
     "JUDGES",
+    "SELFTRAIN_NAMES",
     "Candidates",
     "DPOSettings",
     "GenerateReport",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ultra.config_io import load_config
 from ultra.model.lora import LoraSettings
@@ -21,12 +21,20 @@ class ImageSource(_Strict):
     ``kind``: ``folder`` (PNG/JPEG/DICOM files under ``path``, recursively), ``dicom`` (DICOM files
     under ``path``, first frame), ``records`` (a unified-schema JSONL; each record's images, with
     its labels kept for the label judge), ``busi`` (a BUSI-layout root and a committed ``split``,
-    e.g. ``selftrain_pool``; labels kept)."""
+    e.g. ``selftrain_pool``; labels kept), or any data source of the registry (``ultra data
+    sources``), one record per image."""
 
-    kind: Literal["folder", "dicom", "records", "busi"]
+    kind: str
     path: str
     split: str | None = Field(default=None, description="records/busi: keep only this split")
     max_images: int | None = Field(default=None, gt=0)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        from ultra.selftrain.sources import check_image_source_kind
+
+        return check_image_source_kind(kind)
 
 
 class GenerateSettings(_Strict):

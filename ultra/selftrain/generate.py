@@ -23,19 +23,16 @@ from data_zh.builders.busi import (
     SITE_QUESTIONS,
 )
 from data_zh.io import jsonl_lines, parse_json_bytes
-from data_zh.schema import DicomFrameRef, Media, Record, qa_turns
-from data_zh.sources import SOURCES, DataSourceSpec, SourceRef, load_records
+from data_zh.schema import Record, qa_turns
 from fusion.progress import progress_bar
-from fusion.registry import Registry
 from ultra.answerer import Answerer, GenerationSettings, Request
-from ultra.media import MediaError, is_dicom_file, read_record_images
-from ultra.selftrain.config import GenerateSettings, ImageSource
+from ultra.media import MediaError, read_record_images
+from ultra.selftrain.config import GenerateSettings
 
 logger = logging.getLogger(__name__)
 
 QUESTION_PROMPT = QUESTION_GENERATION_PROMPTS[0]
 TEMPLATE_QUESTIONS = (*LESION_QUESTIONS, *MALIGNANCY_QUESTIONS, *SITE_QUESTIONS)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 _QUESTION = re.compile(r"问题[:：]\s*(.+?)\s*(?:答案[:：]|$)", re.S)
 IMAGES_PER_CHUNK = 8
 
@@ -89,103 +86,6 @@ def read_candidates(path: str | Path) -> list[Candidates]:
                 "%s:%d: unreadable candidates line skipped (%s)", path, number, type(error).__name__
             )
     return rows
-
-
-def _anonymous_id(relative: str) -> str:
-    """An id from the path's hash: file names may carry patient identifiers, ids never do."""
-    return "img-" + hashlib.sha256(relative.encode("utf-8")).hexdigest()[:16]
-
-
-def _image_record(root: Path, relative: str, dicom: bool) -> Record:
-    media = (
-        Media(root=str(root.resolve()), dicom=[DicomFrameRef(path=relative)])
-        if dicom
-        else Media(root=str(root.resolve()), images=[relative])
-    )
-    return Record(
-        id=_anonymous_id(relative),
-        source="selftrain-folder",
-        licence="unknown",
-        specialty="unknown",
-        modality="US",
-        language="zh",
-        task="open_vqa",
-        media=media,
-    )
-
-
-def _folder_records(root: Path, dicom_only: bool) -> list[Record]:
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: image folder not found")
-    records = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        relative = path.relative_to(root).as_posix()
-        is_dicom = path.suffix.lower() == ".dcm" or is_dicom_file(path)
-        if is_dicom or (not dicom_only and path.suffix.lower() in IMAGE_SUFFIXES):
-            records.append(_image_record(root, relative, is_dicom))
-    return records
-
-
-def _image_folder(root: Path, split: str) -> list[Record]:
-    return _folder_records(root, dicom_only=False)
-
-
-def _dicom_folder(root: Path, split: str) -> list[Record]:
-    return _folder_records(root, dicom_only=True)
-
-
-# The data sources plus unlabelled folders (their DICOM check is ultra.media's, above data_zh).
-IMAGE_SOURCES: Registry[DataSourceSpec] = SOURCES.extended(
-    {
-        "image_folder": DataSourceSpec(
-            "unlabelled PNG/JPEG/DICOM files under root, recursively (one record per file)",
-            _image_folder,
-            root="a folder of images",
-        ),
-        "dicom_folder": DataSourceSpec(
-            "unlabelled DICOM files under root, recursively (first frame)",
-            _dicom_folder,
-            root="a folder of DICOM files",
-        ),
-    }
-)
-# ImageSource.kind -> the source it reads; busi means the BUSI-zh evaluation set's images.
-SELFTRAIN_NAMES: Registry[SourceRef] = Registry(
-    "self-training image source",
-    {
-        "folder": SourceRef("image_folder"),
-        "dicom": SourceRef("dicom_folder"),
-        "records": SourceRef("records"),
-        "busi": SourceRef("busi_vqa", default_split="selftrain_pool"),
-    },
-)
-
-
-def _one_per_image(records: Sequence[Record]) -> list[Record]:
-    """The first record of each distinct image set (a builder gives several questions per image)."""
-    seen: set[tuple] = set()
-    unique = []
-    for record in records:
-        key = tuple(str(path) for path in record.media.all_paths())
-        if record.media.count and key not in seen:
-            seen.add(key)
-            unique.append(record)
-    return unique
-
-
-def image_records(source: ImageSource) -> list[Record]:
-    """One record per image of the source (labels kept where the source has them)."""
-    root = Path(source.path)
-    ref = SELFTRAIN_NAMES[source.kind]
-    split = source.split or ref.default_split
-    records = _one_per_image(
-        load_records(ref.source, root, split=split, sources=IMAGE_SOURCES, **ref.options)
-    )
-    if source.max_images is not None:
-        records = records[: source.max_images]
-    if not records:
-        raise ValueError(f"{root}: no images found ({source.kind} source)")
-    return records
 
 
 def _question_record(image: Record, index: int, question: str) -> Record:

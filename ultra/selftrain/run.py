@@ -17,9 +17,10 @@ from typing import Any
 from data_zh.io import json_line, read_jsonl, read_records, write_records
 from data_zh.schema import Record
 from ultra.selftrain.config import DPOSettings, SelftrainConfig
-from ultra.selftrain.generate import GenerateReport, generate_candidates, image_records, read_candidates
+from ultra.selftrain.generate import GenerateReport, generate_candidates, read_candidates
 from ultra.selftrain.judges import create_judge
 from ultra.selftrain.pairs import judge_candidates, split_held_out
+from ultra.selftrain.sources import image_records
 from ultra.train.config import DataSource, ModelSource, StageConfig, TrainConfig, ValidationConfig
 from ultra.train.curves import plot_loss_curve
 
