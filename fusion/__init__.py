@@ -26,6 +26,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "fusion.model": ("VisionFusion", "align_tokens"),
     "fusion.modes": ("FUSION_MODES", "FusionRule"),
     "fusion.pixels": ("PixelError", "read_image_file", "rgb_array", "to_rgb", "video_frame_to_rgb"),
+    "fusion.pretrained": ("RENAME_TABLES", "MissingWeightsPackage", "PackageWeights", "load_package_weights"),
     "fusion.projectors": ("PROJECTORS", "build_projector"),
     "fusion.ultrasound": (
         "ScanBox",

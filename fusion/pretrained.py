@@ -117,7 +117,8 @@ class PackageWeights(BaseModel):
     @field_validator("rename_table")
     @classmethod
     def _known_table(cls, value: str) -> str:
-        RENAME_TABLES[value]  # an unknown name lists the known tables
+        if value not in RENAME_TABLES:
+            raise ValueError(f"unknown rename table {value!r}; known: {', '.join(RENAME_TABLES.names())}")
         return value
 
     @property

