@@ -23,25 +23,6 @@ from ultra.dicom.errors import DicomReadError
 _ENCAPSULATION_ONLY = ("ExtendedOffsetTable", "ExtendedOffsetTableLengths")
 
 
-def replace_with_masked_pixels(
-    ds: Dataset, kept: np.ndarray, total: int, *, plugins: Sequence[str] | None = None, name: str = "<dataset>"
-) -> None:
-    """Rewrite ``ds``'s pixel data in place: every frame, with the pixels where ``kept`` (a Rows x
-    Columns boolean map) is False set to the darkest value; the rest of the pixel module as read.
-
-    This holds the whole instance in memory; :func:`masked_frames` gives it a frame at a time."""
-    frames = list(masked_frames(ds, kept, total, plugins=plugins, name=name))
-    photometric = frames[-1][1] if frames else str(ds.PhotometricInterpretation)
-    data = b"".join(chunk for chunk, _ in frames)
-    if len(data) % 2:
-        data += b"\x00"
-    set_written_pixel_module(ds, photometric)
-    ds.PixelData = data
-    elem = ds["PixelData"]
-    elem.VR = "OB" if int(ds.BitsAllocated) <= 8 else "OW"
-    elem.is_undefined_length = False
-
-
 def masked_frames(
     ds: Dataset, kept: np.ndarray, total: int, *, plugins: Sequence[str] | None = None, name: str = "<dataset>"
 ) -> Iterator[tuple[bytes, str]]:
