@@ -20,6 +20,7 @@ Errors are ``PixelError``: one line, ``"<source id>: <reason>"``, the source nam
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -54,6 +55,28 @@ def to_uint8(array: np.ndarray, low: float, high: float) -> np.ndarray:
         every = np.arange(2 ** (8 * array.dtype.itemsize), dtype=unsigned).view(array.dtype)
         return _scaled_bands(every, low, high)[array.view(unsigned)]
     return _scaled_bands(array, low, high)
+
+
+def voi_output_range(dataset: Any) -> tuple[float, float] | None:
+    """The value range pydicom's ``apply_voi_lut`` maps a DICOM dataset onto (PS3.3 C.11.2), or
+    None when it defines no VOI LUT or window; ``to_uint8`` over it shows the window as a viewer does.
+
+    Read from the dataset's attributes only, so this module needs no pydicom."""
+    if dataset.get("VOILUTSequence"):
+        return 0.0, float(2 ** int(dataset.VOILUTSequence[0].LUTDescriptor[2]) - 1)
+    if "WindowCenter" not in dataset or "WindowWidth" not in dataset:
+        return None
+    bits = int(dataset.BitsStored)
+    if dataset.get("ModalityLUTSequence"):
+        low, high = 0.0, float(2 ** int(dataset.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    elif int(dataset.get("PixelRepresentation", 0)) == 0:
+        low, high = 0.0, float(2**bits - 1)
+    else:
+        low, high = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+    slope, intercept = dataset.get("RescaleSlope"), dataset.get("RescaleIntercept")
+    if slope is not None and intercept is not None:
+        low, high = low * float(slope) + float(intercept), high * float(slope) + float(intercept)
+    return low, high
 
 
 def _scaled_bands(array: np.ndarray, low: float, high: float) -> np.ndarray:

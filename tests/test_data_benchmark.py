@@ -155,3 +155,41 @@ def test_each_report_carries_the_licences_of_what_it_contains(benchmark, shared_
     )
     assert not any(is_non_commercial(record.licence) for record in without)
     assert all("DICOM frames" in record.licence for record in without)
+
+
+def _dicom(tmp_path, photometric, **tags):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID, ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.Rows, ds.Columns, ds.SamplesPerPixel = "CT", 4, 64, 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    ds.PixelData = np.tile(np.arange(0, 4096, 64, dtype=np.uint16), (4, 1)).tobytes()
+    path = tmp_path / f"{photometric}-{len(tags)}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_dicom_distractors_follow_rescale_window_and_photometric(tmp_path):
+    from data_zh.builders.report_benchmark import dicom_frame_image
+
+    stored = np.arange(0, 4096, 64, dtype=np.float64)
+    plain = np.asarray(dicom_frame_image(_dicom(tmp_path, "MONOCHROME2"), 0))[0, :, 0].astype(int)
+    low, high = np.percentile(np.tile(stored, (4, 1)), (1, 99))  # over the whole frame
+    assert np.array_equal(plain, np.clip(np.rint((stored - low) / (high - low) * 255), 0, 255))
+    inverted = np.asarray(dicom_frame_image(_dicom(tmp_path, "MONOCHROME1"), 0))[0, :, 0].astype(int)
+    assert np.array_equal(inverted, 255 - plain)
+    # HU = stored - 1024; a window of 0 +/- 500 HU: black up to -500 HU, white from +500 HU
+    windowed = _dicom(tmp_path, "MONOCHROME2", RescaleSlope=1, RescaleIntercept=-1024, WindowCenter=0, WindowWidth=1000)
+    grey = np.asarray(dicom_frame_image(windowed, 0))[0, :, 0]
+    hu = stored - 1024
+    assert (grey[hu <= -500] == 0).all() and (grey[hu >= 500] == 255).all()
+    assert np.all(np.diff(grey[(hu > -500) & (hu < 500)].astype(int)) > 0)

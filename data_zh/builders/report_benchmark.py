@@ -26,7 +26,7 @@ from data_zh.converters.laparoscopy import IMAGE_SUFFIXES, LAPAROSCOPY_LICENCE
 from data_zh.io import write_records
 from data_zh.schema import Labels, Media, Record, qa_turns
 from data_zh.splits import load_split
-from fusion.pixels import read_image_file
+from fusion.pixels import read_image_file, to_rgb, to_uint8, voi_output_range
 from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -84,17 +84,29 @@ def low_texture_frame(size: tuple[int, int], rng: random.Random) -> Image.Image:
 
 
 def dicom_frame_image(path: Path, frame: int) -> Image.Image:
-    """One frame of a greyscale DICOM (CT/MR) as 8-bit RGB, min-max windowed; enough for a distractor."""
+    """One frame of a greyscale DICOM (CT/MR) as 8-bit RGB, shown as a viewer would show it.
+
+    The modality LUT (rescale to Hounsfield or MR units) comes first; then the file's own VOI LUT
+    or window (pydicom's, onto the output range PS3.3 C.11.2 gives it); a file without one is
+    stretched over its 1st to 99th percentile so that a few outliers do not grey the frame; a
+    MONOCHROME1 frame is inverted, so bright means dense in every distractor."""
     import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     dataset = pydicom.dcmread(path)
     pixels = dataset.pixel_array
     if int(dataset.get("NumberOfFrames") or 1) > 1:
         pixels = pixels[frame]
-    pixels = pixels.astype(np.float32)
-    low, high = np.percentile(pixels, (1, 99))
-    scaled = ((pixels - low) / max(high - low, 1e-6) * 255).clip(0, 255).astype(np.uint8)
-    return Image.fromarray(scaled).convert("RGB")
+    values = apply_modality_lut(pixels, dataset)
+    window = voi_output_range(dataset)
+    if window is None:
+        low, high = (float(v) for v in np.percentile(values, (1, 99)))
+    else:
+        values, (low, high) = apply_voi_lut(values, dataset), window
+    grey = to_uint8(np.asarray(values), low, high)
+    if dataset.PhotometricInterpretation == "MONOCHROME1":
+        grey = 255 - grey
+    return to_rgb(grey, str(path))
 
 
 def _shrink(image: Image.Image, max_side: int) -> Image.Image:

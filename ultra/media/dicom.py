@@ -31,6 +31,7 @@ from pydicom.pixels import (
 )
 from pydicom.uid import UID, JPEGBaseline8Bit, JPEGExtended12Bit
 
+from fusion.pixels import voi_output_range
 from ultra.media.errors import DicomReadError, MediaError
 from ultra.media.limits import DEFAULT_LIMITS, MediaLimits
 from ultra.media.pixels import to_uint8
@@ -166,29 +167,9 @@ def _decode(ds: Dataset, index: int, plugins: Sequence[str] | None, label: str) 
     raise DicomReadError(label, f"cannot decode frame {index} ({type(last_error).__name__}: {last_error})")
 
 
-def _voi_output_range(ds: Dataset) -> tuple[float, float] | None:
-    """The value range apply_voi_lut maps onto (PS3.3 C.11.2), or None when no VOI is defined."""
-    if "VOILUTSequence" in ds and ds.VOILUTSequence:
-        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
-        return 0.0, float(2**bits - 1)
-    if "WindowCenter" not in ds or "WindowWidth" not in ds:
-        return None
-    bits = int(ds.BitsStored)
-    if ds.get("ModalityLUTSequence"):
-        low, high = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
-    elif int(ds.get("PixelRepresentation", 0)) == 0:
-        low, high = 0.0, float(2**bits - 1)
-    else:
-        low, high = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
-    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
-    if slope is not None and intercept is not None:
-        low, high = low * float(slope) + float(intercept), high * float(slope) + float(intercept)
-    return low, high
-
-
 def _monochrome_to_rgb(arr: np.ndarray, ds: Dataset, index: int, photometric: str) -> np.ndarray:
     values = apply_modality_lut(arr, ds)
-    out_range = _voi_output_range(ds)
+    out_range = voi_output_range(ds)
     if out_range is not None:
         view = min(index, _window_count(ds) - 1)
         values = apply_voi_lut(values, ds, index=view)
