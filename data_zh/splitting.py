@@ -92,10 +92,7 @@ def _pinned_split(unit: Sequence[str], fixed: Mapping[str, str], ratios: Mapping
 def near_duplicate_groups(images: Mapping[str, Path], max_distance: int = 8) -> dict[str, str]:
     """Key -> group id for images whose perceptual hashes (pHash) are within ``max_distance`` bits,
     joined transitively; keys without a near-duplicate are left out."""
-    import imagehash
-    from PIL import Image
-
-    hashes = {key: imagehash.phash(Image.open(path)) for key, path in sorted(images.items())}
+    hashes = {key: _phash(path) for key, path in sorted(images.items())}
     parent = {key: key for key in hashes}
 
     def root(key: str) -> str:
@@ -113,6 +110,16 @@ def near_duplicate_groups(images: Mapping[str, Path], max_distance: int = 8) -> 
     for key in keys:
         grouped[root(key)].append(key)
     return {key: f"group:{min(keys_)}" for keys_ in grouped.values() if len(keys_) > 1 for key in keys_}
+
+
+def _phash(path: Path) -> Any:
+    """The pHash of the file's own pixels (not the RGB policy's: the committed groups were hashed
+    so), with the file closed again at once."""
+    import imagehash
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return imagehash.phash(image)
 
 
 def temporal_block_split(
