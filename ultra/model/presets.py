@@ -55,12 +55,13 @@ class Preset(BaseModel):
         )
 
     def hub_downloads(self) -> list[str]:
-        """Every hub repository this preset's weights come from (LLM first, then encoders)."""
+        """Every hub repository this preset's weights come from (LLM first, then encoders; an
+        encoder whose weights come from an installed package or a local file downloads nothing)."""
         import timm
 
         names = [self.llm_hub_name] if self.llm_hub_name else []
         for spec in self.encoders:
-            if spec.pretrained and spec.checkpoint_path is None:
+            if spec.pretrained and spec.checkpoint_path is None and spec.weights is None:
                 cfg = timm.models.get_pretrained_cfg(spec.timm_name)
                 names.append(cfg.hf_hub_id if cfg is not None and cfg.hf_hub_id else f"timm/{spec.timm_name}")
         return names
