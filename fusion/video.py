@@ -23,7 +23,7 @@ from skimage.metrics import structural_similarity
 
 from fusion.frame_sampling import uniform_frame_indices
 from fusion.model import VisionFusion
-from fusion.pixels import PixelError, read_image_file, video_frame_to_rgb
+from fusion.pixels import video_frame_to_rgb
 from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -69,18 +69,6 @@ def list_frame_files(folder: str | Path) -> list[Path]:
     return sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=_natural_key)
 
 
-def _read_frame_folder(folder: Path) -> list[Image.Image]:
-    frames = []
-    for path in list_frame_files(folder):
-        try:
-            frames.append(read_image_file(path))
-        except PixelError as error:
-            logger.warning("skipping unreadable frame %s", error)
-    if not frames:
-        raise ValueError(f"{folder}: no readable frames ({', '.join(sorted(FRAME_SUFFIXES))})")
-    return frames
-
-
 def _read_video_file(path: Path, indices: Sequence[int] | None, show_progress: bool) -> list[Image.Image]:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
@@ -121,23 +109,18 @@ def _read_video_file(path: Path, indices: Sequence[int] | None, show_progress: b
 def read_video_frames(
     path: str | Path, indices: Sequence[int] | None = None, show_progress: bool = False
 ) -> list[Image.Image]:
-    """RGB frames of a video file (OpenCV) or a folder of frames in natural name order.
+    """RGB frames of a video file (OpenCV).
 
     With ``indices`` only those frames are kept (in the order given), so a long video need not
-    sit in memory. Unreadable files in a folder are skipped with a warning. ``show_progress``
-    draws a frame counter with its rate while a video file decodes.
+    sit in memory. ``show_progress`` draws a frame counter with its rate while the file decodes.
+    A folder of frames is not read here: ``ultra.media.read_video`` reads it, checking each
+    frame's size and refusing an unreadable one, so a clip never loses frames silently.
     """
     source = Path(path)
     if not source.exists():
-        raise FileNotFoundError(f"{source}: no such video file or frame folder")
+        raise FileNotFoundError(f"{source}: no such video file")
     if source.is_dir():
-        frames = _read_frame_folder(source)
-        if indices is None:
-            return frames
-        bad = [i for i in indices if not 0 <= i < len(frames)]
-        if bad:
-            raise ValueError(f"{source}: frame indices {bad[:5]} out of range (0..{len(frames) - 1})")
-        return [frames[i] for i in indices]
+        raise ValueError(f"{source}: a folder of frames, not a video file (ultra.media.read_video reads folders)")
     return _read_video_file(source, indices, show_progress)
 
 

@@ -76,23 +76,28 @@ def test_clips_of_8_and_64_frames_give_same_token_count(
                 assert torch.isfinite(tokens).all()
 
 
-def test_frame_folder_reads_in_temporal_order_and_skips_bad_files(
-    shared_data: Path, tmp_path: Path, caplog
-) -> None:
+def test_frame_folder_reads_in_temporal_order_and_refuses_bad_files(shared_data: Path, tmp_path: Path) -> None:
+    """Folders are read by ultra.media alone (fusion.video reads files): in natural name order,
+    and an unreadable frame is refused by name, never skipped (a clip would lose a frame)."""
+    from ultra.media import MediaError, read_video
+
     paths = _ordered_frame_paths(shared_data)[:12]
     folder = tmp_path / "frames"
     folder.mkdir()
     for order, path in enumerate(paths):
         image = Image.open(path).convert("RGB").resize(CLIP_SIZE)
         image.save(folder / f"frame_{order}.png")  # frame_10 sorts after frame_9
-    (folder / "frame_5b.jpg").write_bytes(b"not an image")
-    frames = read_video_frames(folder)
-    assert "frame_5b.jpg" in caplog.text
+    frames = read_video(folder)
     assert len(frames) == 12
     reference = np.asarray(Image.open(paths[10]).convert("RGB").resize(CLIP_SIZE), dtype=float)
     assert np.abs(np.asarray(frames[10], dtype=float) - reference).mean() < 1.0
-    picked = read_video_frames(folder, indices=[11, 0])
+    picked = read_video(folder, indices=[11, 0])
     assert np.array_equal(np.asarray(picked[1]), np.asarray(frames[0]))
+    with pytest.raises(ValueError, match="a folder of frames"):
+        read_video_frames(folder)
+    (folder / "frame_5b.jpg").write_bytes(b"not an image")
+    with pytest.raises(MediaError, match="frame_5b.jpg"):
+        read_video(folder)
 
 
 def test_video_file_subset_matches_full_read(shared_data: Path, tmp_path: Path) -> None:

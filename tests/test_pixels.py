@@ -3,7 +3,7 @@
 Each case is built here with the pixels it must give, computed without the policy: a ramp holding
 every value 0..255 once, so a min-max stretch of any affine copy of it gives the ramp back exactly.
 Every door (``fusion.to_rgb``, ``screening.as_rgb_image``, ``ultra.media.read_image``; for files
-also ``fusion.read_image_file`` and both video readers) must give those pixels.
+also ``fusion.read_image_file`` and ``ultra.media.read_video``) must give those pixels.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import fusion
 import screening
 from fusion.crop_files import crop_image_files
 from fusion.pixels import PixelError, read_image_file, rgb_array, to_rgb, video_frame_to_rgb
-from fusion.video import read_video_frames
 from ultra.media import MediaError, read_image, read_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +147,6 @@ def test_every_file_kind_reads_alike_through_every_door(kind: str, tmp_path: Pat
         "ultra.media.read_image": lambda: read_image(path),
         "ultra.media.read_video (frame list)": lambda: read_video([path])[0],
         "ultra.media.read_video (folder)": lambda: read_video(path.parent)[0],
-        "fusion.video.read_video_frames (folder)": lambda: read_video_frames(path.parent)[0],
     }
     for door, read in doors.items():
         try:
