@@ -6,12 +6,14 @@ import pytest
 
 from data_zh.text import (
     MedicalTokenizer,
+    char_tokens,
     medical_tokenizer,
     normalize_zh,
     parse_report,
     split_sentences,
     tokenize_zh,
 )
+from ultra.eval.tokenize import tokenize_answer
 
 
 @pytest.mark.parametrize(
@@ -56,7 +58,11 @@ def test_tokenizer_is_loaded_once_per_object_without_global_state(tmp_path):
 
 
 def test_char_mode_keeps_numbers_and_latin_words():
-    assert tokenize_zh("结节1.5cm，BI-RADS 3类") == ["结", "节", "1.5cm", "，", "BI-RADS", "3", "类"]
+    """The scorer's rule: folded text, one token per ideograph, Latin/digit runs whole, punctuation
+    and case folded away (so "BI-RADS" and "bi rads" score alike)."""
+    assert tokenize_zh("结节1.5cm，BI-RADS 3类") == ["结", "节", "1", "5cm", "bi", "rads", "3", "类"]
+    assert char_tokens("ＣＴ示T2高信号。") == ["ct", "示", "t2", "高", "信", "号"]
+    assert char_tokens("结节1.5cm") == tokenize_answer("结节1.5cm", "zh")
     with pytest.raises(ValueError, match="unknown tokenisation mode"):
         tokenize_zh("x", mode="bpe")
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
 
+from data_zh.text.cjk import CJK_RANGES
+
 logger = logging.getLogger(__name__)
 
 MEDICAL_DICT = Path(__file__).resolve().parent / "medical_dict.txt"
-_CHAR_TOKENS = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-+%/]*|\S")
+_CHAR_TOKENS = re.compile(rf"[{CJK_RANGES}]|[0-9a-z]+")
 
 
 class MedicalTokenizer:
@@ -46,9 +49,20 @@ def medical_tokenizer() -> MedicalTokenizer:
     return MedicalTokenizer()
 
 
+def fold_text(text: str) -> str:
+    """NFKC, lower case, punctuation and symbols turned into spaces, spaces squeezed: the form in
+    which answers and references are compared."""
+    folded = unicodedata.normalize("NFKC", str(text)).lower()
+    kept = [ch if ch.isalnum() or ch.isspace() else " " for ch in folded]
+    return " ".join("".join(kept).split())
+
+
 def char_tokens(text: str) -> list[str]:
-    """One token per Chinese character or punctuation mark; Latin words and numbers stay whole."""
-    return _CHAR_TOKENS.findall(text)
+    """One token per CJK ideograph of the folded text; runs of Latin letters or digits stay whole
+    ("t2", "ct", "12"), since most Chinese answers are one or two characters and a whole answer
+    must not count as one token. Folding drops punctuation and case, and anything else (a Greek
+    or accented letter) is not a token, so scores compare what the answer says."""
+    return _CHAR_TOKENS.findall(fold_text(text))
 
 
 def tokenize_zh(

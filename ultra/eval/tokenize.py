@@ -1,44 +1,21 @@
 """Answer tokenisation for open-question metrics.
 
 English answers split on whitespace after folding (NFKC, lower case, punctuation removed).
-Chinese answers split into characters by default, because most SLAKE/BUSI answers are one or
-two characters and a whole Chinese answer must not count as one token; runs of Latin letters or
-digits inside Chinese text ("T2", "CT", "12") stay whole. ``mode="jieba"`` uses word
-segmentation instead (``data_zh.text.tokenize_zh`` with its medical user dictionary when that
-module is installed, otherwise plain jieba).
+Chinese answers split by ``data_zh.text.char_tokens`` by default (one token per character, runs
+of Latin letters or digits such as "T2", "CT", "12" whole); ``mode="jieba"`` uses word
+segmentation instead (``data_zh.text.tokenize_zh`` with its medical user dictionary).
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections.abc import Callable
-from functools import lru_cache
 from typing import Literal
 
-from data_zh.text.cjk import CJK_RANGES, has_cjk
+from data_zh.text.cjk import has_cjk
+from data_zh.text.tokenize import char_tokens, fold_text, tokenize_zh
 
 TokenMode = Literal["char", "jieba"]
 
-_CHAR_TOKEN = re.compile(rf"[{CJK_RANGES}]|[0-9a-z]+")
-
-
-def fold_text(text: str) -> str:
-    """NFKC, lower case, punctuation and symbols turned into spaces, spaces squeezed."""
-    folded = unicodedata.normalize("NFKC", str(text)).lower()
-    kept = [ch if ch.isalnum() or ch.isspace() else " " for ch in folded]
-    return " ".join("".join(kept).split())
-
-
-@lru_cache(maxsize=1)
-def _jieba_tokenizer() -> Callable[[str], list[str]]:
-    try:
-        from data_zh.text.tokenize import tokenize_zh
-    except ImportError:  # data_zh without its text tools: plain jieba, no medical dictionary
-        import jieba
-
-        return lambda text: list(jieba.lcut(text))
-    return lambda text: list(tokenize_zh(text, mode="jieba"))
+__all__ = ["TokenMode", "fold_text", "tokenize_answer"]
 
 
 def tokenize_answer(text: str, language: str | None = None, mode: TokenMode = "char") -> list[str]:
@@ -50,5 +27,5 @@ def tokenize_answer(text: str, language: str | None = None, mode: TokenMode = "c
     if not chinese:
         return folded.split()
     if mode == "char":
-        return _CHAR_TOKEN.findall(folded)
-    return [tok for tok in (t.strip() for t in _jieba_tokenizer()(folded)) if tok and fold_text(tok)]
+        return char_tokens(text)  # folds the same way
+    return [tok for tok in (t.strip() for t in tokenize_zh(folded, mode="jieba")) if tok and fold_text(tok)]
