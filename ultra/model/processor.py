@@ -4,9 +4,10 @@ One object turns conversations plus images (or video frames) into model inputs, 
 (left padding, prompt ends with the assistant header) and for training (right padding, labels
 with every prompt and image position set to -100 so only the answers are learned).
 
-The chat is built in one place: :func:`chat_messages` writes the turns (the system prompt and a
-placeholder per image), and ``UltraProcessor.tokenize_conversation`` lays them out with the
-tokenizer's own chat template, so any causal LM with a template gets its own layout.
+The chat is built in one place: :func:`chat_messages` writes the turns (a placeholder per image),
+and ``UltraProcessor.tokenize_conversation`` puts the system prompt first when the turns lack one
+and lays them out with the tokenizer's own chat template, so any causal LM with a template gets
+its own layout.
 """
 
 from __future__ import annotations
