@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from data_zh.schema import Labels, Record, qa_turns
-from ultra.eval.answer_kinds import answer_consistent, answer_kind
+from fusion.registry import Registry, UnknownEntryError
+from ultra.eval.answer_kinds import ANSWER_KINDS, NO_LESION_FORMS, answer_consistent, answer_kind
 from ultra.eval.report import markdown_table
 from ultra.eval.score import QUESTION_TYPE, score_answers
 
@@ -44,6 +45,24 @@ def test_answer_kinds():
         None,
         None,
     ]
+
+
+@pytest.mark.parametrize("kind", list(ANSWER_KINDS))
+def test_every_label_of_every_answer_kind_has_that_kind(kind):
+    """Each registered kind's labels are reached by answer_kind (none shadowed by an earlier kind
+    or by the no-lesion forms), and a kind's answers are consistent with each other."""
+    labels = sorted(ANSWER_KINDS[kind])
+    assert labels and [answer_kind(label) for label in labels] == [kind] * len(labels)
+    assert all(answer_consistent(labels[0], label) for label in labels)
+
+
+def test_answer_kinds_are_a_read_only_registry():
+    assert isinstance(ANSWER_KINDS, Registry) and ANSWER_KINDS.kind == "answer kind"
+    with pytest.raises(UnknownEntryError, match="known: malignancy, modality, organ, yes_no"):
+        ANSWER_KINDS["no_lesion"]  # found by NO_LESION_FORMS, before any registered kind
+    assert all(answer_kind(form) == "no_lesion" for form in NO_LESION_FORMS)
+    with pytest.raises(TypeError):
+        ANSWER_KINDS["yes_no"] = frozenset()  # type: ignore[index]
 
 
 def _record(key: str, question_type: str, answer: str) -> Record:

@@ -12,6 +12,7 @@ known kind is not counted; a prediction of no known kind (超声 to a 是/否 qu
 
 from __future__ import annotations
 
+from fusion.registry import Registry
 from ultra.eval.canonical import canonical_label, fold_key
 
 NO_LESION_FORMS = (
@@ -28,32 +29,36 @@ NO_LESION_FORMS = (
     "no lesions",
     "no lesion seen",
 )
-ANSWER_KINDS: dict[str, frozenset[str]] = {
-    "yes_no": frozenset({"yes", "no"}),
-    "malignancy": frozenset({"benign", "malignant"}),
-    "modality": frozenset({"ct", "mri", "x-ray", "超声", "ultrasound"}),
-    "organ": frozenset(
-        {
-            "breast",
-            "lung",
-            "left lung",
-            "right lung",
-            "liver",
-            "heart",
-            "kidney",
-            "left kidney",
-            "right kidney",
-            "spleen",
-            "stomach",
-            "small bowel",
-            "colon",
-            "rectum",
-            "duodenum",
-            "esophagus",
-            "bladder",
-        }
-    ),
-}
+ANSWER_KINDS: Registry[frozenset[str]] = Registry(
+    "answer kind",
+    {
+        "yes_no": frozenset({"yes", "no"}),
+        "malignancy": frozenset({"benign", "malignant"}),
+        "modality": frozenset({"ct", "mri", "x-ray", "超声", "ultrasound"}),
+        "organ": frozenset(
+            {
+                "breast",
+                "lung",
+                "left lung",
+                "right lung",
+                "liver",
+                "heart",
+                "kidney",
+                "left kidney",
+                "right kidney",
+                "spleen",
+                "stomach",
+                "small bowel",
+                "colon",
+                "rectum",
+                "duodenum",
+                "esophagus",
+                "bladder",
+            }
+        ),
+    },
+)
+"""Kind -> the canonical labels of that kind, tried in this order (``no_lesion`` is checked before)."""
 _NO_LESION_KEYS = tuple(sorted({fold_key(form) for form in NO_LESION_FORMS}, key=len, reverse=True))
 
 
