@@ -19,9 +19,18 @@ import numpy as np
 import timm
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from torch import nn
 
+from fusion.pixels import to_rgb
 from fusion.pretrained import PackageWeights, load_package_weights
 from fusion.registry import Registry
 
@@ -88,6 +97,15 @@ class EncoderSpec(BaseModel):
         if self.checkpoint_path is not None:
             return self.checkpoint_path
         return "hub (pretrained)" if self.pretrained else "random init"
+
+    @model_serializer(mode="wrap")
+    def _without_absent_weights(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """An encoder without package weights is written as before the field existed, so saved
+        configs (and the students' backbone fingerprints over them) stay what they were."""
+        data = handler(self)
+        if data.get("weights", "") is None:
+            del data["weights"]
+        return data
 
     def without_weights(self) -> EncoderSpec:
         """The same encoder, randomly initialised (its weights will come from elsewhere)."""
@@ -227,7 +245,7 @@ class ImageTransform:
             raise ValueError("preprocess needs at least one image")
         resample = _PIL_INTERPOLATION.get(self.interpolation, Image.Resampling.BICUBIC)
         arrays = [
-            np.asarray(image.convert("RGB").resize((self.size, self.size), resample), dtype=np.float32)
+            np.asarray(to_rgb(image).resize((self.size, self.size), resample), dtype=np.float32)
             for image in images
         ]
         batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).div_(255.0)
