@@ -204,3 +204,33 @@ def test_text_on_one_frame_of_a_cine_is_masked_on_that_frame(shared_data: Path, 
     assert png[box.y0 : box.y1, box.x0 : box.x1].max() == 0
     summary = json.dumps(record["pixel_cleaning"])
     assert '"checked": true' in summary
+
+
+@needs_ocr
+def test_the_detector_runs_as_configured_and_reports_its_input_size() -> None:
+    """The detector's threads and input sizes are the ones ultra states (RapidOCR's engine config
+    holds them), and input_size is what RapidOCR's own resize produces for a view."""
+    from rapidocr.ch_ppocr_det.utils import DetPreProcess
+    from rapidocr.utils.process_img import resize_image_within_bounds
+
+    from ultra.dicom.burned_in import DETECT_MAX_SIDE, DETECT_MIN_SIDE, TextDetector, detector_threads
+
+    detector = TextDetector(threads=1)
+    cfg = detector.engine.cfg
+    assert (str(cfg.Det.limit_type), int(cfg.Det.limit_side_len)) == ("min", DETECT_MIN_SIDE)
+    assert int(cfg.Global.max_side_len) == DETECT_MAX_SIDE
+    assert int(cfg.EngineConfig.onnxruntime.intra_op_num_threads) == 1
+    assert detector_threads(workers=10**6) == 1 and TextDetector().threads == detector_threads()
+    resize = DetPreProcess(cfg.Det.limit_side_len, cfg.Det.limit_type).resize
+    for width, height in [(80, 60), (624, 230), (640, 480), (1024, 768), (3000, 2500)]:
+        view, _, _ = resize_image_within_bounds(
+            np.zeros((height, width, 3), np.uint8), cfg.Global.min_side_len, cfg.Global.max_side_len
+        )
+        net_h, net_w = resize(view).shape[:2]
+        assert detector.input_size(width, height) == (net_w, net_h), (width, height)
+        assert max(net_w, net_h) <= max(DETECT_MAX_SIDE, DETECT_MIN_SIDE * max(width, height) / min(width, height)) + 32
+    assert detector.input_size(1024, 768) == (1024, 768)  # large enough already: never grown
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    _draw(rgb, "AB 12", 12, (6, 20), (255, 255, 255))
+    quads = detector(rgb)
+    assert len(quads) >= 1 and quads[..., 0].max() <= 80 + 1 and quads[..., 1].max() <= 60 + 1

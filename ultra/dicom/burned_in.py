@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ BOX_PAD_MIN = 2
 MAX_TEXT_HEIGHT_FRACTION = 0.2  # of the view's shorter side: a taller detector box is not a text line
 MAX_TEXT_HEIGHT_MIN = 24
 MASKED_SHARE_IS_OLD = 0.5  # a detector box at least this much over masks already made adds nothing
+DETECT_MIN_SIDE = 736  # px the detector's input has on its shorter side, at least (small views grow)
+DETECT_MAX_SIDE = 2000  # px: a view with a longer side is shrunk to it first (RapidOCR's max_side_len)
+_DETECT_GRID = 32  # the detector network's input sides are multiples of this
 TEXT_MAP_SIDE = 320  # the small copy the text map is made on
 TEXT_MAP_STROKE = 5  # px on the small copy: the opening that keeps everything but thin strokes
 TEXT_MAP_CONTRAST = 0.3  # a stroke is this much brighter (0..1) than what the opening leaves
@@ -99,16 +103,89 @@ def ocr_available() -> bool:
 
 
 @functools.cache
-def _ocr_engine():  # one per process: loading the ONNX sessions costs far more than a frame
-    from rapidocr import RapidOCR
+def process_detector() -> TextDetector:
+    """This process's detector when the caller passes none (its threads: every usable core)."""
+    return TextDetector()
 
-    return RapidOCR(
-        params={
-            "Global.log_level": "critical",
-            "EngineConfig.onnxruntime.intra_op_num_threads": 1,
-            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-        }
-    )
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def detector_threads(workers: int = 1) -> int:
+    """ONNX Runtime threads for each of ``workers`` processes sharing this machine's cores: one
+    thread per core in all, so parallel workers do not oversubscribe the CPU."""
+    return max(1, usable_cores() // max(1, workers))
+
+
+class TextDetector:
+    """RapidOCR's PP-OCR text detector, loaded on first use and reused for every frame after.
+
+    Loading the ONNX session costs far more than a frame, so one detector serves a whole process:
+    build it once and pass it to :func:`plan_masking`, with ``threads`` set to the cores this
+    process may use (:func:`detector_threads`). Its input size is RapidOCR's own rule, stated
+    here: a view longer than ``max_side`` is shrunk to it, then its shorter side is brought up to
+    ``min_side``. Masking needs that growth: at the view's own size 5 of
+    ``benchmarks.dicom_masking``'s 30 planted cases stay readable, 1 at a uniform 1.6x or with a
+    624x230 crop held to 1280 px, and 13 px Chinese on the fuzz runs' 192x144 frames is missed
+    below 4x; any other resize of the same views (padding, a different rounding) let a planted
+    case through, so the views reach the network exactly as RapidOCR sizes them.
+    """
+
+    def __init__(
+        self, threads: int | None = None, min_side: int = DETECT_MIN_SIDE, max_side: int = DETECT_MAX_SIDE
+    ) -> None:
+        if not _DETECT_GRID <= min_side <= max_side:
+            raise ValueError(f"detector sides must satisfy {_DETECT_GRID} <= min_side <= max_side")
+        self.threads = threads if threads is not None else detector_threads()
+        self.min_side, self.max_side = min_side, max_side
+        self._engine = None
+
+    @property
+    def engine(self):
+        """The RapidOCR object (built on first use: importing and loading it takes a second)."""
+        if self._engine is None:
+            from rapidocr import RapidOCR
+
+            self._engine = RapidOCR(
+                params={
+                    "Global.log_level": "critical",
+                    "Global.max_side_len": self.max_side,
+                    "Det.limit_type": "min",
+                    "Det.limit_side_len": self.min_side,
+                    "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
+                    "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                }
+            )
+        return self._engine
+
+    def input_scale(self, width: int, height: int) -> float:
+        """The factor a ``width`` x ``height`` view is resized by before detection."""
+        shrink = min(1.0, self.max_side / max(width, height, 1))  # Global.max_side_len, first
+        short = max(1, round(min(width, height) * shrink))
+        return shrink * max(1.0, self.min_side / short)
+
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        """The (width, height) the detector network sees for a view of this size: RapidOCR's own
+        resize, as this detector's config sets it (sides on the 32 px grid)."""
+        factor = self.input_scale(width, height)
+        return _on_grid(int(width * factor)), _on_grid(int(height * factor))
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """Text quads (n x 4 x 2, float32) in ``rgb``'s pixel coordinates."""
+        result = self.engine(np.ascontiguousarray(rgb), use_det=True, use_cls=False, use_rec=False)
+        if result.boxes is None or len(result.boxes) == 0:
+            return np.zeros((0, 4, 2), dtype=np.float32)
+        return np.asarray(result.boxes, dtype=np.float32)
+
+
+def _on_grid(side: int) -> int:
+    """RapidOCR's rounding of a side to the network's grid (at least one cell)."""
+    return max(_DETECT_GRID, int(round(side / _DETECT_GRID) * _DETECT_GRID))
 
 
 def max_text_height(width: int, height: int) -> int:
@@ -116,7 +193,7 @@ def max_text_height(width: int, height: int) -> int:
     return max(MAX_TEXT_HEIGHT_MIN, round(MAX_TEXT_HEIGHT_FRACTION * min(width, height)))
 
 
-def detect_text_boxes(rgb: np.ndarray) -> tuple[list[Box], int]:
+def detect_text_boxes(rgb: np.ndarray, detector: TextDetector) -> tuple[list[Box], int]:
     """Boxes of text the OCR detector finds in one image, padded, and how many it refused.
 
     Detection alone (no recognition): every text-like area is masked, legible or not. A box whose
@@ -125,12 +202,10 @@ def detect_text_boxes(rgb: np.ndarray) -> tuple[list[Box], int]:
     import cv2
 
     height, width = rgb.shape[:2]
-    result = _ocr_engine()(np.ascontiguousarray(rgb), use_det=True, use_cls=False, use_rec=False)
-    if result.boxes is None:
-        return [], 0
+    quads = detector(np.ascontiguousarray(rgb))
     tallest = max_text_height(width, height)
     boxes, refused = [], 0
-    for quad in np.asarray(result.boxes, dtype=np.float32):
+    for quad in quads:
         if min(cv2.minAreaRect(quad)[1]) > tallest:
             refused += 1
             continue
@@ -198,12 +273,12 @@ def _new_boxes(found: list[Box], boxes: list[Box]) -> list[Box]:
     return [box for box in found if _masked_share(box, boxes) < MASKED_SHARE_IS_OLD]
 
 
-def _views_boxes(image: np.ndarray, views: list[Box]) -> tuple[list[Box], int]:
+def _views_boxes(image: np.ndarray, views: list[Box], detector: TextDetector) -> tuple[list[Box], int]:
     """Detector boxes over each view (a crop of ``image``), in frame coordinates."""
     found, refused = [], 0
     for view in views:
         crop = image[view.y0 : view.y1, view.x0 : view.x1]
-        boxes, refused_here = detect_text_boxes(crop)
+        boxes, refused_here = detect_text_boxes(crop, detector)
         refused += refused_here
         found.extend(Box(b.x0 + view.x0, b.y0 + view.y0, b.x1 + view.x0, b.y1 + view.y0) for b in boxes)
     return found, refused
@@ -224,14 +299,14 @@ def _filled(masked: np.ndarray, plan: PixelPlan) -> np.ndarray:
     return cv2.inpaint(np.ascontiguousarray(masked), holes, 3, cv2.INPAINT_TELEA)
 
 
-def check_frame(rgb: np.ndarray, plan: PixelPlan, views: list[Box]) -> bool:
+def check_frame(rgb: np.ndarray, plan: PixelPlan, views: list[Box], detector: TextDetector) -> bool:
     """Add the text boxes of one frame to ``plan``; True when a last pass over the views found none new."""
     height, width = rgb.shape[:2]
-    raw, refused = _views_boxes(rgb, [Box(0, 0, width, height)])
+    raw, refused = _views_boxes(rgb, [Box(0, 0, width, height)], detector)
     plan.refused_boxes += refused
     plan.text_boxes.extend(_new_boxes(raw, plan.text_boxes))
     for _ in range(CHECK_ROUNDS):
-        found, refused = _views_boxes(_filled(plan.apply(rgb), plan), views)
+        found, refused = _views_boxes(_filled(plan.apply(rgb), plan), views, detector)
         plan.refused_boxes += refused
         new = _new_boxes(found, plan.text_boxes)
         if not new:
@@ -247,10 +322,12 @@ def plan_masking(
     frame: Callable[[int], np.ndarray],
     use_ocr: bool,
     views: list[Box] | None = None,
+    detector: TextDetector | None = None,
 ) -> PixelPlan:
     """The mask for every frame: regions always, plus OCR text boxes when asked.
 
     ``views`` are the parts of a frame that are written (frame coordinates); default the whole frame.
+    ``detector`` is the process's :class:`TextDetector`; without one, :func:`process_detector`'s.
     """
     plan = PixelPlan(keep=keep, band_rows=band_rows)
     if not use_ocr:
@@ -262,7 +339,8 @@ def plan_masking(
     changes = text_change_frames(total, frame, plan)
     first, rest = changes[0], sorted(changes[1:], key=lambda change: -change[1])
     chosen = sorted([first[0]] + [index for index, _ in rest[: OCR_MAX_FRAMES - 1]])
-    settled = [check_frame(frame(index), plan, views) for index in chosen]
+    detector = detector if detector is not None else process_detector()
+    settled = [check_frame(frame(index), plan, views, detector) for index in chosen]
     plan.ocr_frames = chosen
     plan.checked = all(settled) and len(changes) <= OCR_MAX_FRAMES
     plan.ocr_seconds = time.perf_counter() - start
