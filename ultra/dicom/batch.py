@@ -28,7 +28,7 @@ from PIL import Image
 from pydicom import dcmread
 
 from fusion.progress import progress_bar
-from ultra.dicom.burned_in import ocr_available
+from ultra.dicom.burned_in import detector_threads, ocr_available
 from ultra.dicom.deid_key import load_or_create_key
 from ultra.dicom.layout import check_layout
 from ultra.dicom.outputs import atomic_write_json, atomic_write_jsonl, sweep_partial_files
@@ -261,6 +261,8 @@ def run_batch(
     Raises :class:`~ultra.dicom.layout.LayoutError` before writing anything when OUTDIR is unsafe.
     """
     options = options or ProcessOptions()
+    if options.ocr_threads is None:  # the workers share the cores: no oversubscription
+        options = options.model_copy(update={"ocr_threads": detector_threads(workers)})
     questions = list(questions or [])
     if questions and answerer is None:
         raise ValueError("questions were given but no answerer (model) to answer them")

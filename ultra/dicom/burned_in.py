@@ -103,9 +103,10 @@ def ocr_available() -> bool:
 
 
 @functools.cache
-def process_detector() -> TextDetector:
-    """This process's detector when the caller passes none (its threads: every usable core)."""
-    return TextDetector()
+def process_detector(threads: int | None = None) -> TextDetector:
+    """This process's detector with ``threads`` ONNX threads (None: every usable core), built once
+    per process: a batch worker reuses it for every file it is given."""
+    return TextDetector(threads)
 
 
 def usable_cores() -> int:

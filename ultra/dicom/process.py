@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from pydicom import Dataset
 
-from ultra.dicom.burned_in import PixelPlan, ocr_available, plan_masking
+from ultra.dicom.burned_in import PixelPlan, ocr_available, plan_masking, process_detector
 from ultra.dicom.deid import Deidentifier
 from ultra.dicom.errors import DicomReadError, without_header_values
 from ultra.dicom.integrity import check_complete
@@ -62,6 +62,9 @@ class ProcessOptions(BaseModel):
     resume: bool = False
     frame_cache_mb: int = Field(
         256, ge=0, description="decoded frames an instance keeps for reuse (MiB; at least one frame is held)"
+    )
+    ocr_threads: int | None = Field(
+        None, ge=1, description="text-detector threads per worker (None: every usable core)"
     )
 
 
@@ -207,7 +210,8 @@ def _process_dataset(
         band = header_band_rows(height)
         band = min(band, min(k.y0 for k in keep)) if use_ocr else band
         views = _written_views(box, width, height, options)
-        plan = plan_masking(keep, band, total, frame, use_ocr, views=views)
+        detector = process_detector(options.ocr_threads) if use_ocr else None
+        plan = plan_masking(keep, band, total, frame, use_ocr, views=views, detector=detector)
         whole = Box(0, 0, width, height)
         written = [(index, box if options.crop else whole) for index in indices]
         written += [(index, whole) for index in range(total)] if options.write_dicom else []
