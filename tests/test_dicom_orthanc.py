@@ -24,10 +24,8 @@ from ultra.dicom.dicomweb import fetch_instance, list_instances
 pytestmark = pytest.mark.orthanc
 # RLE, JPEG 2000, JPEG baseline cine, 16-bit palette; each with its own SOP Instance UID.
 FILES = ["OBXXXX1A_rle_2frame.dcm", "US1_J2KI.dcm", "examples_ybr_color.dcm", "gdcm-US-ALOKA-16.dcm"]
-PLUGIN_CANDIDATES = [
-    "/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
-    "/usr/lib/orthanc/libOrthancDicomWeb.so",
-]
+PLUGIN_VARIABLE = "ULTRA_ORTHANC_DICOMWEB_PLUGIN"
+"""Where the DICOMweb plugin is when no Debian package records it (any other install)."""
 
 
 def _orthanc_binary() -> str | None:
@@ -35,12 +33,16 @@ def _orthanc_binary() -> str | None:
 
 
 def _dicomweb_plugin() -> str | None:
+    """The plugin's path from the environment, else from the Debian package's own file list."""
+    named = os.environ.get(PLUGIN_VARIABLE)
+    if named:
+        return named if Path(named).is_file() else None
     if shutil.which("dpkg"):
         listing = subprocess.run(["dpkg", "-L", "orthanc-dicomweb"], capture_output=True, text=True).stdout
-        found = [line for line in listing.splitlines() if "libOrthancDicomWeb.so" in line]
+        found = [line for line in listing.splitlines() if line.endswith("libOrthancDicomWeb.so") and Path(line).is_file()]
         if found:
             return sorted(found, key=len)[0]
-    return next((p for p in PLUGIN_CANDIDATES if Path(p).exists()), None)
+    return None
 
 
 def _free_port() -> int:
@@ -55,7 +57,7 @@ def orthanc(tmp_path_factory) -> Iterator[str]:
     if binary is None:
         pytest.skip("Orthanc is not on PATH (install the Debian packages orthanc and orthanc-dicomweb)")
     if plugin is None:
-        pytest.skip("the Orthanc DICOMweb plugin is not installed (Debian package orthanc-dicomweb)")
+        pytest.skip(f"the Orthanc DICOMweb plugin is not installed (Debian package orthanc-dicomweb, or set {PLUGIN_VARIABLE})")
     root = tmp_path_factory.mktemp("orthanc")
     http_port, dicom_port = _free_port(), _free_port()
     config = {
