@@ -25,18 +25,9 @@ import numpy as np
 import pydicom
 from pydicom.uid import generate_uid
 
+from benchmarks.shared_data import shared_us_folder
 from ultra.dicom import ProcessOptions, make_pool, run_batch
 from ultra.dicom.outputs import write_png
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_us_folder() -> Path:
-    root = Path(os.environ.get("ULTRA_SHARED_DATA", REPO.parent / "shared" / "data"))
-    folder = root / "dicom" / "us"
-    if not folder.is_dir():
-        sys.exit(f"shared DICOM data not found at {folder} (set ULTRA_SHARED_DATA)")
-    return folder
 
 
 def build_corpus(target: Path, copies: int) -> int:

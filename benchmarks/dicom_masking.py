@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,25 +31,17 @@ from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from benchmarks.shared_data import shared_us_folder
 from data_zh.fonts import BUNDLED_FONT
 from ultra.dicom.process import ProcessOptions, process_input
 from ultra.dicom.sources import InputItem
 from ultra.media.dicom import decode_frame_rgb, read_dataset
 
-REPO = Path(__file__).resolve().parents[1]
 KEY = b"benchmark-key-0123456789abcdef0123"
 SCAN_UNCR = (8, 108, 632, 338)
 COLOURS = [(255, 255, 255), (170, 170, 170), (255, 200, 0), (120, 200, 255)]
 TEXTS = ("ZHANG WEI 1963", "张三丰 男")
 BLACK = 13  # of 255: darker source pixels are margin
-
-
-def shared_us_folder() -> Path:
-    root = Path(os.environ.get("ULTRA_SHARED_DATA", REPO.parent / "shared" / "data"))
-    folder = root / "dicom" / "us"
-    if not folder.is_dir():
-        sys.exit(f"shared DICOM data not found at {folder} (set ULTRA_SHARED_DATA)")
-    return folder
 
 
 def _process(path: Path, out: Path, **options: object):
@@ -89,6 +79,8 @@ def _reader():
 
 
 def readable(rgb: np.ndarray, text: str) -> list[str]:
+    """What RapidOCR reads (detection + recognition, any confidence) that shares a piece of
+    ``text`` (2 CJK or 3 Latin characters): the benchmark's and the masking tests' one measure."""
     read = _reader()(np.ascontiguousarray(rgb), text_score=0.0).txts or []
     planted = text.replace(" ", "").upper()
     size = 2 if any(ord(c) > 127 for c in planted) else 3

@@ -9,7 +9,6 @@ is masked on that frame. Chinese is drawn with the bundled font, whose glyphs ar
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from benchmarks.dicom_masking import readable
 from data_zh.fonts import BUNDLED_FONT
 from ultra.dicom.burned_in import ocr_available
 from ultra.dicom.process import ProcessOptions, process_input
@@ -121,22 +121,6 @@ def _draw(rgb: np.ndarray, text: str, size: int, at: tuple[int, int], fill: tupl
     return Box(*draw.textbbox(at, text, font=_font(size)))
 
 
-@functools.cache
-def _reader():
-    from rapidocr import RapidOCR
-
-    return RapidOCR(params={"Global.log_level": "critical"})
-
-
-def _readable(rgb: np.ndarray, text: str) -> list[str]:
-    """What RapidOCR reads (any confidence) that shares a piece of ``text`` (2 CJK or 3 Latin characters)."""
-    read = _reader()(np.ascontiguousarray(rgb), text_score=0.0).txts or []
-    planted = text.replace(" ", "").upper()
-    size = 2 if any(ord(c) > 127 for c in planted) else 3
-    pieces = {planted[i : i + size] for i in range(len(planted) - size + 1)}
-    return [t for t in read if any(p in t.replace(" ", "").upper() for p in pieces)]
-
-
 PLANTED = [  # header regions, text, size, where, colour: the kinds that stayed readable before
     ("none", "张三丰 男", 9, (297, 245), (255, 200, 0)),
     ("central", "ZHANG WEI 1963", 20, (219, 188), (170, 170, 170)),
@@ -153,7 +137,7 @@ def test_text_planted_in_the_scan_is_unreadable_after_masking(
     rgb = ds.pixel_array.copy()
     _draw(rgb, text, size, at, fill)
     x0, y0, x1, y1 = SCAN_UNCR
-    before = _readable(rgb, text) or _readable(rgb[y0:y1, x0:x1], text)  # the frame, or its scan as a PNG
+    before = readable(rgb, text) or readable(rgb[y0:y1, x0:x1], text)  # the frame, or its scan as a PNG
     assert before, "the planted text must be readable before masking"
     ds.PixelData = rgb.tobytes()
     ds.SOPInstanceUID = f"{UID_ROOT}{size}"
@@ -164,7 +148,7 @@ def test_text_planted_in_the_scan_is_unreadable_after_masking(
     record = _process(path, tmp_path / "out", write_dicom=True)
     png = np.asarray(Image.open(tmp_path / "out" / record["images"][0]))
     written = pydicom.dcmread(tmp_path / "out" / record["dicom"])
-    assert not _readable(png, text) and not _readable(written.pixel_array, text)
+    assert not readable(png, text) and not readable(written.pixel_array, text)
     codes = {item.CodeValue for item in written.DeidentificationMethodCodeSequence}
     assert record["pixel_cleaning"]["checked"]
     assert written.BurnedInAnnotation == "NO" and "113101" in codes
