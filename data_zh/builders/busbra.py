@@ -14,8 +14,8 @@ from typing import Any
 from data_zh.builders.busi import SITE_ANSWER, lesion_answer, malignancy_answer, malignancy_kind
 from data_zh.builders.phrasing import pick
 from data_zh.builders.wordings import WordingSet, question_wordings
-from data_zh.converters.busbra import BUSBRA_LICENCE, read_busbra_rows
-from data_zh.schema import Labels, Media, Record, qa_turns
+from data_zh.converters.busbra import busbra_record, read_busbra_rows
+from data_zh.schema import Labels, Record, qa_turns
 
 
 def _images_of(split: str, rows: dict[str, dict[str, Any]]) -> list[tuple[str, str | None]]:
@@ -48,25 +48,17 @@ def build_busbra_vqa(root: str | Path, split: str = "val", wordings: WordingSet 
             ("lesion", lesion_answer(pathology)),
             (malignancy_kind(pathology), malignancy_answer(pathology)),
         ]
+        image = busbra_record(root, image_id, facts, tag)  # the image's facts, once
         for kind, answer in asked:
             questions = question_wordings(kind, wordings)
             question = questions[0] if wordings == "train" else pick(questions, image_id, kind)
-            facts_kept = {key: value for key, value in facts.items() if key != "image"}
             records.append(
-                Record(
+                image.derive(
                     id=f"busbra-zh-{kind}-{image_id.removeprefix('bus_')}",
-                    source="busbra",
-                    licence=BUSBRA_LICENCE,
-                    specialty="breast",
-                    modality="US",
-                    language="zh",
                     task="closed_vqa",
-                    media=Media(root=str(root.resolve()), images=[facts["image"]]),
                     conversations=qa_turns(question, answer),
-                    answer_type="closed",
                     labels=Labels(classes=[pathology]),
-                    split=tag,
-                    extra={"question_type": kind, "wordings": wordings, "image_id": image_id, **facts_kept},
+                    extra={"question_type": kind, "wordings": wordings, **image.extra},
                 )
             )
     return records
